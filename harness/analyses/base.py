@@ -1,0 +1,112 @@
+"""What an analysis receives (cached scores per job) and returns (rows, figures)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from harness.calibration import Calibrator
+from harness.metrics import aupro, pixel_auroc, ranking_metrics
+
+
+@dataclass
+class JobData:
+    """The cached outcome of one job, with ground truth joined after scoring."""
+
+    model: str
+    category: str
+    seed: int
+    key: str
+    meta: Mapping[str, Any]
+    scores: pd.DataFrame
+    load_maps: Callable[[], np.ndarray | None] = field(repr=False)
+    load_masks: Callable[[], np.ndarray | None] = field(repr=False)
+
+    @property
+    def weights(self) -> str:
+        """How the model's weights were initialised."""
+        return str(self.meta.get("weights", "unknown"))
+
+    @cached_property
+    def holdout(self) -> np.ndarray:
+        """Scores of held-out defect-free training images (what deployable calibrators see)."""
+        return self.scores.loc[self.scores["split"] == "holdout", "score"].to_numpy(float)
+
+    @cached_property
+    def test(self) -> pd.DataFrame:
+        """Test rows: path, score, label, defect_type."""
+        return self.scores[self.scores["split"] == "test"].reset_index(drop=True)
+
+    @cached_property
+    def image_metrics(self) -> dict[str, float]:
+        """AUROC and AP of the test scores."""
+        return ranking_metrics(self.test["score"].to_numpy(float), self.test["label"].to_numpy(int))
+
+    @cached_property
+    def pixel_metrics(self) -> dict[str, float]:
+        """Pixel AUROC and AUPRO when the model gives maps and the dataset has masks."""
+        maps, masks = self.load_maps(), self.load_masks()
+        if maps is None or masks is None or not masks.any():
+            return {"pixel_auroc": float("nan"), "aupro": float("nan")}
+        return {"pixel_auroc": pixel_auroc(maps, masks), "aupro": aupro(maps, masks)}
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """A configured calibrator and the label its rows carry."""
+
+    label: str
+    name: str
+    calibrator: Calibrator
+
+    @property
+    def oracle(self) -> bool:
+        """Whether it reads test labels."""
+        return bool(getattr(self.calibrator, "oracle", False))
+
+
+@dataclass(frozen=True)
+class FigureRecord:
+    """A figure file written by an analysis, with what the report needs to place it."""
+
+    file: str
+    caption: str
+    category: str | None = None
+    model: str | None = None
+
+
+@dataclass
+class AnalysisContext:
+    """Everything an analysis may use. It never gets a detector: only cached scores."""
+
+    jobs: Sequence[JobData]
+    calibrations: Sequence[CalibrationSpec]
+    figure_dir: Path
+    options: Mapping[str, Any]
+
+
+@dataclass
+class AnalysisResult:
+    """Result rows (one per model, category, seed, calibration, setting) and figures."""
+
+    rows: pd.DataFrame
+    figures: list[FigureRecord]
+
+
+class Analysis(Protocol):
+    """A protocol kind."""
+
+    title: str
+    description: str
+
+    def analyse(self, context: AnalysisContext) -> AnalysisResult:
+        """Compute rows and figures from cached scores."""
+
+    def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The leaderboard: rows aggregated for the report's first table."""

@@ -1,0 +1,159 @@
+"""Threshold calibrators: where a decision threshold comes from.
+
+An image is called anomalous when ``score >= threshold``. Two kinds of calibrator exist:
+
+* deployable ones (``oracle = False``) see only scores of held-out *normal training* images:
+  ``kde`` (paper 000) and ``quantile``;
+* oracles (``oracle = True``) read test labels: ``test_f1_oracle`` and ``test_youden_oracle``.
+  They exist only as labelled references for what test-set tuning would report.
+
+The harness builds :class:`CalibrationData` without any test data for non-oracle
+calibrators, so the leakage guard is structural, not a convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.special import ndtr
+from scipy.stats import gaussian_kde
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from harness import hookimpl
+from harness.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """The scores a calibrator may look at.
+
+    Attributes:
+        holdout_scores: scores of held-out defect-free training images (never used to fit).
+        test_scores: test image scores; ``None`` unless the calibrator is an oracle.
+        test_labels: 1 = anomalous; ``None`` unless the calibrator is an oracle.
+    """
+
+    holdout_scores: np.ndarray
+    test_scores: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+
+
+class Calibrator(Protocol):
+    """Turns scores into one threshold."""
+
+    oracle: bool
+
+    def threshold(self, data: CalibrationData) -> float:
+        """The decision threshold (anomalous when ``score >= threshold``)."""
+
+
+def _require_holdout(data: CalibrationData, name: str) -> np.ndarray:
+    scores = np.asarray(data.holdout_scores, dtype=np.float64)
+    if scores.size == 0:
+        raise HarnessError(f"calibration '{name}' needs held-out normal images; set holdout_fraction above 0")
+    return scores
+
+
+def _require_test(data: CalibrationData) -> tuple[np.ndarray, np.ndarray]:
+    if data.test_scores is None or data.test_labels is None:
+        raise HarnessError("an oracle calibration was given no test labels")
+    labels = np.asarray(data.test_labels)
+    if labels.min() == labels.max():
+        raise HarnessError("an oracle calibration needs both normal and anomalous test images")
+    return np.asarray(data.test_scores, dtype=np.float64), labels
+
+
+class TestF1Oracle:
+    """The threshold that maximises F1 on the test set (oracle: reads test labels)."""
+
+    oracle = True
+
+    def threshold(self, data: CalibrationData) -> float:
+        """Best-F1 threshold over all distinct test scores."""
+        scores, labels = _require_test(data)
+        precision, recall, thresholds = precision_recall_curve(labels, scores)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+        return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+class TestYoudenOracle:
+    """The AUROC-optimal (Youden's J = TPR - FPR) threshold on the test set (oracle)."""
+
+    oracle = True
+
+    def threshold(self, data: CalibrationData) -> float:
+        """Threshold maximising TPR - FPR; ties go to the highest threshold."""
+        scores, labels = _require_test(data)
+        fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+        best = int(np.argmax(tpr[1:] - fpr[1:])) + 1  # index 0 is +inf: predicts nothing
+        return float(thresholds[best])
+
+
+class KDEPercentile:
+    """Paper 000: a Gaussian KDE of held-out normal scores; threshold at its ``percentile``.
+
+    The percentile is taken of the smooth KDE distribution (its CDF inverted exactly), not of
+    the raw scores. ``bandwidth`` is scipy's ``bw_method``: "scott", "silverman" or a factor.
+    """
+
+    oracle = False
+
+    def __init__(self, percentile: float = 97.5, bandwidth: str | float = "scott") -> None:
+        if not 0 < percentile < 100:
+            raise HarnessError(f"kde percentile must be in (0, 100), got {percentile}")
+        self.percentile = float(percentile)
+        self.bandwidth = bandwidth
+
+    def threshold(self, data: CalibrationData) -> float:
+        """The ``percentile`` of the KDE fitted on held-out normal scores."""
+        scores = _require_holdout(data, "kde")
+        if scores.size < 2 or np.ptp(scores) == 0:
+            return float(scores.max())  # a point mass: the KDE degenerates to it
+        kde = gaussian_kde(scores, bw_method=self.bandwidth)
+        sigma = float(np.sqrt(kde.covariance[0, 0]))
+        target = self.percentile / 100
+
+        def cdf_gap(x: float) -> float:
+            return float(np.mean(ndtr((x - scores) / sigma))) - target
+
+        low, high = scores.min() - 10 * sigma, scores.max() + 10 * sigma
+        return float(brentq(cdf_gap, low, high, xtol=1e-12 * max(1.0, abs(high))))
+
+
+class EmpiricalQuantile:
+    """The ``percentile`` of the held-out normal scores themselves (linear interpolation)."""
+
+    oracle = False
+
+    def __init__(self, percentile: float = 97.5) -> None:
+        if not 0 < percentile <= 100:
+            raise HarnessError(f"quantile percentile must be in (0, 100], got {percentile}")
+        self.percentile = float(percentile)
+
+    def threshold(self, data: CalibrationData) -> float:
+        """``np.percentile`` of held-out normal scores."""
+        return float(np.percentile(_require_holdout(data, "quantile"), self.percentile))
+
+
+def calibration_data(
+    calibrator: Calibrator, holdout: np.ndarray, test_scores: np.ndarray, test_labels: np.ndarray
+) -> CalibrationData:
+    """What ``calibrator`` may see: test data only for oracles (the leakage guard)."""
+    if getattr(calibrator, "oracle", False):
+        return CalibrationData(holdout, test_scores, test_labels)
+    return CalibrationData(holdout)
+
+
+@hookimpl
+def harness_calibrations() -> dict[str, object]:
+    """The built-in calibrators."""
+    return {
+        "test_f1_oracle": TestF1Oracle,
+        "test_youden_oracle": TestYoudenOracle,
+        "kde": KDEPercentile,
+        "quantile": EmpiricalQuantile,
+    }

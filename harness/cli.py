@@ -1,0 +1,176 @@
+"""The ``harness`` command: run, validate, list, plugins, report.
+
+Bad input ends with one ``Error:`` line and exit status 2 (see :class:`harness.errors.ExitCode`);
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from harness.errors import ExitCode, HarnessError
+
+PROTOCOL_DIRS = (Path.cwd() / "protocols", Path(__file__).resolve().parent.parent / "protocols")
+
+
+def _quiet_libraries() -> None:
+    """Keep third-party chatter (Lightning tips, hub retries) out of the user's terminal."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "anomalib", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="harness")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Evaluate visual anomaly detectors under declared protocols, with honest thresholds."""
+    ctx.obj = {"debug": debug}
+    _quiet_libraries()
+
+
+@cli.command()
+@click.argument("protocol", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: results/<protocol file name>).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a protocol key, value as YAML, e.g. --set 'dataset.categories=[bottle]'.")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="Score cache folder (default: OUT/scores, or $HARNESS_CACHE_DIR).")
+def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Path | None) -> None:
+    """Run PROTOCOL: fit and score (cached), calibrate, write results and reports."""
+    from harness.protocol import load_protocol
+    from harness.runner import run_protocol
+
+    config = load_protocol(protocol, overrides)
+    out = out or Path("results") / protocol.stem
+    summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv)
+    click.echo(f"jobs: {summary.count('fitted')} fitted, {summary.count('cached')} from cache, "
+               f"{summary.count('failed')} failed")
+    for name in ("results.csv", "report.html", "report.tex", "run.json"):
+        if (out / name).exists():
+            click.echo(f"wrote {out / name}")
+    if summary.count("failed"):
+        click.echo(f"Error: {summary.count('failed')} job(s) failed; see the 'error' column of "
+                   f"{out / 'results.csv'}", err=True)
+        sys.exit(ExitCode.JOBS_FAILED)
+
+
+@cli.command()
+@click.argument("protocol", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
+def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
+    """Check PROTOCOL (keys, names, dataset, options) without running a model."""
+    from harness.protocol import load_protocol
+    from harness.runner import plan
+
+    config = load_protocol(protocol, overrides)
+    jobs, calibrations, _ = plan(config)
+    categories = sorted({job.category.name for job in jobs})
+    click.echo(f"{protocol}: valid · protocol {config.protocol} v{config.version} · {len(config.models)} model(s) · "
+               f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
+               f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)")
+
+
+@cli.command(name="list")
+@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols"]))
+def list_(kind: str) -> None:
+    """List registered models, dataset layouts, calibrations or protocols."""
+    from harness.plugins import get_plugins
+
+    plugins = get_plugins()
+    registry = plugins.registry(kind)
+    if kind == "protocols":
+        for name, analysis in sorted(registry.items()):
+            click.echo(f"{name:28s} {plugins.owner(kind, name).name:24s} {analysis.title}")
+        files = sorted({p.resolve() for d in PROTOCOL_DIRS if d.is_dir() for p in d.glob("*.yaml")})
+        if files:
+            click.echo("\nprotocol files:")
+            for path in files:
+                click.echo(f"  {os.path.relpath(path)}")
+        return
+    width = max((len(n) for n in registry), default=10) + 2
+    for name, entry in sorted(registry.items()):
+        owner = plugins.owner(kind, name).name
+        reason = entry.why_unavailable() if hasattr(entry, "why_unavailable") else None
+        status = f"cannot run here: {reason}" if reason else "ok"
+        oracle = "  (oracle: reads test labels)" if kind == "calibrations" and getattr(entry, "oracle", False) else ""
+        click.echo(f"{name:{width}s} {owner:20s} {status}{oracle}")
+    failed = [i for i in plugins.infos if i.error]
+    for info in failed:
+        click.echo(f"(plugin {info.name} failed to load: {info.error})", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List plugins, their versions and what each registers; failures with their reason."""
+    from harness.plugins import get_plugins
+
+    infos = get_plugins().infos
+    if as_json:
+        click.echo(json.dumps([vars(i) for i in infos], indent=2))
+        return
+    for info in infos:
+        head = f"{info.name} {info.version} ({info.source})"
+        if info.error:
+            click.echo(f"{head}\n    FAILED TO LOAD: {info.error}")
+            continue
+        click.echo(head)
+        for kind, names in info.registers.items():
+            click.echo(f"    {kind}: {', '.join(names)}")
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--format", "formats", multiple=True, type=click.Choice(["html", "latex"]),
+              help="Formats to render (default: those of the run).")
+def report(out: Path, formats: tuple[str, ...]) -> None:
+    """Re-render OUT's report.html and report.tex from its stored results (no model runs)."""
+    from harness.report import load_results, render_reports
+    from harness.store import check_writable
+
+    _, run_info, _ = load_results(out)
+    check_writable(out)
+    for path in render_reports(out, formats or tuple(run_info.get("report_formats", ["html", "latex"]))):
+        click.echo(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: map errors to one line and an exit status."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="harness", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        return ExitCode.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.USAGE_ERROR
+    except HarnessError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"Error: {exc}", err=True)
+        return ExitCode.USAGE_ERROR
+    except KeyboardInterrupt:
+        click.echo("Interrupted: finished jobs are cached; run the same command again to resume.", err=True)
+        return ExitCode.INTERRUPTED
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"Error: internal error {type(exc).__name__}: {exc}; rerun with --debug and report it", err=True)
+        return ExitCode.JOBS_FAILED
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Dataset records and categories: what the harness knows about each image (the model does not)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from harness.errors import DatasetError
+from harness.types import Sample
+
+NORMAL = "good"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image of a category with its ground truth. Never given to a detector.
+
+    Attributes:
+        path: the image file.
+        split: "train" (defect-free training images) or "test".
+        defect_type: "good" for defect-free images, else the defect type.
+        mask_paths: pixel masks of the defect (several for MVTec LOCO-style trees), or none.
+    """
+
+    path: Path
+    split: str
+    defect_type: str = NORMAL
+    mask_paths: tuple[Path, ...] = ()
+
+    @property
+    def label(self) -> int:
+        """1 for an anomalous image, 0 for a defect-free one."""
+        return int(self.defect_type != NORMAL)
+
+
+@dataclass
+class Category:
+    """The images of one dataset category and the defect families its types belong to."""
+
+    name: str
+    records: list[Record]
+    families: dict[str, str] = field(default_factory=dict)  # defect type -> family
+
+    def split(self, split: str) -> list[Record]:
+        """Records of one split, in a stable order."""
+        return [r for r in self.records if r.split == split]
+
+    @property
+    def defect_types(self) -> list[str]:
+        """The defect types present in the test split, sorted."""
+        return sorted({r.defect_type for r in self.records if r.label})
+
+    def fingerprint(self) -> str:
+        """A content hash of every image and mask (paths relative, bytes hashed)."""
+        digest = hashlib.blake2b(digest_size=16)
+        root = _common_root([r.path for r in self.records])
+        for record in sorted(self.records, key=lambda r: str(r.path)):
+            digest.update(f"{record.split}|{record.defect_type}|{record.path.relative_to(root)}".encode())
+            for path in (record.path, *record.mask_paths):
+                digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+
+class DatasetSource(Protocol):
+    """What a dataset layout returns: category names and their records."""
+
+    def categories(self) -> list[str]:
+        """Names of the categories found."""
+
+    def load(self, category: str) -> Category:
+        """Records of one category."""
+
+
+def _common_root(paths: Sequence[Path]) -> Path:
+    parts = [p.resolve().parts for p in paths]
+    common: list[str] = []
+    for level in zip(*parts, strict=False):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return Path(*common) if common else Path("/")
+
+
+def image_size_pair(size: int | Sequence[int]) -> tuple[int, int]:
+    """``128`` or ``[128, 96]`` as (height, width)."""
+    if isinstance(size, int):
+        return size, size
+    height, width = size
+    return int(height), int(width)
+
+
+def load_image(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """Read an image as H x W x 3 uint8 at ``size`` (height, width); grey images become RGB."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise DatasetError(
+            f"cannot read image {path}: {exc}; replace or remove the file (or exclude its folder)"
+        ) from None
+
+
+def load_mask(paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
+    """The union of ``paths`` as a boolean H x W mask at ``size``; all False when there is none."""
+    mask = np.zeros(size, dtype=bool)
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                resized = image.convert("L").resize((size[1], size[0]), Image.Resampling.NEAREST)
+                mask |= np.asarray(resized) > 0
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+            raise DatasetError(f"cannot read mask {path}: {exc}; replace or remove the file") from None
+    return mask
+
+
+def samples_for(records: Sequence[Record], size: tuple[int, int]) -> list[Sample]:
+    """Label-free samples for a detector: path plus a loader, nothing else."""
+    return [Sample(r.path, _loader(r.path, size)) for r in records]
+
+
+def _loader(path: Path, size: tuple[int, int]):
+    return lambda: load_image(path, size)
+
+
+def subsample(records: list[Record], limit: int | None, rng: np.random.Generator) -> list[Record]:
+    """At most ``limit`` records drawn without replacement, in their original order."""
+    if limit is None or len(records) <= limit:
+        return records
+    keep = set(rng.choice(len(records), size=limit, replace=False).tolist())
+    return [r for i, r in enumerate(records) if i in keep]

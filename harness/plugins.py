@@ -1,0 +1,139 @@
+"""The plugin manager: built-in plugins plus every ``harness.plugins`` entry point.
+
+A plugin that fails to import is recorded with its reason and skipped, so that one broken
+package never takes the others down. Registries merge the plugins' registration hooks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from harness import hookspecs
+from harness.errors import HarnessError, unknown_name_message
+
+ENTRY_POINT_GROUP = "harness.plugins"
+DISABLE_AUTOLOAD_ENV = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
+
+DEFAULT_PLUGINS = (
+    "harness.data.layouts",
+    "harness.calibration",
+    "harness.analyses.kde_vs_test",
+)
+"""Built-in plugins, registered like any other so that they show in ``harness plugins``."""
+
+REGISTRATION_HOOKS = {
+    "models": "harness_models",
+    "datasets": "harness_datasets",
+    "calibrations": "harness_calibrations",
+    "protocols": "harness_protocols",
+}
+
+
+@dataclass
+class PluginInfo:
+    """What ``harness plugins`` shows for one plugin."""
+
+    name: str
+    version: str
+    source: str  # "built-in" or the distribution that declares the entry point
+    registers: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Plugins:
+    """A loaded plugin manager with name registries for models, datasets, calibrations, protocols."""
+
+    def __init__(self, autoload: bool | None = None) -> None:
+        self.manager = pluggy.PluginManager("harness")
+        self.manager.add_hookspecs(hookspecs)
+        self.infos: list[PluginInfo] = []
+        self._owners: dict[str, dict[str, str]] = {kind: {} for kind in REGISTRATION_HOOKS}
+        self._registries: dict[str, dict[str, Any]] = {kind: {} for kind in REGISTRATION_HOOKS}
+        for module_name in DEFAULT_PLUGINS:
+            self._register(importlib.import_module(module_name), module_name, "built-in", _harness_version())
+        if autoload is None:
+            autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+        if autoload:
+            self._load_entry_points()
+        self.manager.check_pending()
+
+    def _load_entry_points(self) -> None:
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = getattr(ep, "dist", None)
+            version = dist.version if dist is not None else "?"
+            source = dist.name if dist is not None else ep.value
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin is reported, never fatal
+                self.infos.append(PluginInfo(ep.name, version, source, error=f"{type(exc).__name__}: {exc}"))
+                continue
+            self._register(plugin, ep.name, source, version)
+
+    def _register(self, plugin: object, name: str, source: str, version: str) -> None:
+        info = PluginInfo(name, version, source)
+        self.infos.append(info)
+        try:
+            self.manager.register(plugin, name=name)
+            for kind, hook_name in REGISTRATION_HOOKS.items():
+                impl = getattr(plugin, hook_name, None)
+                if impl is None:
+                    continue
+                entries: Mapping[str, Any] = impl() or {}
+                for entry_name, entry in entries.items():
+                    owner = self._owners[kind].get(entry_name)
+                    if owner is not None:
+                        raise HarnessError(
+                            f"{kind[:-1]} '{entry_name}' is registered by both '{owner}' and '{name}'; "
+                            "uninstall one of the plugins or rename the entry"
+                        )
+                    self._owners[kind][entry_name] = name
+                    self._registries[kind][entry_name] = entry
+                    info.registers.setdefault(kind, []).append(entry_name)
+        except Exception as exc:
+            if self.manager.is_registered(plugin):
+                self.manager.unregister(plugin)
+            info.registers = {}
+            info.error = f"{type(exc).__name__}: {exc}"
+
+    def registry(self, kind: str) -> dict[str, Any]:
+        """All entries of one kind ("models", "datasets", "calibrations", "protocols")."""
+        return dict(self._registries[kind])
+
+    def owner(self, kind: str, name: str) -> PluginInfo:
+        """The plugin that registered ``name``."""
+        plugin_name = self._owners[kind][name]
+        return next(info for info in self.infos if info.name == plugin_name)
+
+    def get(self, kind: str, name: str, key: str | None = None) -> Any:
+        """Look ``name`` up; an unknown name raises with "Did you mean ...? Available: ...".
+
+        ``key`` names the protocol key for the message (e.g. ``models[0].name``).
+        """
+        registry = self._registries[kind]
+        if name in registry:
+            return registry[name]
+        message = unknown_name_message(kind[:-1], str(name), registry)
+        failed = [info for info in self.infos if info.error]
+        if failed:
+            message += "; plugins that failed to load: " + ", ".join(f"{i.name} ({i.error})" for i in failed)
+        raise HarnessError(f"{key}: {message}" if key else message)
+
+
+def _harness_version() -> str:
+    from harness import __version__
+
+    return __version__
+
+
+@cache
+def get_plugins() -> Plugins:
+    """The process-wide plugin manager (built once, on first use)."""
+    return Plugins()

@@ -1,0 +1,176 @@
+"""Reports rendered from stored results only: ``report.html`` (self-contained) and ``report.tex``.
+
+``harness report OUT`` calls :func:`render_reports` on a finished output folder; nothing is
+fitted or scored. Both reports read ``results.csv``, ``run.json`` and ``figures/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from harness.errors import OutputError
+from harness.metrics import HIGHER_IS_BETTER
+from harness.store import write_atomic
+
+LEADERBOARD_COLUMNS = ["model", "calibration", "weights", "accuracy", "precision", "recall", "f1",
+                       "false_negatives", "false_positives", "auroc", "ap", "pixel_auroc", "aupro", "threshold"]
+DETAIL_COLUMNS = ["model", "seed", "calibration", "weights", "threshold", "accuracy", "precision", "recall", "f1",
+                  "false_negatives", "false_positives", "auroc", "ap", "pixel_auroc", "aupro"]
+HEADERS = {"false_negatives": "FN", "false_positives": "FP", "auroc": "AUROC", "ap": "AP", "f1": "F1",
+           "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
+
+
+def _header(column: str) -> str:
+    name = HEADERS.get(column, column.replace("_", " "))
+    direction = HIGHER_IS_BETTER.get(column)
+    return f"{name} {'↑' if direction else '↓'}" if direction is not None else name
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    columns = [c for c in columns if c in frame.columns]
+    return {
+        "columns": columns,
+        "headers": [_header(c) for c in columns],
+        "rows": [[(_cell(row[c]), row[c] if isinstance(row[c], (int, float)) else str(row[c])) for c in columns]
+                 for _, row in frame.iterrows()],
+        "oracle": [bool(row.get("oracle", False)) for _, row in frame.iterrows()],
+    }
+
+
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("harness", "report/templates"),
+                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def load_results(out: Path) -> tuple[pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
+    """``results.csv``, ``run.json`` and the figure manifest of an output folder."""
+    results_path, run_path = out / "results.csv", out / "run.json"
+    if not results_path.is_file() or not run_path.is_file():
+        raise OutputError(f"{out} holds no finished run (results.csv and run.json); run `harness run PROTOCOL --out {out}`")
+    rows = pd.read_csv(results_path, keep_default_na=True)
+    if "error" in rows:
+        rows["error"] = rows["error"].fillna("")
+    run = json.loads(run_path.read_text())
+    manifest_path = out / "figures" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else []
+    return rows, run, manifest
+
+
+def render_reports(out: Path, formats: tuple[str, ...] | list[str], figure_dir: Path | None = None,
+                   target: Path | None = None) -> list[Path]:
+    """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
+    from harness.plugins import get_plugins
+
+    rows, run, manifest = load_results(out)
+    figure_dir = figure_dir or out / "figures"
+    target = target or out
+    analysis = get_plugins().get("protocols", run["protocol"], key="protocol (from run.json)")
+    summary = analysis.summarise(rows)
+    ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+    failed = rows[rows["status"] == "failed"] if "status" in rows else rows.iloc[0:0]
+    categories = list(dict.fromkeys(ok["category"])) if not ok.empty else []
+    context = {
+        "run": run,
+        "title": run.get("title") or run["protocol"],
+        "analysis": analysis,
+        "summary": summary,
+        "categories": categories,
+        "failed": failed,
+        "has_oracle": bool(summary.get("oracle", pd.Series(dtype=bool)).any()) if not summary.empty else False,
+    }
+    written = []
+    if "html" in formats:
+        path = target / "report.html"
+        write_atomic(path, _render_html(context, ok, manifest, figure_dir))
+        written.append(path)
+    if "latex" in formats:
+        path = target / "report.tex"
+        write_atomic(path, _render_latex(context, ok))
+        written.append(path)
+    return written
+
+
+def _figure_data(manifest: list[dict[str, Any]], figure_dir: Path) -> list[dict[str, Any]]:
+    figures = []
+    for entry in manifest:
+        path = figure_dir / entry["file"]
+        if path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode()
+            figures.append({**entry, "src": f"data:image/png;base64,{data}"})
+    return figures
+
+
+def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path) -> str:
+    figures = _figure_data(manifest, figure_dir)
+    per_category = [
+        {"name": name,
+         "table": _table(ok[ok["category"] == name], DETAIL_COLUMNS),
+         "figures": [f for f in figures if f.get("category") == name]}
+        for name in context["categories"]
+    ]
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        **context,
+        leaderboard=_table(context["summary"], LEADERBOARD_COLUMNS) if not context["summary"].empty else None,
+        general_figures=[f for f in figures if not f.get("category")],
+        per_category=per_category,
+        failed_rows=context["failed"].to_dict("records"),
+        run_json=json.dumps({k: v for k, v in context["run"].items() if k != "jobs"}, indent=2),
+    )
+
+
+LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: object) -> str:
+    """Escape LaTeX special characters in ``text``."""
+    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def _latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    columns = [c for c in columns if c in frame.columns]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in columns]
+    headers = [latex_escape(_header(c)).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in columns]
+    body = []
+    for _, row in frame.iterrows():
+        cells = [latex_escape(_cell(row[c])).replace("–", "--") for c in columns]
+        if row.get("oracle", False) and "calibration" in columns:
+            cells[columns.index("calibration")] += " (oracle)"
+        body.append(cells)
+    return {"spec": "".join("r" if n else "l" for n in numeric), "headers": headers, "rows": body}
+
+
+def _render_latex(context: dict[str, Any], ok: pd.DataFrame) -> str:
+    summary = context["summary"]
+    env = _environment()
+    env.autoescape = False
+    env.block_start_string, env.block_end_string = r"\BLOCK{", "}"
+    env.variable_start_string, env.variable_end_string = r"\VAR{", "}"
+    env.comment_start_string, env.comment_end_string = r"\#{", "}"
+    template = env.get_template("report.tex.j2")
+    columns = ["model", "calibration", "accuracy", "precision", "recall", "f1", "false_negatives",
+               "false_positives", "auroc", "ap"]
+    per_category = [{"name": latex_escape(name),
+                     "table": _latex_table(ok[ok["category"] == name], ["model", "seed", *columns[1:]])}
+                    for name in context["categories"]]
+    return template.render(
+        title=latex_escape(context["title"]),
+        run=context["run"],
+        esc=latex_escape,
+        summary=_latex_table(summary, columns) if not summary.empty else None,
+        per_category=per_category,
+    )

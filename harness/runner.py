@@ -1,0 +1,265 @@
+"""``harness run``: protocol -> jobs (fit + score, cached) -> analysis -> results and reports."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import harness
+from harness.analyses.base import AnalysisContext, CalibrationSpec, JobData
+from harness.data.base import Category, load_mask, subsample
+from harness.errors import DatasetError, ProtocolError, unknown_name_message
+from harness.plugins import Plugins, get_plugins
+from harness.protocol import DatasetConfig, Protocol
+from harness.report import render_reports
+from harness.scoring import Job, JobFailed, JobOutcome, TrainingSubset, run_job
+from harness.store import ScoreCache, check_writable, json_dumps, staged_output, write_atomic
+
+CACHE_ENV = "HARNESS_CACHE_DIR"
+LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "matplotlib", "pluggy", "torch", "torchvision",
+             "anomalib", "lightning", "timm")
+
+
+@dataclass
+class RunSummary:
+    """What a run did: job counts by status and where the outputs are."""
+
+    out: Path
+    outcomes: list[JobOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        """Number of jobs with ``status`` ("cached", "fitted", "failed")."""
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+
+def open_dataset(config: DatasetConfig, plugins: Plugins) -> Any:
+    """Build the dataset source named by the protocol's layout."""
+    layout = plugins.get("datasets", config.effective_layout, key="dataset.layout")
+    root = config.root
+    try:
+        return layout(root, **config.effective_options)
+    except TypeError as exc:
+        raise ProtocolError(f"invalid options for layout '{config.effective_layout}': {exc}",
+                            key="dataset.options") from None
+
+
+def load_categories(source: Any, config: DatasetConfig) -> list[Category]:
+    """The protocol's categories, subsampled as asked, each checked to be usable."""
+    found = source.categories()
+    if not found:
+        raise DatasetError(f"no categories found under {config.root}; check dataset.root and dataset.layout")
+    names = list(config.categories) if config.categories else found
+    for name in names:
+        if name not in found:
+            raise ProtocolError(unknown_name_message("category", name, found), key="dataset.categories")
+    categories = []
+    for name in names:
+        category = source.load(name)
+        rng = np.random.default_rng(0)  # the subsample is part of the data, the same for every seed
+        train = subsample(category.split("train"), config.max_train_images, rng)
+        test = []
+        for defect_type in sorted({r.defect_type for r in category.split("test")}):
+            records = [r for r in category.split("test") if r.defect_type == defect_type]
+            test.extend(subsample(records, config.max_test_images_per_type, rng))
+        category = Category(category.name, train + test, category.families)
+        if len(train) < 2:
+            raise DatasetError(f"category '{name}' has {len(train)} defect-free training images; at least 2 are needed")
+        if not any(r.label for r in test) or all(r.label for r in test):
+            raise DatasetError(f"category '{name}' needs both defect-free and defective test images; "
+                               f"found {len(test)} test images ({sum(r.label for r in test)} defective)")
+        categories.append(category)
+    return categories
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "harness": harness.__version__}
+    for name in LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+def _hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                            "cpu_count": os.cpu_count()}
+    try:
+        info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        info["gpu"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    else:
+        info["gpu"] = []
+    return info
+
+
+def _git_revision() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(harness.__file__).parent,
+                                capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def build_calibrations(protocol: Protocol, plugins: Plugins) -> list[CalibrationSpec]:
+    """Instantiate the protocol's calibrators (bad options are protocol errors)."""
+    specs = []
+    for index, entry in enumerate(protocol.calibrations):
+        factory = plugins.get("calibrations", entry.name, key=f"calibrations.{index}.name")
+        try:
+            calibrator = factory(**dict(entry.options))
+        except TypeError as exc:
+            raise ProtocolError(f"invalid options for calibration '{entry.name}': {exc}", path=protocol.path,
+                                key=f"calibrations.{index}.options") from None
+        specs.append(CalibrationSpec(entry.label, entry.name, calibrator))
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ProtocolError("two calibrations share a label; give each a distinct 'label:'", path=protocol.path,
+                            key="calibrations")
+    return specs
+
+
+def plan(protocol: Protocol, plugins: Plugins | None = None) -> tuple[list[Job], list[CalibrationSpec], Any]:
+    """Validate everything a run needs and list its jobs; runs no model."""
+    plugins = plugins or get_plugins()
+    analysis = plugins.get("protocols", protocol.protocol, key="protocol")
+    factories = {}
+    for index, model in enumerate(protocol.models):
+        factories[model.label] = plugins.get("models", model.name, key=f"models.{index}.name")
+        check = getattr(factories[model.label], "check_options", None)
+        if check is not None:
+            check(dict(model.options), key=f"models.{index}.options")
+    calibrations = build_calibrations(protocol, plugins)
+    categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset)
+    jobs = []
+    for category in categories:
+        fingerprint = category.fingerprint()
+        for model in protocol.models:
+            info = plugins.owner("models", model.name)
+            factory_version = str(getattr(factories[model.label], "version", ""))
+            for seed in protocol.seeds:
+                jobs.append(Job(model, category, seed, TrainingSubset(protocol.holdout_fraction, seed),
+                                protocol.dataset.image_size, info.name, info.version, factory_version, fingerprint))
+    return jobs, calibrations, analysis
+
+
+def _masks_loader(category: Category, size: tuple[int, int]):
+    memo: dict[str, np.ndarray | None] = {}
+
+    def load() -> np.ndarray | None:
+        if "masks" not in memo:
+            test = category.split("test")
+            has_masks = any(r.mask_paths for r in test if r.label)
+            memo["masks"] = np.stack([load_mask(r.mask_paths, size) for r in test]) if has_masks else None
+        return memo["masks"]
+
+    return load
+
+
+def run_protocol(protocol: Protocol, out: Path, cache_dir: Path | None = None,
+                 argv: list[str] | None = None) -> RunSummary:
+    """Run ``protocol`` into ``out``: results.csv, figures/, report.html, report.tex, run.json."""
+    started = time.time()
+    plugins = get_plugins()
+    jobs, calibrations, analysis = plan(protocol, plugins)
+    check_writable(out)
+    cache_root = cache_dir or Path(os.environ.get(CACHE_ENV) or out / "scores")
+    cache = ScoreCache(cache_root)
+    summary = RunSummary(out)
+    factories = {m.label: plugins.get("models", m.name) for m in protocol.models}
+    progress = tqdm(jobs, desc="fit + score", unit="job", disable=None, file=sys.stderr)
+    for job in progress:
+        progress.set_postfix_str(f"{job.model.label} / {job.category.name} / seed {job.seed}")
+        if cache.has(job.key):
+            summary.outcomes.append(JobOutcome(job, "cached"))
+            continue
+        try:
+            run_job(job, factories[job.model.label], cache)
+            summary.outcomes.append(JobOutcome(job, "fitted"))
+        except JobFailed as exc:
+            summary.outcomes.append(JobOutcome(job, "failed", str(exc)))
+    scoring_seconds = time.time() - started
+
+    mask_loaders = {}
+    job_data = []
+    for outcome in summary.outcomes:
+        job = outcome.job
+        if outcome.status == "failed":
+            continue
+        loader = mask_loaders.setdefault(job.category.name, _masks_loader(job.category, job.image_size))
+        job_data.append(JobData(job.model.label, job.category.name, job.seed, job.key, cache.meta(job.key),
+                                cache.scores(job.key), lambda key=job.key: cache.maps(key), loader))
+    with staged_output(out) as stage:
+        figure_dir = stage / "figures"
+        figure_dir.mkdir()
+        result = analysis.analyse(AnalysisContext(job_data, calibrations, figure_dir, protocol.analysis))
+        failures = pd.DataFrame([
+            {"model": o.job.model.label, "category": o.job.category.name, "seed": o.job.seed,
+             "status": "failed", "error": o.error, "cache_key": o.job.key}
+            for o in summary.outcomes if o.status == "failed"
+        ])
+        rows = pd.concat([result.rows, failures], ignore_index=True) if not failures.empty else result.rows
+        write_atomic(stage / "results.csv", rows.to_csv(index=False))
+        write_atomic(figure_dir / "manifest.json", json_dumps([vars(f) for f in result.figures]))
+        run_info = {
+            "protocol": protocol.protocol,
+            "protocol_version": protocol.version,
+            "protocol_file": str(protocol.path),
+            "title": protocol.title,
+            "command": argv or sys.argv,
+            "config": protocol.raw,
+            "seeds": list(protocol.seeds),
+            "calibrations": [{"label": c.label, "name": c.name, "oracle": c.oracle} for c in calibrations],
+            "dataset": {
+                "layout": protocol.dataset.effective_layout,
+                "root": str(protocol.dataset.root) if protocol.dataset.root else None,
+                "image_size": list(protocol.dataset.image_size),
+                "categories": {j.category.name: {"fingerprint": j.fingerprint,
+                                                 "train": len(j.category.split("train")),
+                                                 "test": len(j.category.split("test")),
+                                                 "defect_types": j.category.defect_types,
+                                                 "families": j.category.families}
+                               for j in jobs},
+            },
+            "jobs": [{"model": o.job.model.label, "category": o.job.category.name, "seed": o.job.seed,
+                      "key": o.job.key, "status": o.status, "error": o.error,
+                      **({k: cache.meta(o.job.key).get(k) for k in ("weights", "fit_seconds", "score_seconds",
+                                                                      "n_fit", "n_holdout", "n_test")}
+                         if o.status != "failed" else {})}
+                     for o in summary.outcomes],
+            "counts": {status: summary.count(status) for status in ("fitted", "cached", "failed")},
+            "cache": str(cache_root.resolve()),
+            "versions": _library_versions(),
+            "plugins": [{"name": i.name, "version": i.version, "source": i.source, "error": i.error}
+                        for i in plugins.infos],
+            "harness_git_revision": _git_revision(),
+            "hardware": _hardware(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "timings": {"scoring_seconds": round(scoring_seconds, 3),
+                        "total_seconds": round(time.time() - started, 3)},
+            "report_formats": list(protocol.report_formats),
+        }
+        write_atomic(stage / "run.json", json_dumps(run_info))
+        render_reports(stage, protocol.report_formats, figure_dir=figure_dir)
+    return summary
+
+
+def job_counts(run_json: Mapping[str, Any]) -> dict[str, int]:
+    """The fitted/cached/failed counts stored in a run.json."""
+    return dict(run_json.get("counts", {}))

@@ -1,0 +1,180 @@
+"""Fit and score, with the cache: the only place where models run.
+
+One job is one (model config, category, seed, training subset). Its key is a content hash
+of everything that can change its scores; a job whose key is cached is never run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.data.base import Category, Record, samples_for
+from harness.errors import HarnessError
+from harness.protocol import ModelConfig
+from harness.store import CACHE_SCHEMA, ScoreCache
+from harness.types import Scores
+
+
+@dataclass(frozen=True)
+class TrainingSubset:
+    """Which training normals a model is fitted on; the rest of the train split is held out."""
+
+    fraction_held_out: float
+    split_seed: int
+
+    def split(self, train: Sequence[Record]) -> tuple[list[Record], list[Record]]:
+        """(fit, holdout): a seeded split of the defect-free training images (paper 000: 75 / 25)."""
+        n_holdout = round(len(train) * self.fraction_held_out)
+        order = np.random.default_rng(self.split_seed).permutation(len(train))
+        held = set(order[:n_holdout].tolist())
+        return ([r for i, r in enumerate(train) if i not in held], [r for i, r in enumerate(train) if i in held])
+
+    def describe(self) -> dict[str, Any]:
+        """The subset as it enters the cache key."""
+        return {"holdout_fraction": self.fraction_held_out, "split_seed": self.split_seed}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: fit ``model`` on a subset of ``category``'s normals with ``seed``, then score."""
+
+    model: ModelConfig
+    category: Category = field(repr=False)
+    seed: int
+    subset: TrainingSubset
+    image_size: tuple[int, int]
+    plugin: str
+    plugin_version: str
+    factory_version: str
+    fingerprint: str
+
+    @property
+    def key(self) -> str:
+        """Content hash of the model config, data, subset, seed and versions."""
+        payload = {
+            "schema": CACHE_SCHEMA,
+            "model": self.model.name,
+            "options": self.model.options,
+            "plugin": [self.plugin, self.plugin_version, self.factory_version],
+            "data": self.fingerprint,
+            "category": self.category.name,
+            "image_size": list(self.image_size),
+            "seed": self.seed,
+            "subset": self.subset.describe(),
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:20]
+
+
+@dataclass
+class JobOutcome:
+    """What became of a job: ``status`` is "cached", "fitted" or "failed"."""
+
+    job: Job
+    status: str
+    error: str | None = None
+
+
+class JobFailed(Exception):
+    """A detector raised or returned unusable scores; the run goes on without this job."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (when loaded) torch, so random-init models are reproducible."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+def _check_scores(scores: object, n: int, size: tuple[int, int], model: str) -> Scores:
+    if not isinstance(scores, Scores):
+        raise JobFailed(f"{model}.score() returned {type(scores).__name__}; expected harness.Scores")
+    if scores.image.shape != (n,):
+        raise JobFailed(f"{model}.score() returned {scores.image.shape[0]} image scores for {n} images")
+    if not np.all(np.isfinite(scores.image)):
+        raise JobFailed(f"{model}.score() returned non-finite image scores (NaN or inf)")
+    if scores.maps is not None and scores.maps.shape[1:] != size:
+        raise JobFailed(f"{model}.score() returned maps of size {scores.maps.shape[1:]}; expected {size}")
+    return scores
+
+
+def _score_in_batches(detector: Any, samples: list, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+    images, maps = [], []
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start : start + batch_size]
+        size = batch[0].image.shape[:2]
+        scores = _check_scores(detector.score(batch), len(batch), size, type(detector).__name__)
+        images.append(scores.image)
+        maps.append(scores.maps)
+    has_maps = all(m is not None for m in maps)
+    return np.concatenate(images), (np.concatenate(maps) if has_maps and maps else None)
+
+
+def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
+    """Fit and score one job and store it in ``cache``. Labels are joined only after scoring."""
+    fit_records, holdout_records = job.subset.split(job.category.split("train"))
+    test_records = job.category.split("test")
+    seed_everything(job.seed)
+    fit_samples = samples_for(fit_records, job.image_size)
+    for sample in fit_samples:  # decode first: a corrupt image is a data error, not a model failure
+        _ = sample.image
+    try:
+        detector = factory(**dict(job.model.options))
+        started = time.perf_counter()
+        detector.fit(fit_samples)
+        fit_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        holdout_scores, _ = _score_in_batches(detector, samples_for(holdout_records, job.image_size))
+        test_scores, test_maps = _score_in_batches(detector, samples_for(test_records, job.image_size))
+        score_seconds = time.perf_counter() - started
+    except (HarnessError, KeyboardInterrupt):
+        raise
+    except JobFailed:
+        raise
+    except Exception as exc:
+        tail = traceback.extract_tb(exc.__traceback__)[-1]
+        raise JobFailed(f"{type(exc).__name__}: {exc} (at {Path(tail.filename).name}:{tail.lineno})") from exc
+    records = holdout_records + test_records
+    table = pd.DataFrame({
+        "path": [str(r.path) for r in records],
+        "split": ["holdout"] * len(holdout_records) + ["test"] * len(test_records),
+        "score": np.concatenate([holdout_scores, test_scores]) if records else [],
+        # joined after scoring: the detector never saw these
+        "label": [r.label for r in records],
+        "defect_type": [r.defect_type for r in records],
+    })
+    meta = {
+        "model": job.model.name,
+        "label": job.model.label,
+        "options": dict(job.model.options),
+        "plugin": job.plugin,
+        "plugin_version": job.plugin_version,
+        "factory_version": job.factory_version,
+        "weights": str(getattr(detector, "weights", "unknown")),
+        "category": job.category.name,
+        "seed": job.seed,
+        "subset": job.subset.describe(),
+        "image_size": list(job.image_size),
+        "data_fingerprint": job.fingerprint,
+        "n_fit": len(fit_records),
+        "n_holdout": len(holdout_records),
+        "n_test": len(test_records),
+        "fit_seconds": fit_seconds,
+        "score_seconds": score_seconds,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    cache.put(job.key, table, test_maps, meta)

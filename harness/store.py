@@ -1,0 +1,136 @@
+"""Files on disk: atomic writes, the score cache, and staged output folders."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import OutputError
+
+CACHE_SCHEMA = 1
+"""Bumped when the layout of a cache entry changes; part of every cache key."""
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def json_dumps(data: Any) -> str:
+    """JSON with numpy scalars and paths converted."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, (np.integer, np.floating)):
+            return value.item()
+        if isinstance(value, (Path, tuple, set)):
+            return str(value) if isinstance(value, Path) else list(value)
+        raise TypeError(f"cannot serialise {type(value).__name__}")
+
+    return json.dumps(data, indent=2, default=default, sort_keys=False)
+
+
+def check_writable(folder: Path) -> None:
+    """Fail with one clear line when ``folder`` cannot be created or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OutputError(f"cannot write to output folder {folder}: {reason}; choose another --out") from None
+
+
+class ScoreCache:
+    """Content-addressed store of fitted-and-scored jobs: ``ROOT/<key>/{scores.csv, maps.npz, meta.json}``.
+
+    An entry appears whole or not at all (written in a temporary folder, then renamed).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        """The folder of one entry."""
+        return self.root / key
+
+    def has(self, key: str) -> bool:
+        """Whether the entry exists and is complete."""
+        return (self.path(key) / "meta.json").is_file()
+
+    def put(self, key: str, scores: pd.DataFrame, maps: np.ndarray | None, meta: dict[str, Any]) -> None:
+        """Store one job; maps are kept as compressed float16."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
+        try:
+            scores.to_csv(staging / "scores.csv", index=False)
+            if maps is not None:
+                np.savez_compressed(staging / "maps.npz", maps=maps.astype(np.float16))
+            (staging / "meta.json").write_text(json_dumps(meta))
+            target = self.path(key)
+            if target.exists():  # an incomplete leftover, or a concurrent writer's identical entry
+                shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def scores(self, key: str) -> pd.DataFrame:
+        """Per-image scores of one entry."""
+        return pd.read_csv(self.path(key) / "scores.csv", keep_default_na=False)
+
+    def maps(self, key: str) -> np.ndarray | None:
+        """Anomaly maps of the entry's test images (float32), or ``None``."""
+        path = self.path(key) / "maps.npz"
+        if not path.is_file():
+            return None
+        with np.load(path) as data:
+            return data["maps"].astype(np.float32)
+
+    def meta(self, key: str) -> dict[str, Any]:
+        """Metadata of one entry (model, options, weights, timings, versions)."""
+        return json.loads((self.path(key) / "meta.json").read_text())
+
+
+@contextlib.contextmanager
+def staged_output(out: Path) -> Iterator[Path]:
+    """Yield a staging folder inside ``out``; on success move its files into ``out``.
+
+    On failure nothing in ``out`` changes, so earlier results stay as they were.
+    """
+    check_writable(out)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield staging
+        for item in sorted(staging.iterdir()):
+            target = out / item.name
+            if item.is_dir():
+                old = None
+                if target.exists():
+                    old = Path(tempfile.mkdtemp(prefix=".old-", dir=out))
+                    os.replace(target, old / item.name)
+                os.replace(item, target)
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
