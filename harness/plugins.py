@@ -77,6 +77,23 @@ class Plugins:
                 continue
             self._register(plugin, ep.name, source, version)
 
+    def register(self, plugin: object, name: str, version: str = "0", source: str = "in-process") -> PluginInfo:
+        """Register a plugin object or module directly (tests, notebooks); returns its info."""
+        self._register(plugin, name, source, version)
+        self.manager.check_pending()
+        return self.infos[-1]
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin registered under ``name`` and everything it registered."""
+        plugin = self.manager.unregister(name=name)
+        if plugin is None:
+            return
+        for kind, owners in self._owners.items():
+            for entry in [e for e, owner in owners.items() if owner == name]:
+                del owners[entry]
+                del self._registries[kind][entry]
+        self.infos = [info for info in self.infos if info.name != name]
+
     def _register(self, plugin: object, name: str, source: str, version: str) -> None:
         info = PluginInfo(name, version, source)
         self.infos.append(info)

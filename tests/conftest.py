@@ -1,0 +1,119 @@
+"""Shared fixtures: an isolated harness home, a small embedded dataset, an in-process CLI."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# generated datasets go to a temporary home, never to the user's cache
+os.environ.setdefault("HARNESS_HOME", tempfile.mkdtemp(prefix="harness-test-home-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+MAGNETIC_TILE = SHARED_DATA / "magnetic_tile"
+
+SMALL_SYNTHETIC = {"n_train": 16, "n_test_good": 6, "n_per_defect": 2, "size": 64, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def synthetic_root() -> Path:
+    """A small embedded dataset (3 categories, 64 px) generated once per session."""
+    from harness.data.synthetic import ensure_generated
+
+    return ensure_generated(categories=("weave", "disc", "grain"), **SMALL_SYNTHETIC)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``harness ARGS`` in-process; returns (exit code, stdout, stderr)."""
+    from harness.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return int(code), captured.out, captured.err
+
+    return run
+
+
+def write_protocol(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def small_protocol(tmp_path: Path) -> Path:
+    """kde_vs_test on the small embedded dataset with the in-process fixed-score model."""
+    return write_protocol(tmp_path / "small.yaml", f"""
+protocol: kde_vs_test
+dataset:
+  synthetic: {SMALL_SYNTHETIC}
+  categories: [weave, disc]
+  image_size: 32
+models:
+  - name: fixed_scores
+calibrations: [test_f1_oracle, test_youden_oracle, kde, quantile]
+seeds: [0]
+""")
+
+
+class FixedScores:
+    """A test detector: the image score is the mean brightness difference from the training mean.
+
+    Deterministic, instant, and it records everything it was given.
+    """
+
+    weights = "none"
+    calls: list[str] = []
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.fail = fail
+
+    def fit(self, samples):
+        import numpy as np
+
+        FixedScores.calls.append("fit")
+        self.mean = np.mean([s.image.astype(float) for s in samples], axis=0)
+        return self
+
+    def score(self, samples):
+        import numpy as np
+
+        import harness
+
+        if self.fail == "raise":
+            raise RuntimeError("boom")
+        maps = np.stack([np.abs(s.image.astype(float) - self.mean).mean(axis=-1) for s in samples])
+        image = maps.reshape(len(samples), -1).max(axis=1)
+        if self.fail == "nan":
+            image[0] = float("nan")
+        if self.fail == "shape":
+            image = image[:-1]
+        return harness.Scores(image=image, maps=maps)
+
+
+class FixedScoresPlugin:
+    @staticmethod
+    def harness_models():
+        return {"fixed_scores": FixedScores}
+
+
+import harness  # noqa: E402
+
+FixedScoresPlugin.harness_models = staticmethod(harness.hookimpl(FixedScoresPlugin.harness_models))
+
+
+@pytest.fixture(autouse=True)
+def fixed_scores_plugin():
+    """Register the fixed-score test model in-process (never through autoloading)."""
+    from harness.plugins import get_plugins
+
+    plugins = get_plugins()
+    if "fixed_scores" not in plugins.registry("models"):
+        plugins.register(FixedScoresPlugin(), "test-fixed-scores")
+    FixedScores.calls = []
+    yield

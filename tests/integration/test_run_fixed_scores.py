@@ -1,0 +1,114 @@
+"""End-to-end runs with an instant in-process model: outputs, cache, leakage, determinism."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FixedScores
+
+from harness.analyses.base import AnalysisContext, JobData
+from harness.analyses.kde_vs_test import calibrate_rows
+from harness.runner import build_calibrations
+from harness.protocol import load_protocol
+from harness.plugins import get_plugins
+
+REQUIRED_COLUMNS = ["model", "category", "seed", "calibration", "weights", "threshold", "accuracy", "precision",
+                    "recall", "f1", "false_negatives", "false_positives", "auroc", "ap"]
+
+
+def test_run_writes_every_output(cli, small_protocol, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, _ = cli("run", str(small_protocol), "--out", str(out))
+    assert code == 0, stdout
+    for name in ("results.csv", "report.html", "report.tex", "run.json", "figures/manifest.json"):
+        assert (out / name).is_file(), name
+    rows = pd.read_csv(out / "results.csv")
+    assert set(REQUIRED_COLUMNS) <= set(rows.columns)
+    assert len(rows) == 2 * 4  # categories x calibrations
+    assert set(rows["calibration"]) == {"test_f1_oracle", "test_youden_oracle", "kde", "quantile"}
+    assert rows.loc[rows["calibration"] == "kde", "oracle"].eq(False).all()
+    assert rows["pixel_auroc"].notna().all() and rows["aupro"].notna().all()
+    run = json.loads((out / "run.json").read_text())
+    assert run["counts"] == {"fitted": 2, "cached": 0, "failed": 0}
+    assert {"versions", "hardware", "config", "seeds", "dataset", "jobs"} <= set(run)
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<script>" in html and "http" not in html.split("<body>")[1][:200]
+    assert html.count("class=\"oracle\"") >= 2
+
+
+def test_second_run_fits_nothing_and_gives_identical_results(cli, small_protocol, tmp_path):
+    out = tmp_path / "out"
+    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+    first = (out / "results.csv").read_text()
+    FixedScores.calls = []
+    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+    assert FixedScores.calls == []
+    assert json.loads((out / "run.json").read_text())["counts"]["fitted"] == 0
+    assert (out / "results.csv").read_text() == first
+    # a fresh output folder with the same seed refits and still gives the same numbers
+    fresh = tmp_path / "fresh"
+    assert cli("run", str(small_protocol), "--out", str(fresh))[0] == 0
+    assert (fresh / "results.csv").read_text() == first
+
+
+def test_report_rerenders_from_stored_results(cli, small_protocol, tmp_path):
+    out = tmp_path / "out"
+    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+    (out / "report.html").unlink()
+    FixedScores.calls = []
+    code, stdout, _ = cli("report", str(out))
+    assert code == 0 and (out / "report.html").is_file() and FixedScores.calls == []
+
+
+def test_permuting_test_labels_leaves_deployable_thresholds_unchanged(cli, small_protocol, tmp_path):
+    out = tmp_path / "out"
+    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+    protocol = load_protocol(small_protocol)
+    calibrations = build_calibrations(protocol, get_plugins())
+    key = json.loads((out / "run.json").read_text())["jobs"][0]["key"]
+    scores = pd.read_csv(out / "scores" / key / "scores.csv")
+    permuted = scores.copy()
+    test = permuted["split"] == "test"
+    labels = permuted.loc[test, "label"].to_numpy()
+    # the most adversarial permutation: the anomalous labels go to the lowest-scoring test images
+    order = np.argsort(permuted.loc[test, "score"].to_numpy(), kind="stable")
+    relabelled = np.zeros_like(labels)
+    relabelled[order[: labels.sum()]] = 1
+    permuted.loc[test, "label"] = relabelled
+
+    def thresholds(table):
+        job = JobData("m", "c", 0, key, {}, table, lambda: None, lambda: None)
+        rows = calibrate_rows(job, AnalysisContext([job], calibrations, tmp_path, {}))
+        return {r["calibration"]: r["threshold"] for r in rows}
+
+    original, shuffled = thresholds(scores), thresholds(permuted)
+    assert original["kde"] == shuffled["kde"] and original["quantile"] == shuffled["quantile"]
+    assert original["test_f1_oracle"] != shuffled["test_f1_oracle"] or original["test_youden_oracle"] != shuffled[
+        "test_youden_oracle"]
+
+
+def test_failing_model_is_isolated(cli, small_protocol, tmp_path):
+    text = small_protocol.read_text().replace("  - name: fixed_scores",
+                                              "  - name: fixed_scores\n  - name: fixed_scores\n"
+                                              "    label: broken\n    options: {fail: nan}")
+    small_protocol.write_text(text)
+    out = tmp_path / "out"
+    code, _, stderr = cli("run", str(small_protocol), "--out", str(out))
+    assert code == 1 and "failed" in stderr
+    rows = pd.read_csv(out / "results.csv")
+    failed = rows[rows["status"] == "failed"]
+    assert set(failed["model"]) == {"broken"} and failed["error"].str.contains("non-finite").all()
+    assert (rows["status"] == "ok").sum() == 8
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_latex_report_compiles_standalone(cli, small_protocol, tmp_path):
+    out = tmp_path / "out"
+    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=out,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert (out / "report.pdf").is_file()

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+from scipy.stats import gaussian_kde
+
+from harness.calibration import (
+    CalibrationData,
+    EmpiricalQuantile,
+    KDEPercentile,
+    TestF1Oracle,
+    TestYoudenOracle,
+    calibration_data,
+)
+from harness.errors import HarnessError
+
+
+def test_kde_threshold_is_the_percentile_of_the_kde_distribution():
+    scores = np.random.default_rng(0).gamma(2.0, 1.0, size=40)
+    threshold = KDEPercentile(percentile=97.5).threshold(CalibrationData(scores))
+    kde = gaussian_kde(scores)
+    assert kde.integrate_box_1d(-np.inf, threshold) == pytest.approx(0.975, abs=1e-9)
+
+
+def test_kde_options_change_the_threshold():
+    scores = np.random.default_rng(1).normal(size=50)
+    base = KDEPercentile().threshold(CalibrationData(scores))
+    assert KDEPercentile(percentile=99).threshold(CalibrationData(scores)) > base
+    assert KDEPercentile(bandwidth=0.5).threshold(CalibrationData(scores)) != base
+
+
+def test_kde_of_identical_scores_is_that_score():
+    assert KDEPercentile().threshold(CalibrationData(np.full(5, 2.5))) == 2.5
+
+
+def test_kde_rejects_a_bad_percentile():
+    with pytest.raises(HarnessError, match="percentile"):
+        KDEPercentile(percentile=150)
+
+
+def test_quantile_is_numpy_percentile():
+    scores = np.arange(101, dtype=float)
+    assert EmpiricalQuantile(percentile=97.5).threshold(CalibrationData(scores)) == 97.5
+
+
+def test_f1_oracle_on_a_hand_made_example():
+    scores = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.8, 0.9])
+    labels = np.array([0, 0, 0, 1, 0, 1, 1])
+    # >= 0.35 gives TP=3 FP=1 FN=0 -> F1 = 6/7, the best possible here
+    assert TestF1Oracle().threshold(CalibrationData(np.array([]), scores, labels)) == 0.35
+
+
+def test_youden_oracle_on_a_hand_made_example():
+    scores = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.8, 0.9])
+    labels = np.array([0, 0, 0, 1, 0, 1, 1])
+    # >= 0.8: TPR 2/3, FPR 0 -> J = .667 ; >= 0.35: TPR 1, FPR 1/4 -> J = .75 (best)
+    assert TestYoudenOracle().threshold(CalibrationData(np.array([]), scores, labels)) == 0.35
+
+
+def test_non_oracle_calibrators_are_given_no_test_data():
+    data = calibration_data(KDEPercentile(), np.ones(3), np.ones(4), np.array([0, 1, 0, 1]))
+    assert data.test_scores is None and data.test_labels is None
+    oracle = calibration_data(TestF1Oracle(), np.ones(3), np.ones(4), np.array([0, 1, 0, 1]))
+    assert oracle.test_labels is not None
+
+
+def test_oracle_without_labels_fails_clearly():
+    with pytest.raises(HarnessError, match="no test labels"):
+        TestF1Oracle().threshold(CalibrationData(np.ones(3)))
