@@ -34,6 +34,7 @@ class CalibrationData:
         holdout_scores: scores of held-out defect-free training images (never used to fit).
         test_scores: test image scores; ``None`` unless the calibrator is an oracle.
         test_labels: 1 = anomalous; ``None`` unless the calibrator is an oracle.
+
     """
 
     holdout_scores: np.ndarray

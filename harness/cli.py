@@ -38,12 +38,25 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command()
 @click.argument("protocol", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: results/<protocol file name>).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a protocol key, value as YAML, e.g. --set 'dataset.categories=[bottle]'.")
-@click.option("--cache", type=click.Path(path_type=Path), default=None,
-              help="Score cache folder (default: OUT/scores, or $HARNESS_CACHE_DIR).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: results/<protocol file name>).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a protocol key, value as YAML, e.g. --set 'dataset.categories=[bottle]'.",
+)
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Score cache folder (default: OUT/scores, or $HARNESS_CACHE_DIR).",
+)
 def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Path | None) -> None:
     """Run PROTOCOL: fit and score (cached), calibrate, write results and reports."""
     from harness.protocol import load_protocol
@@ -52,14 +65,17 @@ def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Pat
     config = load_protocol(protocol, overrides)
     out = out or Path("results") / protocol.stem
     summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv)
-    click.echo(f"jobs: {summary.count('fitted')} fitted, {summary.count('cached')} from cache, "
-               f"{summary.count('failed')} failed")
+    click.echo(
+        f"jobs: {summary.count('fitted')} fitted, {summary.count('cached')} from cache, "
+        f"{summary.count('failed')} failed"
+    )
     for name in ("results.csv", "report.html", "report.tex", "run.json"):
         if (out / name).exists():
             click.echo(f"wrote {out / name}")
     if summary.count("failed"):
-        click.echo(f"Error: {summary.count('failed')} job(s) failed; see the 'error' column of "
-                   f"{out / 'results.csv'}", err=True)
+        click.echo(
+            f"Error: {summary.count('failed')} job(s) failed; see the 'error' column of {out / 'results.csv'}", err=True
+        )
         sys.exit(ExitCode.JOBS_FAILED)
 
 
@@ -74,9 +90,11 @@ def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
     config = load_protocol(protocol, overrides)
     jobs, calibrations, _ = plan(config)
     categories = sorted({job.category.name for job in jobs})
-    click.echo(f"{protocol}: valid · protocol {config.protocol} v{config.version} · {len(config.models)} model(s) · "
-               f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
-               f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)")
+    click.echo(
+        f"{protocol}: valid · protocol {config.protocol} v{config.version} · {len(config.models)} model(s) · "
+        f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
+        f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)"
+    )
 
 
 @cli.command(name="list")
@@ -130,8 +148,13 @@ def plugins(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--format", "formats", multiple=True, type=click.Choice(["html", "latex"]),
-              help="Formats to render (default: those of the run).")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(["html", "latex"]),
+    help="Formats to render (default: those of the run).",
+)
 def report(out: Path, formats: tuple[str, ...]) -> None:
     """Re-render OUT's report.html and report.tex from its stored results (no model runs)."""
     from harness.report import load_results, render_reports

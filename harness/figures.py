@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy.stats import gaussian_kde  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy.stats import gaussian_kde
 
 COLOURS = {"holdout": "#4c72b0", "test_normal": "#55a868", "anomalous": "#c44e52"}
 LINE_STYLES = ("--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
@@ -46,7 +46,8 @@ def score_distributions(
         grid = np.linspace(values.min(), values.max(), 300)
         ax.plot(grid, gaussian_kde(holdout)(grid), color=COLOURS["holdout"], lw=1.5, label="KDE of held-out normals")
     for index, (label, value) in enumerate(thresholds.items()):
-        ax.axvline(value, color="black", lw=1.2, ls=LINE_STYLES[index % len(LINE_STYLES)], label=f"{label} = {value:.4g}")
+        style = LINE_STYLES[index % len(LINE_STYLES)]
+        ax.axvline(value, color="black", lw=1.2, ls=style, label=f"{label} = {value:.4g}")
     ax.set_xlabel("anomaly score")
     ax.set_ylabel("density")
     ax.legend(fontsize=7, loc="upper right")
@@ -62,10 +63,11 @@ def confusion_bars(ax: plt.Axes, rows: pd.DataFrame) -> None:
     for i, (n_fn, n_fp) in enumerate(zip(fn, fp, strict=True)):
         ax.text(i - 0.2, n_fn, str(n_fn), ha="center", va="bottom", fontsize=8)
         ax.text(i + 0.2, n_fp, str(n_fp), ha="center", va="bottom", fontsize=8)
-    tick = [f"{c}\nTP={tp} TN={tn}" for c, tp, tn in zip(labels, rows["true_positives"], rows["true_negatives"], strict=True)]
-    ax.set_xticks(x, tick, fontsize=7)
+    counts = zip(labels, rows["true_positives"], rows["true_negatives"], strict=True)
+    ax.set_xticks(x, [f"{c}\nTP={tp} TN={tn}" for c, tp, tn in counts], fontsize=7, rotation=12)
     ax.set_ylabel("images")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="best")
+    ax.margins(y=0.15)
 
 
 def grouped_metric_bars(summary: pd.DataFrame, metrics: Sequence[str], path: Path, title: str) -> None:

@@ -42,6 +42,7 @@ def harness_models() -> Mapping[str, DetectorFactory]:
         ``version`` (str), which enters the score-cache key.
 
     .. versionadded:: 0.1
+
     """
 
 
@@ -61,6 +62,7 @@ def harness_datasets() -> Mapping[str, Callable[..., DatasetSource]]:
         are the layout's own keys from ``dataset.options``.
 
     .. versionadded:: 0.1
+
     """
 
 
@@ -80,6 +82,7 @@ def harness_calibrations() -> Mapping[str, Callable[..., Calibrator]]:
         receive no test data at all.
 
     .. versionadded:: 0.1
+
     """
 
 
@@ -97,4 +100,5 @@ def harness_protocols() -> Mapping[str, Analysis]:
         scores into result rows, figures and report sections, and never fits a model itself.
 
     .. versionadded:: 0.1
+
     """

@@ -15,8 +15,16 @@ from sklearn.metrics import (
 )
 
 HIGHER_IS_BETTER = {
-    "accuracy": True, "precision": True, "recall": True, "f1": True, "auroc": True, "ap": True,
-    "pixel_auroc": True, "aupro": True, "false_negatives": False, "false_positives": False,
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "auroc": True,
+    "ap": True,
+    "pixel_auroc": True,
+    "aupro": True,
+    "false_negatives": False,
+    "false_positives": False,
 }
 """Direction of each metric, for ranking and for the arrows in report headers."""
 

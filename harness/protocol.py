@@ -16,11 +16,26 @@ import yaml
 from harness.errors import ProtocolError, unknown_name_message
 
 TOP_LEVEL_KEYS = {
-    "protocol", "version", "title", "description", "dataset", "models", "calibrations", "seeds",
-    "holdout_fraction", "report", "analysis",
+    "protocol",
+    "version",
+    "title",
+    "description",
+    "dataset",
+    "models",
+    "calibrations",
+    "seeds",
+    "holdout_fraction",
+    "report",
+    "analysis",
 }
 DATASET_KEYS = {
-    "layout", "root", "categories", "image_size", "options", "synthetic", "max_train_images",
+    "layout",
+    "root",
+    "categories",
+    "image_size",
+    "options",
+    "synthetic",
+    "max_train_images",
     "max_test_images_per_type",
 }
 MODEL_KEYS = {"name", "label", "options"}
@@ -243,8 +258,13 @@ def _validate(path: Path, data: dict[str, Any], locator: _Locator) -> Protocol:
         check_keys(entry, MODEL_KEYS, f"{key}.")
         if not isinstance(entry.get("name"), str):
             raise fail(f"{key}.name", "each model needs a 'name:' (see `harness list models`)")
-        models.append(ModelConfig(entry["name"], as_mapping(entry.get("options"), f"{key}.options"),
-                                  str(entry.get("label") or entry["name"])))
+        models.append(
+            ModelConfig(
+                entry["name"],
+                as_mapping(entry.get("options"), f"{key}.options"),
+                str(entry.get("label") or entry["name"]),
+            )
+        )
     labels = [m.label for m in models]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -262,8 +282,13 @@ def _validate(path: Path, data: dict[str, Any], locator: _Locator) -> Protocol:
         check_keys(entry, CALIBRATION_KEYS, f"{key}.")
         if not isinstance(entry.get("name"), str):
             raise fail(f"{key}.name", "each calibration needs a 'name:' (see `harness list calibrations`)")
-        calibrations.append(CalibrationConfig(entry["name"], as_mapping(entry.get("options"), f"{key}.options"),
-                                              str(entry.get("label") or entry["name"])))
+        calibrations.append(
+            CalibrationConfig(
+                entry["name"],
+                as_mapping(entry.get("options"), f"{key}.options"),
+                str(entry.get("label") or entry["name"]),
+            )
+        )
 
     seeds = data.get("seeds", [0])
     if isinstance(seeds, int):

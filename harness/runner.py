@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -28,8 +29,19 @@ from harness.scoring import Job, JobFailed, JobOutcome, TrainingSubset, run_job
 from harness.store import ScoreCache, check_writable, json_dumps, staged_output, write_atomic
 
 CACHE_ENV = "HARNESS_CACHE_DIR"
-LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "matplotlib", "pluggy", "torch", "torchvision",
-             "anomalib", "lightning", "timm")
+LIBRARIES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "matplotlib",
+    "pluggy",
+    "torch",
+    "torchvision",
+    "anomalib",
+    "lightning",
+    "timm",
+)
 
 
 @dataclass
@@ -51,8 +63,9 @@ def open_dataset(config: DatasetConfig, plugins: Plugins) -> Any:
     try:
         return layout(root, **config.effective_options)
     except TypeError as exc:
-        raise ProtocolError(f"invalid options for layout '{config.effective_layout}': {exc}",
-                            key="dataset.options") from None
+        raise ProtocolError(
+            f"invalid options for layout '{config.effective_layout}': {exc}", key="dataset.options"
+        ) from None
 
 
 def load_categories(source: Any, config: DatasetConfig) -> list[Category]:
@@ -77,8 +90,10 @@ def load_categories(source: Any, config: DatasetConfig) -> list[Category]:
         if len(train) < 2:
             raise DatasetError(f"category '{name}' has {len(train)} defect-free training images; at least 2 are needed")
         if not any(r.label for r in test) or all(r.label for r in test):
-            raise DatasetError(f"category '{name}' needs both defect-free and defective test images; "
-                               f"found {len(test)} test images ({sum(r.label for r in test)} defective)")
+            raise DatasetError(
+                f"category '{name}' needs both defect-free and defective test images; "
+                f"found {len(test)} test images ({sum(r.label for r in test)} defective)"
+            )
         categories.append(category)
     return categories
 
@@ -94,12 +109,13 @@ def _library_versions() -> dict[str, str]:
 
 
 def _hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                            "cpu_count": os.cpu_count()}
-    try:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    with contextlib.suppress(ValueError, OSError, AttributeError):
         info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         info["gpu"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -110,8 +126,14 @@ def _hardware() -> dict[str, Any]:
 
 def _git_revision() -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(harness.__file__).parent,
-                                capture_output=True, text=True, timeout=5, check=False)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(harness.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None
@@ -125,26 +147,46 @@ def build_calibrations(protocol: Protocol, plugins: Plugins) -> list[Calibration
         try:
             calibrator = factory(**dict(entry.options))
         except TypeError as exc:
-            raise ProtocolError(f"invalid options for calibration '{entry.name}': {exc}", path=protocol.path,
-                                key=f"calibrations.{index}.options") from None
+            raise ProtocolError(
+                f"invalid options for calibration '{entry.name}': {exc}",
+                path=protocol.path,
+                key=f"calibrations.{index}.options",
+            ) from None
         specs.append(CalibrationSpec(entry.label, entry.name, calibrator))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
-        raise ProtocolError("two calibrations share a label; give each a distinct 'label:'", path=protocol.path,
-                            key="calibrations")
+        raise ProtocolError(
+            "two calibrations share a label; give each a distinct 'label:'", path=protocol.path, key="calibrations"
+        )
     return specs
 
 
-def plan(protocol: Protocol, plugins: Plugins | None = None) -> tuple[list[Job], list[CalibrationSpec], Any]:
+def check_model_options(protocol: Protocol, plugins: Plugins, labels: set[str] | None = None) -> None:
+    """Let each model's factory reject unknown options (may import the model's library)."""
+    for index, model in enumerate(protocol.models):
+        if labels is not None and model.label not in labels:
+            continue
+        check = getattr(plugins.get("models", model.name), "check_options", None)
+        if check is not None:
+            try:
+                check(dict(model.options), key=f"models.{index}.options")
+            except ProtocolError as exc:
+                raise ProtocolError(str(exc), path=protocol.path) from None
+
+
+def plan(
+    protocol: Protocol,
+    plugins: Plugins | None = None,
+    check_options: bool = True,
+) -> tuple[list[Job], list[CalibrationSpec], Any]:
     """Validate everything a run needs and list its jobs; runs no model."""
     plugins = plugins or get_plugins()
     analysis = plugins.get("protocols", protocol.protocol, key="protocol")
     factories = {}
     for index, model in enumerate(protocol.models):
         factories[model.label] = plugins.get("models", model.name, key=f"models.{index}.name")
-        check = getattr(factories[model.label], "check_options", None)
-        if check is not None:
-            check(dict(model.options), key=f"models.{index}.options")
+    if check_options:
+        check_model_options(protocol, plugins)
     calibrations = build_calibrations(protocol, plugins)
     categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset)
     jobs = []
@@ -154,8 +196,19 @@ def plan(protocol: Protocol, plugins: Plugins | None = None) -> tuple[list[Job],
             info = plugins.owner("models", model.name)
             factory_version = str(getattr(factories[model.label], "version", ""))
             for seed in protocol.seeds:
-                jobs.append(Job(model, category, seed, TrainingSubset(protocol.holdout_fraction, seed),
-                                protocol.dataset.image_size, info.name, info.version, factory_version, fingerprint))
+                jobs.append(
+                    Job(
+                        model,
+                        category,
+                        seed,
+                        TrainingSubset(protocol.holdout_fraction, seed),
+                        protocol.dataset.image_size,
+                        info.name,
+                        info.version,
+                        factory_version,
+                        fingerprint,
+                    )
+                )
     return jobs, calibrations, analysis
 
 
@@ -172,15 +225,18 @@ def _masks_loader(category: Category, size: tuple[int, int]):
     return load
 
 
-def run_protocol(protocol: Protocol, out: Path, cache_dir: Path | None = None,
-                 argv: list[str] | None = None) -> RunSummary:
+def run_protocol(
+    protocol: Protocol, out: Path, cache_dir: Path | None = None, argv: list[str] | None = None
+) -> RunSummary:
     """Run ``protocol`` into ``out``: results.csv, figures/, report.html, report.tex, run.json."""
     started = time.time()
     plugins = get_plugins()
-    jobs, calibrations, analysis = plan(protocol, plugins)
+    jobs, calibrations, analysis = plan(protocol, plugins, check_options=False)
     check_writable(out)
     cache_root = cache_dir or Path(os.environ.get(CACHE_ENV) or out / "scores")
     cache = ScoreCache(cache_root)
+    # options are checked for models that will be fitted; cached jobs need no model library
+    check_model_options(protocol, plugins, {job.model.label for job in jobs if not cache.has(job.key)})
     summary = RunSummary(out)
     factories = {m.label: plugins.get("models", m.name) for m in protocol.models}
     progress = tqdm(jobs, desc="fit + score", unit="job", disable=None, file=sys.stderr)
@@ -203,17 +259,36 @@ def run_protocol(protocol: Protocol, out: Path, cache_dir: Path | None = None,
         if outcome.status == "failed":
             continue
         loader = mask_loaders.setdefault(job.category.name, _masks_loader(job.category, job.image_size))
-        job_data.append(JobData(job.model.label, job.category.name, job.seed, job.key, cache.meta(job.key),
-                                cache.scores(job.key), lambda key=job.key: cache.maps(key), loader))
+        job_data.append(
+            JobData(
+                job.model.label,
+                job.category.name,
+                job.seed,
+                job.key,
+                cache.meta(job.key),
+                cache.scores(job.key),
+                lambda key=job.key: cache.maps(key),
+                loader,
+            )
+        )
     with staged_output(out) as stage:
         figure_dir = stage / "figures"
         figure_dir.mkdir()
         result = analysis.analyse(AnalysisContext(job_data, calibrations, figure_dir, protocol.analysis))
-        failures = pd.DataFrame([
-            {"model": o.job.model.label, "category": o.job.category.name, "seed": o.job.seed,
-             "status": "failed", "error": o.error, "cache_key": o.job.key}
-            for o in summary.outcomes if o.status == "failed"
-        ])
+        failures = pd.DataFrame(
+            [
+                {
+                    "model": o.job.model.label,
+                    "category": o.job.category.name,
+                    "seed": o.job.seed,
+                    "status": "failed",
+                    "error": o.error,
+                    "cache_key": o.job.key,
+                }
+                for o in summary.outcomes
+                if o.status == "failed"
+            ]
+        )
         rows = pd.concat([result.rows, failures], ignore_index=True) if not failures.empty else result.rows
         write_atomic(stage / "results.csv", rows.to_csv(index=False))
         write_atomic(figure_dir / "manifest.json", json_dumps([vars(f) for f in result.figures]))
@@ -230,29 +305,46 @@ def run_protocol(protocol: Protocol, out: Path, cache_dir: Path | None = None,
                 "layout": protocol.dataset.effective_layout,
                 "root": str(protocol.dataset.root) if protocol.dataset.root else None,
                 "image_size": list(protocol.dataset.image_size),
-                "categories": {j.category.name: {"fingerprint": j.fingerprint,
-                                                 "train": len(j.category.split("train")),
-                                                 "test": len(j.category.split("test")),
-                                                 "defect_types": j.category.defect_types,
-                                                 "families": j.category.families}
-                               for j in jobs},
+                "categories": {
+                    j.category.name: {
+                        "fingerprint": j.fingerprint,
+                        "train": len(j.category.split("train")),
+                        "test": len(j.category.split("test")),
+                        "defect_types": j.category.defect_types,
+                        "families": j.category.families,
+                    }
+                    for j in jobs
+                },
             },
-            "jobs": [{"model": o.job.model.label, "category": o.job.category.name, "seed": o.job.seed,
-                      "key": o.job.key, "status": o.status, "error": o.error,
-                      **({k: cache.meta(o.job.key).get(k) for k in ("weights", "fit_seconds", "score_seconds",
-                                                                      "n_fit", "n_holdout", "n_test")}
-                         if o.status != "failed" else {})}
-                     for o in summary.outcomes],
+            "jobs": [
+                {
+                    "model": o.job.model.label,
+                    "category": o.job.category.name,
+                    "seed": o.job.seed,
+                    "key": o.job.key,
+                    "status": o.status,
+                    "error": o.error,
+                    **(
+                        {
+                            k: cache.meta(o.job.key).get(k)
+                            for k in ("weights", "fit_seconds", "score_seconds", "n_fit", "n_holdout", "n_test")
+                        }
+                        if o.status != "failed"
+                        else {}
+                    ),
+                }
+                for o in summary.outcomes
+            ],
             "counts": {status: summary.count(status) for status in ("fitted", "cached", "failed")},
             "cache": str(cache_root.resolve()),
             "versions": _library_versions(),
-            "plugins": [{"name": i.name, "version": i.version, "source": i.source, "error": i.error}
-                        for i in plugins.infos],
+            "plugins": [
+                {"name": i.name, "version": i.version, "source": i.source, "error": i.error} for i in plugins.infos
+            ],
             "harness_git_revision": _git_revision(),
             "hardware": _hardware(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "timings": {"scoring_seconds": round(scoring_seconds, 3),
-                        "total_seconds": round(time.time() - started, 3)},
+            "timings": {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": round(time.time() - started, 3)},
             "report_formats": list(protocol.report_formats),
         }
         write_atomic(stage / "run.json", json_dumps(run_info))

@@ -113,6 +113,8 @@ def _check_scores(scores: object, n: int, size: tuple[int, int], model: str) -> 
 
 
 def _score_in_batches(detector: Any, samples: list, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+    if not samples:
+        return np.zeros(0), None
     images, maps = [], []
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
@@ -149,14 +151,16 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         tail = traceback.extract_tb(exc.__traceback__)[-1]
         raise JobFailed(f"{type(exc).__name__}: {exc} (at {Path(tail.filename).name}:{tail.lineno})") from exc
     records = holdout_records + test_records
-    table = pd.DataFrame({
-        "path": [str(r.path) for r in records],
-        "split": ["holdout"] * len(holdout_records) + ["test"] * len(test_records),
-        "score": np.concatenate([holdout_scores, test_scores]) if records else [],
-        # joined after scoring: the detector never saw these
-        "label": [r.label for r in records],
-        "defect_type": [r.defect_type for r in records],
-    })
+    table = pd.DataFrame(
+        {
+            "path": [str(r.path) for r in records],
+            "split": ["holdout"] * len(holdout_records) + ["test"] * len(test_records),
+            "score": np.concatenate([holdout_scores, test_scores]) if records else [],
+            # joined after scoring: the detector never saw these
+            "label": [r.label for r in records],
+            "defect_type": [r.defect_type for r in records],
+        }
+    )
     meta = {
         "model": job.model.name,
         "label": job.model.label,

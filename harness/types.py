@@ -47,6 +47,7 @@ class Scores:
         image: shape (N,), one finite score per sample, in the order given.
         maps: shape (N, H, W) anomaly maps at the input image size, or ``None`` when the
             detector only scores whole images.
+
     """
 
     image: np.ndarray

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import typing
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,9 @@ def write_protocol(path: Path, text: str) -> Path:
 @pytest.fixture
 def small_protocol(tmp_path: Path) -> Path:
     """kde_vs_test on the small embedded dataset with the in-process fixed-score model."""
-    return write_protocol(tmp_path / "small.yaml", f"""
+    return write_protocol(
+        tmp_path / "small.yaml",
+        f"""
 protocol: kde_vs_test
 dataset:
   synthetic: {SMALL_SYNTHETIC}
@@ -58,7 +61,8 @@ models:
   - name: fixed_scores
 calibrations: [test_f1_oracle, test_youden_oracle, kde, quantile]
 seeds: [0]
-""")
+""",
+    )
 
 
 class FixedScores:
@@ -68,7 +72,7 @@ class FixedScores:
     """
 
     weights = "none"
-    calls: list[str] = []
+    calls: typing.ClassVar[list[str]] = []
 
     def __init__(self, fail: str | None = None) -> None:
         self.fail = fail

@@ -36,24 +36,26 @@ def calibrate_rows(job: JobData, context: AnalysisContext) -> list[dict[str, obj
     rows = []
     for spec in context.calibrations:
         threshold = spec.calibrator.threshold(calibration_data(spec.calibrator, job.holdout, scores, labels))
-        rows.append({
-            "model": job.model,
-            "category": job.category,
-            "seed": job.seed,
-            "calibration": spec.label,
-            "oracle": spec.oracle,
-            "weights": job.weights,
-            "threshold": threshold,
-            **threshold_metrics(scores, labels, threshold),
-            **job.image_metrics,
-            **job.pixel_metrics,
-            "n_test": len(labels),
-            "n_anomalous": int(labels.sum()),
-            "n_holdout": len(job.holdout),
-            "status": "ok",
-            "error": "",
-            "cache_key": job.key,
-        })
+        rows.append(
+            {
+                "model": job.model,
+                "category": job.category,
+                "seed": job.seed,
+                "calibration": spec.label,
+                "oracle": spec.oracle,
+                "weights": job.weights,
+                "threshold": threshold,
+                **threshold_metrics(scores, labels, threshold),
+                **job.image_metrics,
+                **job.pixel_metrics,
+                "n_test": len(labels),
+                "n_anomalous": int(labels.sum()),
+                "n_holdout": len(job.holdout),
+                "status": "ok",
+                "error": "",
+                "cache_key": job.key,
+            }
+        )
     return rows
 
 
@@ -81,10 +83,17 @@ class KdeVsTest:
         if not table.empty:
             summary = self.summarise(table)
             name = "summary_metrics.png"
-            grouped_metric_bars(summary, ["accuracy", "recall", "f1"], context.figure_dir / name,
-                                "Mean over categories and seeds")
-            figures.insert(0, FigureRecord(name, "Accuracy, recall and F1 per model and calibration "
-                                           "(mean over categories and seeds; paper 000, Table 1)."))
+            grouped_metric_bars(
+                summary, ["accuracy", "recall", "f1"], context.figure_dir / name, "Mean over categories and seeds"
+            )
+            figures.insert(
+                0,
+                FigureRecord(
+                    name,
+                    "Accuracy, recall and F1 per model and calibration "
+                    "(mean over categories and seeds; paper 000, Table 1).",
+                ),
+            )
         return AnalysisResult(table, figures)
 
     def _job_figure(self, job: JobData, rows: pd.DataFrame, context: AnalysisContext) -> FigureRecord:
@@ -102,8 +111,10 @@ class KdeVsTest:
         right.set_title("errors on the whole test set per calibration", fontsize=9)
         name = f"scores_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
         save(fig, context.figure_dir / name)
-        caption = (f"{job.model} on {job.category}: held-out train normals vs test normals vs anomalies, "
-                   "every threshold marked (paper 000, Figs 9-10); right: confusion counts per calibration.")
+        caption = (
+            f"{job.model} on {job.category}: held-out train normals vs test normals vs anomalies, "
+            "every threshold marked (paper 000, Figs 9-10); right: confusion counts per calibration."
+        )
         return FigureRecord(name, caption, category=job.category, model=job.model)
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:

@@ -27,6 +27,7 @@ class Record:
         split: "train" (defect-free training images) or "test".
         defect_type: "good" for defect-free images, else the defect type.
         mask_paths: pixel masks of the defect (several for MVTec LOCO-style trees), or none.
+
     """
 
     path: Path

@@ -38,8 +38,9 @@ class MVTecLayout:
     ``families.json`` / ``families.yaml`` file in the category folder.
     """
 
-    def __init__(self, root: Path | None, families: Mapping[str, object] | None = None,
-                 mask_suffix: str = "_mask") -> None:
+    def __init__(
+        self, root: Path | None, families: Mapping[str, object] | None = None, mask_suffix: str = "_mask"
+    ) -> None:
         if root is None:
             raise DatasetError("dataset.root is required for layout 'mvtec'; set --set dataset.root=/path/to/mvtec_ad")
         self.root = Path(root).expanduser()
@@ -144,9 +145,11 @@ class FolderLayout:
 
     def _list(self, relative: str, key: str) -> list[Path]:
         folder = self._folder(relative, key)
-        masks = frozenset(
-            m for p in _images(folder, self.image_pattern) for m in self._mask_for(p)
-        ) if self.mask_dir is None else frozenset()
+        masks = (
+            frozenset(m for p in _images(folder, self.image_pattern) for m in self._mask_for(p))
+            if self.mask_dir is None
+            else frozenset()
+        )
         return _images(folder, self.image_pattern, exclude=masks)
 
     def load(self, category: str) -> Category:

@@ -19,12 +19,48 @@ from harness.errors import OutputError
 from harness.metrics import HIGHER_IS_BETTER
 from harness.store import write_atomic
 
-LEADERBOARD_COLUMNS = ["model", "calibration", "weights", "accuracy", "precision", "recall", "f1",
-                       "false_negatives", "false_positives", "auroc", "ap", "pixel_auroc", "aupro", "threshold"]
-DETAIL_COLUMNS = ["model", "seed", "calibration", "weights", "threshold", "accuracy", "precision", "recall", "f1",
-                  "false_negatives", "false_positives", "auroc", "ap", "pixel_auroc", "aupro"]
-HEADERS = {"false_negatives": "FN", "false_positives": "FP", "auroc": "AUROC", "ap": "AP", "f1": "F1",
-           "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
+LEADERBOARD_COLUMNS = [
+    "model",
+    "calibration",
+    "weights",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "false_negatives",
+    "false_positives",
+    "auroc",
+    "ap",
+    "pixel_auroc",
+    "aupro",
+    "threshold",
+]
+DETAIL_COLUMNS = [
+    "model",
+    "seed",
+    "calibration",
+    "weights",
+    "threshold",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "false_negatives",
+    "false_positives",
+    "auroc",
+    "ap",
+    "pixel_auroc",
+    "aupro",
+]
+HEADERS = {
+    "false_negatives": "FN",
+    "false_positives": "FP",
+    "auroc": "AUROC",
+    "ap": "AP",
+    "f1": "F1",
+    "pixel_auroc": "pixel AUROC",
+    "aupro": "AUPRO",
+}
 
 
 def _header(column: str) -> str:
@@ -44,22 +80,30 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     return {
         "columns": columns,
         "headers": [_header(c) for c in columns],
-        "rows": [[(_cell(row[c]), row[c] if isinstance(row[c], (int, float)) else str(row[c])) for c in columns]
-                 for _, row in frame.iterrows()],
+        "rows": [
+            [(_cell(row[c]), row[c] if isinstance(row[c], (int, float)) else str(row[c])) for c in columns]
+            for _, row in frame.iterrows()
+        ],
         "oracle": [bool(row.get("oracle", False)) for _, row in frame.iterrows()],
     }
 
 
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("harness", "report/templates"),
-                       autoescape=select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("harness", "report/templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def load_results(out: Path) -> tuple[pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
     """``results.csv``, ``run.json`` and the figure manifest of an output folder."""
     results_path, run_path = out / "results.csv", out / "run.json"
     if not results_path.is_file() or not run_path.is_file():
-        raise OutputError(f"{out} holds no finished run (results.csv and run.json); run `harness run PROTOCOL --out {out}`")
+        raise OutputError(
+            f"{out} holds no finished run (results.csv and run.json); run `harness run PROTOCOL --out {out}` first"
+        )
     rows = pd.read_csv(results_path, keep_default_na=True)
     if "error" in rows:
         rows["error"] = rows["error"].fillna("")
@@ -69,8 +113,9 @@ def load_results(out: Path) -> tuple[pd.DataFrame, dict[str, Any], list[dict[str
     return rows, run, manifest
 
 
-def render_reports(out: Path, formats: tuple[str, ...] | list[str], figure_dir: Path | None = None,
-                   target: Path | None = None) -> list[Path]:
+def render_reports(
+    out: Path, formats: tuple[str, ...] | list[str], figure_dir: Path | None = None, target: Path | None = None
+) -> list[Path]:
     """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
     from harness.plugins import get_plugins
 
@@ -116,9 +161,11 @@ def _figure_data(manifest: list[dict[str, Any]], figure_dir: Path) -> list[dict[
 def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path) -> str:
     figures = _figure_data(manifest, figure_dir)
     per_category = [
-        {"name": name,
-         "table": _table(ok[ok["category"] == name], DETAIL_COLUMNS),
-         "figures": [f for f in figures if f.get("category") == name]}
+        {
+            "name": name,
+            "table": _table(ok[ok["category"] == name], DETAIL_COLUMNS),
+            "figures": [f for f in figures if f.get("category") == name],
+        }
         for name in context["categories"]
     ]
     template = _environment().get_template("report.html.j2")
@@ -132,8 +179,18 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     )
 
 
-LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: object) -> str:
@@ -162,11 +219,22 @@ def _render_latex(context: dict[str, Any], ok: pd.DataFrame) -> str:
     env.variable_start_string, env.variable_end_string = r"\VAR{", "}"
     env.comment_start_string, env.comment_end_string = r"\#{", "}"
     template = env.get_template("report.tex.j2")
-    columns = ["model", "calibration", "accuracy", "precision", "recall", "f1", "false_negatives",
-               "false_positives", "auroc", "ap"]
-    per_category = [{"name": latex_escape(name),
-                     "table": _latex_table(ok[ok["category"] == name], ["model", "seed", *columns[1:]])}
-                    for name in context["categories"]]
+    columns = [
+        "model",
+        "calibration",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "false_negatives",
+        "false_positives",
+        "auroc",
+        "ap",
+    ]
+    per_category = [
+        {"name": latex_escape(name), "table": _latex_table(ok[ok["category"] == name], ["model", "seed", *columns[1:]])}
+        for name in context["categories"]
+    ]
     return template.render(
         title=latex_escape(context["title"]),
         run=context["run"],

@@ -11,12 +11,26 @@ from conftest import FixedScores
 
 from harness.analyses.base import AnalysisContext, JobData
 from harness.analyses.kde_vs_test import calibrate_rows
-from harness.runner import build_calibrations
-from harness.protocol import load_protocol
 from harness.plugins import get_plugins
+from harness.protocol import load_protocol
+from harness.runner import build_calibrations
 
-REQUIRED_COLUMNS = ["model", "category", "seed", "calibration", "weights", "threshold", "accuracy", "precision",
-                    "recall", "f1", "false_negatives", "false_positives", "auroc", "ap"]
+REQUIRED_COLUMNS = [
+    "model",
+    "category",
+    "seed",
+    "calibration",
+    "weights",
+    "threshold",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "false_negatives",
+    "false_positives",
+    "auroc",
+    "ap",
+]
 
 
 def test_run_writes_every_output(cli, small_protocol, tmp_path):
@@ -36,7 +50,7 @@ def test_run_writes_every_output(cli, small_protocol, tmp_path):
     assert {"versions", "hardware", "config", "seeds", "dataset", "jobs"} <= set(run)
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<script>" in html and "http" not in html.split("<body>")[1][:200]
-    assert html.count("class=\"oracle\"") >= 2
+    assert html.count('class="oracle"') >= 2
 
 
 def test_second_run_fits_nothing_and_gives_identical_results(cli, small_protocol, tmp_path):
@@ -59,7 +73,7 @@ def test_report_rerenders_from_stored_results(cli, small_protocol, tmp_path):
     assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
     (out / "report.html").unlink()
     FixedScores.calls = []
-    code, stdout, _ = cli("report", str(out))
+    code, _, _ = cli("report", str(out))
     assert code == 0 and (out / "report.html").is_file() and FixedScores.calls == []
 
 
@@ -86,14 +100,17 @@ def test_permuting_test_labels_leaves_deployable_thresholds_unchanged(cli, small
 
     original, shuffled = thresholds(scores), thresholds(permuted)
     assert original["kde"] == shuffled["kde"] and original["quantile"] == shuffled["quantile"]
-    assert original["test_f1_oracle"] != shuffled["test_f1_oracle"] or original["test_youden_oracle"] != shuffled[
-        "test_youden_oracle"]
+    assert (
+        original["test_f1_oracle"] != shuffled["test_f1_oracle"]
+        or original["test_youden_oracle"] != shuffled["test_youden_oracle"]
+    )
 
 
 def test_failing_model_is_isolated(cli, small_protocol, tmp_path):
-    text = small_protocol.read_text().replace("  - name: fixed_scores",
-                                              "  - name: fixed_scores\n  - name: fixed_scores\n"
-                                              "    label: broken\n    options: {fail: nan}")
+    text = small_protocol.read_text().replace(
+        "  - name: fixed_scores",
+        "  - name: fixed_scores\n  - name: fixed_scores\n    label: broken\n    options: {fail: nan}",
+    )
     small_protocol.write_text(text)
     out = tmp_path / "out"
     code, _, stderr = cli("run", str(small_protocol), "--out", str(out))
@@ -108,7 +125,12 @@ def test_failing_model_is_isolated(cli, small_protocol, tmp_path):
 def test_latex_report_compiles_standalone(cli, small_protocol, tmp_path):
     out = tmp_path / "out"
     assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
-    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=out,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-2000:]
     assert (out / "report.pdf").is_file()

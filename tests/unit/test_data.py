@@ -48,8 +48,14 @@ def test_folder_layout_splits_normals_and_finds_masks(tmp_path):
             Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(tmp_path / folder / f"{i}.jpg")
             if folder == "dent":
                 Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / folder / f"{i}.png")
-    layout = FolderLayout(tmp_path, normal_dir="ok", abnormal_dirs={"dent": "dent"}, test_normal_fraction=0.3,
-                          mask_pattern="{stem}.png", category="parts")
+    layout = FolderLayout(
+        tmp_path,
+        normal_dir="ok",
+        abnormal_dirs={"dent": "dent"},
+        test_normal_fraction=0.3,
+        mask_pattern="{stem}.png",
+        category="parts",
+    )
     category = layout.load("parts")
     assert len(category.split("train")) == 7
     test = category.split("test")
@@ -68,16 +74,21 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 def test_corrupt_image_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.png"
     path.write_bytes(b"\x89PNG not really")
-    with pytest.raises(DatasetError, match="cannot read image .*broken.png"):
+    with pytest.raises(DatasetError, match=r"cannot read image .*broken\.png"):
         load_image(path, (8, 8))
 
 
 @pytest.mark.skipif(not MAGNETIC_TILE.is_dir(), reason="../shared/data/magnetic_tile not present")
 def test_magnetic_tile_loads_through_the_folder_layout():
     types = ["Blowhole", "Break", "Crack", "Fray", "Uneven"]
-    layout = FolderLayout(MAGNETIC_TILE, normal_dir="MT_Free/Imgs",
-                          abnormal_dirs={t.lower(): f"MT_{t}/Imgs" for t in types},
-                          image_pattern="*.jpg", mask_pattern="{stem}.png", category="magnetic_tile")
+    layout = FolderLayout(
+        MAGNETIC_TILE,
+        normal_dir="MT_Free/Imgs",
+        abnormal_dirs={t.lower(): f"MT_{t}/Imgs" for t in types},
+        image_pattern="*.jpg",
+        mask_pattern="{stem}.png",
+        category="magnetic_tile",
+    )
     category = layout.load("magnetic_tile")
     assert len(category.split("train")) + sum(1 for r in category.split("test") if not r.label) == 952
     assert sum(r.label for r in category.records) == 115 + 85 + 57 + 32 + 103

@@ -9,9 +9,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_protocol_loads_with_overrides():
-    protocol = load_protocol(REPO / "protocols" / "kde_vs_test.yaml",
-                             ["dataset.root=/data/mvtec", "dataset.categories=[bottle]", "seeds=[0,1]",
-                              "models.0.options.pre_trained=true"])
+    protocol = load_protocol(
+        REPO / "protocols" / "kde_vs_test.yaml",
+        ["dataset.root=/data/mvtec", "dataset.categories=[bottle]", "seeds=[0,1]", "models.0.options.pre_trained=true"],
+    )
     assert protocol.dataset.root == Path("/data/mvtec")
     assert protocol.dataset.effective_layout == "mvtec"
     assert protocol.dataset.categories == ("bottle",)
@@ -37,14 +38,17 @@ def test_unknown_key_suggests_the_right_one(tmp_path):
         load_protocol(path)
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("dataset.image_size=-3", "dataset.image_size"),
-    ("holdout_fraction=1.5", "holdout_fraction"),
-    ("seeds=[a]", "seeds"),
-    ("models=[]", "models"),
-    ("report.formats=[pdf]", "report.formats"),
-    ("nonsense", "KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset.image_size=-3", "dataset.image_size"),
+        ("holdout_fraction=1.5", "holdout_fraction"),
+        ("seeds=[a]", "seeds"),
+        ("models=[]", "models"),
+        ("report.formats=[pdf]", "report.formats"),
+        ("nonsense", "KEY=VALUE"),
+    ],
+)
 def test_bad_values_name_their_key(override, message):
     with pytest.raises(ProtocolError, match=message):
         load_protocol(REPO / "protocols" / "kde_vs_test.yaml", [override])

@@ -16,10 +16,10 @@ import os
 
 import harness
 from harness_anomalib.catalogue import hub_reachable, image_model_names
-from harness_anomalib.detector import AnomalibDetector, AnomalibFactory
+from harness_anomalib.factory import AnomalibFactory
 
 __version__ = "0.1.0"
-__all__ = ["AnomalibDetector", "AnomalibFactory", "harness_models"]
+__all__ = ["AnomalibFactory", "harness_models"]
 
 if not hub_reachable():  # no retries against an unreachable hub (about 60 s per missing weight)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

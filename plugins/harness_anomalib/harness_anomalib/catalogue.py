@@ -11,14 +11,29 @@ from pathlib import Path
 HUB_HOST = "huggingface.co"
 
 NEEDS_HUB = {
-    "dinomaly": "DINOv2", "anomaly_dino": "DINOv2", "inp_former": "DINOv2", "l2bt": "DINOv2",
-    "foundad": "DINOv2", "cfm": "a foundation backbone", "super_add": "a foundation backbone",
+    "dinomaly": "DINOv2",
+    "anomaly_dino": "DINOv2",
+    "inp_former": "DINOv2",
+    "l2bt": "DINOv2",
+    "foundad": "DINOv2",
+    "cfm": "a foundation backbone",
+    "super_add": "a foundation backbone",
     "anomalyvfm": "a vision foundation model",
 }
 """Models whose backbone anomalib always fetches from the Hugging Face hub (no switch to skip it)."""
 
-NEEDS_TEACHER = {"stfpm", "uflow", "csflow", "cfa", "uni_net", "uninet", "glass", "dsr", "supersimplenet",
-                 "efficient_ad"}
+NEEDS_TEACHER = {
+    "stfpm",
+    "uflow",
+    "csflow",
+    "cfa",
+    "uni_net",
+    "uninet",
+    "glass",
+    "dsr",
+    "supersimplenet",
+    "efficient_ad",
+}
 """Models with a pretrained part that ``pre_trained=false`` does not switch off."""
 
 REQUIRED_OPTIONS = {

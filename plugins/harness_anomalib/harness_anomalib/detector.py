@@ -22,17 +22,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from harness import Sample, Scores
-from harness.errors import ModelError, ProtocolError, unknown_name_message
+from harness.errors import ModelError
 from harness_anomalib import catalogue
 from harness_anomalib.weights import load_into_backbones, resolve_weights_file, timm_without_download
-
-ADAPTER_OPTIONS = {
-    "weights": "a local backbone weights file or folder (offline use); implies no download",
-    "pretrained": "alias of anomalib's pre_trained",
-    "max_epochs": "training epochs (default: the model's own trainer argument, else 1)",
-    "batch_size": "training and scoring batch size (default 8)",
-    "accelerator": "Lightning accelerator: auto (default), cpu, gpu",
-}
 
 
 @cache
@@ -103,8 +95,12 @@ class AnomalibDetector:
         cls = model_class(self.name)
         accepts_pretrained = "pre_trained" in constructor_options(self.name)
         options = dict(self.model_options)
-        components = {"pre_processor": cls.configure_pre_processor(image_size=image_size),
-                      "post_processor": False, "evaluator": False, "visualizer": False}
+        components = {
+            "pre_processor": cls.configure_pre_processor(image_size=image_size),
+            "post_processor": False,
+            "evaluator": False,
+            "visualizer": False,
+        }
         if self.weights_path is not None:
             path = resolve_weights_file(self.weights_path, options.get("backbone"))
             if accepts_pretrained:
@@ -114,7 +110,10 @@ class AnomalibDetector:
             load_into_backbones(model, path)
             self.weights = f"local file: {path.name}"
             return model
-        pretrained = bool(options.get("pre_trained", True)) if accepts_pretrained else self.name in catalogue.NEEDS_TEACHER
+        if accepts_pretrained:
+            pretrained = bool(options.get("pre_trained", True))
+        else:
+            pretrained = self.name in catalogue.NEEDS_TEACHER
         try:
             model = cls(**options, **components)
         except Exception as exc:
@@ -138,13 +137,27 @@ class AnomalibDetector:
         self.model = self._build((int(image_size[0]), int(image_size[1])))
         max_epochs = self.max_epochs or self.model.trainer_arguments.get("max_epochs", 1)
         generator = torch.Generator().manual_seed(int(torch.initial_seed()) % 2**63)
-        loader = DataLoader(_Images(samples), batch_size=self.batch_size, shuffle=True, generator=generator,
-                            collate_fn=ImageBatch.collate, num_workers=0)
+        loader = DataLoader(
+            _Images(samples),
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            collate_fn=ImageBatch.collate,
+            num_workers=0,
+        )
         with tempfile.TemporaryDirectory(prefix="harness-anomalib-") as root, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _quiet_lightning()
-            engine = Engine(barebones=True, max_epochs=max_epochs, accelerator=self.accelerator, devices=1,
-                            limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=root, logger=False)
+            engine = Engine(
+                barebones=True,
+                max_epochs=max_epochs,
+                accelerator=self.accelerator,
+                devices=1,
+                limit_val_batches=0,
+                num_sanity_val_steps=0,
+                default_root_dir=root,
+                logger=False,
+            )
             engine.fit(self.model, train_dataloaders=loader)
         self.model.eval()
         return self
@@ -178,34 +191,3 @@ class AnomalibDetector:
     def parameters(self) -> int | None:
         """Number of parameters of the fitted model."""
         return None if self.model is None else sum(p.numel() for p in self.model.parameters())
-
-
-class AnomalibFactory:
-    """Builds :class:`AnomalibDetector` for one anomalib model name."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.__doc__ = f"anomalib's {name} image model"
-
-    def __call__(self, **options: Any) -> AnomalibDetector:
-        """A detector with ``options`` (the model class's keywords plus the adapter's own)."""
-        return AnomalibDetector(self.name, **options)
-
-    @property
-    def version(self) -> str:
-        """Versions that change this model's scores (enter the cache key)."""
-        from importlib.metadata import version
-
-        return f"anomalib {version('anomalib')}, torch {version('torch')}, timm {version('timm')}"
-
-    def why_unavailable(self) -> str | None:
-        """Why this model cannot run here, or None."""
-        return catalogue.why_unavailable(self.name)
-
-    def check_options(self, options: dict[str, Any], key: str) -> None:
-        """Reject option names the model class does not take, naming the closest one."""
-        allowed = constructor_options(self.name) | set(ADAPTER_OPTIONS)
-        for option in options:
-            if option not in allowed:
-                raise ProtocolError(unknown_name_message(f"option of {self.name}", option, allowed),
-                                    key=f"{key}.{option}")

@@ -26,8 +26,10 @@ def resolve_weights_file(path: str | Path, backbone: str | None) -> Path:
             return named[0]
         if len(candidates) == 1:
             return candidates[0]
-        raise ModelError(f"options.weights folder {path} has no file named after backbone '{backbone}' "
-                         f"(found: {[p.name for p in candidates] or 'none'}); name it {backbone}.pth or give the file")
+        raise ModelError(
+            f"options.weights folder {path} has no file named after backbone '{backbone}' "
+            f"(found: {[p.name for p in candidates] or 'none'}); name it {backbone}.pth or give the file"
+        )
     raise ModelError(f"options.weights: {path} does not exist; give a .pth/.safetensors file or a folder of them")
 
 
@@ -61,12 +63,14 @@ def load_into_backbones(model: torch.nn.Module, path: Path) -> int:
     matched = 0
     for extractor in extractors:
         target = extractor.feature_extractor
-        result = target.load_state_dict(state, strict=False)
-        matched += len(target.state_dict()) - len(result.missing_keys)
+        target.load_state_dict(state, strict=False)
+        matched += len(set(state) & set(target.state_dict()))
     if matched == 0:
         sample = ", ".join(list(state)[:3])
-        raise ModelError(f"no tensor of {path.name} matches the backbone of {type(model).__name__} "
-                         f"(file keys start: {sample}); is it the right architecture?")
+        raise ModelError(
+            f"no tensor of {path.name} matches the backbone of {type(model).__name__} "
+            f"(file keys start: {sample}); is it the right architecture?"
+        )
     return matched
 
 

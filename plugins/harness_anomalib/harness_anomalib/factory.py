@@ -1,0 +1,52 @@
+"""Factories the plugin registers: cheap to build (no torch or anomalib import until used)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.errors import ProtocolError, unknown_name_message
+from harness_anomalib import catalogue
+
+ADAPTER_OPTIONS = {
+    "weights": "a local backbone weights file or folder (offline use); implies no download",
+    "pretrained": "alias of anomalib's pre_trained",
+    "max_epochs": "training epochs (default: the model's own trainer argument, else 1)",
+    "batch_size": "training and scoring batch size (default 8)",
+    "accelerator": "Lightning accelerator: auto (default), cpu, gpu",
+}
+
+
+class AnomalibFactory:
+    """Builds :class:`AnomalibDetector` for one anomalib model name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"anomalib's {name} image model"
+
+    def __call__(self, **options: Any) -> Any:
+        """An :class:`~harness_anomalib.detector.AnomalibDetector` with ``options``."""
+        from harness_anomalib.detector import AnomalibDetector
+
+        return AnomalibDetector(self.name, **options)
+
+    @property
+    def version(self) -> str:
+        """Versions that change this model's scores (enter the cache key)."""
+        from importlib.metadata import version
+
+        return f"anomalib {version('anomalib')}, torch {version('torch')}, timm {version('timm')}"
+
+    def why_unavailable(self) -> str | None:
+        """Why this model cannot run here, or None."""
+        return catalogue.why_unavailable(self.name)
+
+    def check_options(self, options: dict[str, Any], key: str) -> None:
+        """Reject option names the model class does not take, naming the closest one."""
+        from harness_anomalib.detector import constructor_options
+
+        allowed = constructor_options(self.name) | set(ADAPTER_OPTIONS)
+        for option in options:
+            if option not in allowed:
+                raise ProtocolError(
+                    unknown_name_message(f"option of {self.name}", option, allowed), key=f"{key}.{option}"
+                )

@@ -1,0 +1,64 @@
+"""The anomalib adapter: local weights, offline errors, option checks, raw scores."""
+
+import numpy as np
+import pytest
+import torch
+from harness_anomalib import AnomalibFactory
+from harness_anomalib.catalogue import image_model_names, why_unavailable
+
+from harness import Sample
+from harness.errors import ModelError, ProtocolError
+
+
+def _samples(n, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for _ in range(n)]
+    return [Sample(f"img{i}.png", lambda im=im: im) for i, im in enumerate(images)]
+
+
+def test_every_anomalib_image_model_is_registered():
+    names = image_model_names()
+    assert {"padim", "patchcore", "stfpm", "fastflow", "efficient_ad", "dinomaly"} <= set(names)
+    assert why_unavailable("padim") is None
+
+
+def test_local_weights_file_is_loaded_into_the_backbone(tmp_path):
+    import timm
+
+    torch.manual_seed(123)
+    reference = timm.create_model("resnet18", pretrained=False)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    detector = AnomalibFactory("padim")(backbone="resnet18", weights=str(tmp_path), n_features=16)
+    detector.fit(_samples(4))
+    assert detector.weights == "local file: resnet18.pth"
+    loaded = detector.model.model.feature_extractor.feature_extractor.state_dict()
+    assert torch.equal(loaded["conv1.weight"], reference.state_dict()["conv1.weight"])
+
+
+def test_weights_of_another_architecture_are_rejected(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"foo.weight": torch.zeros(3)}, path)
+    with pytest.raises(ModelError, match=r"no tensor of other\.pth matches"):
+        AnomalibFactory("padim")(backbone="resnet18", weights=str(path)).fit(_samples(2))
+
+
+def test_pretrained_offline_is_a_clear_error():
+    with pytest.raises(ModelError, match=r"options.weights=.*pre_trained=false"):
+        AnomalibFactory("padim")(backbone="resnet18").fit(_samples(2))
+
+
+def test_unknown_option_names_the_closest():
+    with pytest.raises(ProtocolError, match="Did you mean 'backbone'"):
+        AnomalibFactory("padim").check_options({"backbon": "resnet18"}, key="models.0.options")
+
+
+def test_raw_scores_and_maps_at_input_size():
+    detector = AnomalibFactory("padim")(backbone="resnet18", pre_trained=False, n_features=16)
+    torch.manual_seed(0)
+    detector.fit(_samples(6))
+    scores = detector.score(_samples(3, seed=1))
+    assert detector.weights == "random-init"
+    assert scores.image.shape == (3,) and np.isfinite(scores.image).all()
+    assert scores.maps.shape == (3, 32, 32)
+    assert len(set(np.round(scores.image, 6))) == 3  # raw, not normalised and clamped to 0/1
