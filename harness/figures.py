@@ -78,7 +78,7 @@ def grouped_metric_bars(summary: pd.DataFrame, metrics: Sequence[str], path: Pat
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names)), 3.6))
     for index, metric in enumerate(metrics):
         ax.bar(x + (index - (len(metrics) - 1) / 2) * width, summary[metric], width=width, label=metric)
-    ax.set_xticks(x, names, fontsize=7)
+    ax.set_xticks(x, names, fontsize=7, rotation=20, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncols=len(metrics))

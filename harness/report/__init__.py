@@ -33,13 +33,11 @@ LEADERBOARD_COLUMNS = [
     "ap",
     "pixel_auroc",
     "aupro",
-    "threshold",
 ]
 DETAIL_COLUMNS = [
     "model",
     "seed",
     "calibration",
-    "weights",
     "threshold",
     "accuracy",
     "precision",
