@@ -134,3 +134,19 @@ def test_latex_report_compiles_standalone(cli, small_protocol, tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:]
     assert (out / "report.pdf").is_file()
+
+
+def test_a_real_mvtec_layout_root_is_given_with_set(cli, small_protocol, tmp_path, synthetic_root):
+    out = tmp_path / "out"
+    code, _, stderr = cli("run", str(small_protocol), "--out", str(out), "--set", f"dataset.root={synthetic_root}",
+                          "--set", "dataset.categories=[disc]")
+    assert code == 0, stderr
+    run = json.loads((out / "run.json").read_text())
+    assert run["dataset"]["layout"] == "mvtec" and run["dataset"]["root"] == str(synthetic_root)
+    assert set(pd.read_csv(out / "results.csv")["category"]) == {"disc"}
+
+
+def test_validate_runs_no_model(cli, small_protocol):
+    code, stdout, _ = cli("validate", str(small_protocol))
+    assert code == 0 and "valid" in stdout and "2 job(s)" in stdout
+    assert FixedScores.calls == []

@@ -160,14 +160,22 @@ class AnomalibDetector:
             )
             engine.fit(self.model, train_dataloaders=loader)
         self.model.eval()
+        self.model.to(self.device)  # Lightning hands the model back on the CPU after fit
         return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where scoring runs: the GPU when the accelerator allows one and one is present."""
+        if self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
 
     @torch.inference_mode()
     def score(self, samples: Sequence[Sample]) -> Scores:
         """Raw image scores and anomaly maps at the input size (anomalib post-processing off)."""
         if self.model is None:
             raise RuntimeError(f"{self.name}: score() called before fit()")
-        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
+        device = self.device
         scores, maps = [], []
         for start in range(0, len(samples), self.batch_size):
             batch = _to_tensor(samples[start : start + self.batch_size]).to(device)
