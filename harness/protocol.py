@@ -38,8 +38,7 @@ DATASET_KEYS = {
     "max_train_images",
     "max_test_images_per_type",
 }
-MODEL_KEYS = {"name", "label", "options"}
-CALIBRATION_KEYS = {"name", "label", "options"}
+ENTRY_KEYS = {"name", "label", "options"}
 REPORT_KEYS = {"formats", "title"}
 REPORT_FORMATS = {"html", "latex"}
 
@@ -69,21 +68,16 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """One model entry: a registered name, its options and a display label."""
+class NamedEntry:
+    """A model or calibration entry: a registered name, its options and the label rows carry."""
 
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
 
 
-@dataclass(frozen=True)
-class CalibrationConfig:
-    """One calibration entry: a registered calibrator, its options and the label rows carry."""
-
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    label: str = ""
+ModelConfig = NamedEntry
+CalibrationConfig = NamedEntry
 
 
 @dataclass(frozen=True)
@@ -246,49 +240,29 @@ def _validate(path: Path, data: dict[str, Any], locator: _Locator) -> Protocol:
         **limits,
     )
 
-    models_raw = data.get("models")
-    if not isinstance(models_raw, list) or not models_raw:
-        raise fail("models", "expected a non-empty list of models, e.g. [{name: padim}]")
-    models = []
-    for index, entry in enumerate(models_raw):
-        key = f"models.{index}"
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        entry = as_mapping(entry, key)
-        check_keys(entry, MODEL_KEYS, f"{key}.")
-        if not isinstance(entry.get("name"), str):
-            raise fail(f"{key}.name", "each model needs a 'name:' (see `harness list models`)")
-        models.append(
-            ModelConfig(
-                entry["name"],
-                as_mapping(entry.get("options"), f"{key}.options"),
-                str(entry.get("label") or entry["name"]),
-            )
-        )
-    labels = [m.label for m in models]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
-        raise fail("models", f"two models share the label {duplicates[0]!r}; give each a distinct 'label:'")
+    def named_entries(section: str, raw: Any, example: str) -> tuple[NamedEntry, ...]:
+        """A list of ``name`` or ``{name, options, label}`` entries with distinct labels."""
+        if not isinstance(raw, list) or not raw:
+            raise fail(section, f"expected a non-empty list, e.g. {example}")
+        entries = []
+        for index, entry in enumerate(raw):
+            key = f"{section}.{index}"
+            entry = as_mapping({"name": entry} if isinstance(entry, str) else entry, key)
+            check_keys(entry, ENTRY_KEYS, f"{key}.")
+            if not isinstance(entry.get("name"), str):
+                raise fail(f"{key}.name", f"each entry needs a 'name:' (see `harness list {section}`)")
+            options = as_mapping(entry.get("options"), f"{key}.options")
+            entries.append(NamedEntry(entry["name"], options, str(entry.get("label") or entry["name"])))
+        labels = [e.label for e in entries]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise fail(section, f"two entries share the label {duplicates[0]!r}; give each a distinct 'label:'")
+        return tuple(entries)
 
-    calibrations_raw = data.get("calibrations", ["test_f1_oracle", "test_youden_oracle", "kde"])
-    if not isinstance(calibrations_raw, list) or not calibrations_raw:
-        raise fail("calibrations", "expected a non-empty list, e.g. [test_f1_oracle, kde]")
-    calibrations = []
-    for index, entry in enumerate(calibrations_raw):
-        key = f"calibrations.{index}"
-        if isinstance(entry, str):
-            entry = {"name": entry}
-        entry = as_mapping(entry, key)
-        check_keys(entry, CALIBRATION_KEYS, f"{key}.")
-        if not isinstance(entry.get("name"), str):
-            raise fail(f"{key}.name", "each calibration needs a 'name:' (see `harness list calibrations`)")
-        calibrations.append(
-            CalibrationConfig(
-                entry["name"],
-                as_mapping(entry.get("options"), f"{key}.options"),
-                str(entry.get("label") or entry["name"]),
-            )
-        )
+    models = named_entries("models", data.get("models"), "[{name: padim}]")
+    calibrations = named_entries(
+        "calibrations", data.get("calibrations", ["test_f1_oracle", "test_youden_oracle", "kde"]), "[kde]"
+    )
 
     seeds = data.get("seeds", [0])
     if isinstance(seeds, int):
@@ -309,8 +283,8 @@ def _validate(path: Path, data: dict[str, Any], locator: _Locator) -> Protocol:
         version=version,
         title=str(report_raw.get("title") or data.get("title") or kind),
         dataset=dataset,
-        models=tuple(models),
-        calibrations=tuple(calibrations),
+        models=models,
+        calibrations=calibrations,
         seeds=tuple(seeds),
         holdout_fraction=float(holdout),
         report_formats=tuple(formats),

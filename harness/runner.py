@@ -153,11 +153,6 @@ def build_calibrations(protocol: Protocol, plugins: Plugins) -> list[Calibration
                 key=f"calibrations.{index}.options",
             ) from None
         specs.append(CalibrationSpec(entry.label, entry.name, calibrator))
-    labels = [s.label for s in specs]
-    if len(set(labels)) != len(labels):
-        raise ProtocolError(
-            "two calibrations share a label; give each a distinct 'label:'", path=protocol.path, key="calibrations"
-        )
     return specs
 
 

@@ -32,6 +32,16 @@ def _folder_dataset(root, corrupt=False):
         (root / "dent" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
 
 
+def _folder_overrides(root):
+    settings = [
+        f"dataset.root={root}",
+        "dataset.layout=folder",
+        "dataset.categories=null",
+        "dataset.options={normal_dir: good, abnormal_dirs: {dent: dent}}",
+    ]
+    return [arg for setting in settings for arg in ("--set", setting)]
+
+
 CASES = {
     "malformed yaml": ("protocol: kde_vs_test\nmodels: [padim\n", [], "malformed YAML"),
     "unknown key": (BASE.format(extra="seedz: [0]"), [], "Did you mean 'seeds'"),
@@ -78,14 +88,7 @@ def test_empty_category(cli, tmp_path):
         str(path),
         "--out",
         str(tmp_path / "out"),
-        "--set",
-        f"dataset.root={root}",
-        "--set",
-        "dataset.layout=folder",
-        "--set",
-        "dataset.categories=null",
-        "--set",
-        "dataset.options={normal_dir: good, abnormal_dirs: {dent: dent}}",
+        *_folder_overrides(root),
     )
     assert code == 2 and "needs both defect-free and defective test images" in stderr
 
@@ -102,14 +105,7 @@ def test_corrupt_image(cli, tmp_path):
         str(path),
         "--out",
         str(out),
-        "--set",
-        f"dataset.root={root}",
-        "--set",
-        "dataset.layout=folder",
-        "--set",
-        "dataset.categories=null",
-        "--set",
-        "dataset.options={normal_dir: good, abnormal_dirs: {dent: dent}}",
+        *_folder_overrides(root),
     )
     assert code == 2 and "cannot read image" in stderr and "2.png" in stderr
     assert (out / "report.html").read_text() == "earlier" and not (out / "results.csv").exists()
