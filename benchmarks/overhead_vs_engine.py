@@ -78,7 +78,7 @@ def through_harness(root: Path, category: str, model_name: str) -> float:
     data = MVTecLayout(root).load(category)
     model = ModelConfig(model_name, {**OPTIONS[model_name], "max_epochs": 1, "accelerator": "cpu"})
     with tempfile.TemporaryDirectory() as cache_dir:
-        job = Job(model, data, 0, TrainingSubset(0.0, 0), (128, 128), "anomalib", "bench", "", "bench")
+        job = Job(model, data, 0, TrainingSubset(0.0, 0), (128, 128), "anomalib", "bench", "")
         started = time.perf_counter()
         run_job(job, plugins.get("models", model_name), ScoreCache(Path(cache_dir)))
         return time.perf_counter() - started

@@ -8,7 +8,6 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,9 +20,10 @@ from tqdm import tqdm
 import harness
 from harness.analyses.base import AnalysisContext, CalibrationSpec, JobData
 from harness.data.base import Category, load_mask, subsample
+from harness.data.synthetic import harness_home
 from harness.errors import DatasetError, ProtocolError, unknown_name_message
 from harness.plugins import Plugins, get_plugins
-from harness.protocol import DatasetConfig, Protocol
+from harness.protocol import DatasetConfig, ModelConfig, Protocol
 from harness.report import render_reports
 from harness.scoring import Job, JobFailed, JobOutcome, TrainingSubset, run_job
 from harness.store import ScoreCache, check_writable, json_dumps, staged_output, write_atomic
@@ -169,6 +169,42 @@ def check_model_options(protocol: Protocol, plugins: Plugins, labels: set[str] |
                 raise ProtocolError(str(exc), path=protocol.path) from None
 
 
+@dataclass(frozen=True)
+class JobMaker:
+    """Builds jobs for a protocol; analyses that need other jobs than the standard ones use it."""
+
+    protocol: Protocol
+    plugins: Plugins
+
+    def __call__(
+        self, model: ModelConfig, category: Category, seed: int, test_categories: tuple[Category, ...] = ()
+    ) -> Job:
+        """A job fitting ``model`` on ``category`` with ``seed``, scoring ``test_categories`` (default itself)."""
+        info = self.plugins.owner("models", model.name)
+        factory_version = str(getattr(self.plugins.get("models", model.name), "version", ""))
+        subset = TrainingSubset(self.protocol.holdout_fraction, seed)
+        return Job(
+            model,
+            category,
+            seed,
+            subset,
+            self.protocol.dataset.image_size,
+            info.name,
+            info.version,
+            factory_version,
+            test_categories,
+        )
+
+    def standard(self, categories: list[Category]) -> list[Job]:
+        """One job per category, model and seed: fit on the category, score its own test images."""
+        return [
+            self(model, category, seed)
+            for category in categories
+            for model in self.protocol.models
+            for seed in self.protocol.seeds
+        ]
+
+
 def plan(
     protocol: Protocol,
     plugins: Plugins | None = None,
@@ -177,42 +213,29 @@ def plan(
     """Validate everything a run needs and list its jobs; runs no model."""
     plugins = plugins or get_plugins()
     analysis = plugins.get("protocols", protocol.protocol, key="protocol")
-    factories = {}
     for index, model in enumerate(protocol.models):
-        factories[model.label] = plugins.get("models", model.name, key=f"models.{index}.name")
+        plugins.get("models", model.name, key=f"models.{index}.name")
     if check_options:
         check_model_options(protocol, plugins)
     calibrations = build_calibrations(protocol, plugins)
     categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset)
-    jobs = []
-    for category in categories:
-        fingerprint = category.fingerprint()
-        for model in protocol.models:
-            info = plugins.owner("models", model.name)
-            factory_version = str(getattr(factories[model.label], "version", ""))
-            for seed in protocol.seeds:
-                jobs.append(
-                    Job(
-                        model,
-                        category,
-                        seed,
-                        TrainingSubset(protocol.holdout_fraction, seed),
-                        protocol.dataset.image_size,
-                        info.name,
-                        info.version,
-                        factory_version,
-                        fingerprint,
-                    )
-                )
+    maker = JobMaker(protocol, plugins)
+    planner = getattr(analysis, "plan_jobs", None)
+    jobs = planner(protocol, categories, maker) if planner else maker.standard(categories)
     return jobs, calibrations, analysis
 
 
-def _masks_loader(category: Category, size: tuple[int, int]):
+def default_cache_dir() -> Path:
+    """``$HARNESS_CACHE_DIR``, else ``$HARNESS_HOME/scores``: one cache shared by every protocol."""
+    return Path(os.environ.get(CACHE_ENV) or harness_home() / "scores")
+
+
+def _masks_loader(categories: tuple[Category, ...], size: tuple[int, int]):
     memo: dict[str, np.ndarray | None] = {}
 
     def load() -> np.ndarray | None:
         if "masks" not in memo:
-            test = category.split("test")
+            test = [r for category in categories for r in category.split("test")]
             has_masks = any(r.mask_paths for r in test if r.label)
             memo["masks"] = np.stack([load_mask(r.mask_paths, size) for r in test]) if has_masks else None
         return memo["masks"]
@@ -220,41 +243,36 @@ def _masks_loader(category: Category, size: tuple[int, int]):
     return load
 
 
-def run_protocol(
-    protocol: Protocol, out: Path, cache_dir: Path | None = None, argv: list[str] | None = None
-) -> RunSummary:
-    """Run ``protocol`` into ``out``: results.csv, figures/, report.html, report.tex, run.json."""
-    started = time.time()
-    plugins = get_plugins()
-    jobs, calibrations, analysis = plan(protocol, plugins, check_options=False)
-    check_writable(out)
-    cache_root = cache_dir or Path(os.environ.get(CACHE_ENV) or out / "scores")
-    cache = ScoreCache(cache_root)
-    # options are checked for models that will be fitted; cached jobs need no model library
+def execute(jobs: list[Job], protocol: Protocol, plugins: Plugins, cache: ScoreCache) -> list[JobOutcome]:
+    """Fit and score every job not yet in ``cache``; a failing job is recorded, the others go on."""
+    # options are checked only for models that will be fitted: cached jobs need no model library
     check_model_options(protocol, plugins, {job.model.label for job in jobs if not cache.has(job.key)})
-    summary = RunSummary(out)
-    factories = {m.label: plugins.get("models", m.name) for m in protocol.models}
+    outcomes = []
     progress = tqdm(jobs, desc="fit + score", unit="job", disable=None, file=sys.stderr)
     for job in progress:
         progress.set_postfix_str(f"{job.model.label} / {job.category.name} / seed {job.seed}")
         if cache.has(job.key):
-            summary.outcomes.append(JobOutcome(job, "cached"))
+            outcomes.append(JobOutcome(job, "cached"))
             continue
         try:
-            run_job(job, factories[job.model.label], cache)
-            summary.outcomes.append(JobOutcome(job, "fitted"))
+            run_job(job, plugins.get("models", job.model.name), cache)
+            outcomes.append(JobOutcome(job, "fitted"))
         except JobFailed as exc:
-            summary.outcomes.append(JobOutcome(job, "failed", str(exc)))
-    scoring_seconds = time.time() - started
+            outcomes.append(JobOutcome(job, "failed", str(exc)))
+    return outcomes
 
-    mask_loaders = {}
-    job_data = []
-    for outcome in summary.outcomes:
+
+def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
+    """What the analysis gets: cached scores of every job that did not fail, masks on demand."""
+    loaders: dict[tuple[str, ...], Any] = {}
+    data = []
+    for outcome in outcomes:
         job = outcome.job
         if outcome.status == "failed":
             continue
-        loader = mask_loaders.setdefault(job.category.name, _masks_loader(job.category, job.image_size))
-        job_data.append(
+        names = tuple(c.name for c in job.evaluated)
+        loader = loaders.setdefault(names, _masks_loader(job.evaluated, job.image_size))
+        data.append(
             JobData(
                 job.model.label,
                 job.category.name,
@@ -266,10 +284,27 @@ def run_protocol(
                 loader,
             )
         )
+    return data
+
+
+def run_protocol(
+    protocol: Protocol, out: Path, cache_dir: Path | None = None, argv: list[str] | None = None
+) -> RunSummary:
+    """Run ``protocol`` into ``out``: results.csv, figures/, report.html, report.tex, run.json, scores/."""
+    started = time.time()
+    plugins = get_plugins()
+    jobs, calibrations, analysis = plan(protocol, plugins, check_options=False)
+    check_writable(out)
+    cache = ScoreCache(cache_dir or default_cache_dir())
+    summary = RunSummary(out, execute(jobs, protocol, plugins, cache))
+    scoring_seconds = time.time() - started
+    job_data = collect(summary.outcomes, cache)
     with staged_output(out) as stage:
         figure_dir = stage / "figures"
         figure_dir.mkdir()
-        result = analysis.analyse(AnalysisContext(job_data, calibrations, figure_dir, protocol.analysis))
+        result = analysis.analyse(
+            AnalysisContext(job_data, calibrations, figure_dir, protocol.analysis, protocol.seeds[0])
+        )
         failures = pd.DataFrame(
             [
                 {
@@ -287,66 +322,78 @@ def run_protocol(
         rows = pd.concat([result.rows, failures], ignore_index=True) if not failures.empty else result.rows
         write_atomic(stage / "results.csv", rows.to_csv(index=False))
         write_atomic(figure_dir / "manifest.json", json_dumps([vars(f) for f in result.figures]))
-        run_info = {
-            "protocol": protocol.protocol,
-            "protocol_version": protocol.version,
-            "protocol_file": str(protocol.path),
-            "title": protocol.title,
-            "command": argv or sys.argv,
-            "config": protocol.raw,
-            "seeds": list(protocol.seeds),
-            "calibrations": [{"label": c.label, "name": c.name, "oracle": c.oracle} for c in calibrations],
-            "dataset": {
-                "layout": protocol.dataset.effective_layout,
-                "root": str(protocol.dataset.root) if protocol.dataset.root else None,
-                "image_size": list(protocol.dataset.image_size),
-                "categories": {
-                    j.category.name: {
-                        "fingerprint": j.fingerprint,
-                        "train": len(j.category.split("train")),
-                        "test": len(j.category.split("test")),
-                        "defect_types": j.category.defect_types,
-                        "families": j.category.families,
-                    }
-                    for j in jobs
-                },
-            },
-            "jobs": [
-                {
-                    "model": o.job.model.label,
-                    "category": o.job.category.name,
-                    "seed": o.job.seed,
-                    "key": o.job.key,
-                    "status": o.status,
-                    "error": o.error,
-                    **(
-                        {
-                            k: cache.meta(o.job.key).get(k)
-                            for k in ("weights", "fit_seconds", "score_seconds", "n_fit", "n_holdout", "n_test")
-                        }
-                        if o.status != "failed"
-                        else {}
-                    ),
-                }
-                for o in summary.outcomes
-            ],
-            "counts": {status: summary.count(status) for status in ("fitted", "cached", "failed")},
-            "cache": str(cache_root.resolve()),
-            "versions": _library_versions(),
-            "plugins": [
-                {"name": i.name, "version": i.version, "source": i.source, "error": i.error} for i in plugins.infos
-            ],
-            "harness_git_revision": _git_revision(),
-            "hardware": _hardware(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "timings": {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": round(time.time() - started, 3)},
-            "report_formats": list(protocol.report_formats),
-        }
+        for job in job_data:  # the per-image scores behind this report, beside it
+            write_atomic(stage / "scores" / f"{job.key}.csv", job.scores.to_csv(index=False))
+        run_info = _run_record(protocol, calibrations, jobs, summary, cache, plugins, argv, started, scoring_seconds)
         write_atomic(stage / "run.json", json_dumps(run_info))
         render_reports(stage, protocol.report_formats, figure_dir=figure_dir)
     return summary
 
 
-def job_counts(run_json: Mapping[str, Any]) -> dict[str, int]:
-    """The fitted/cached/failed counts stored in a run.json."""
-    return dict(run_json.get("counts", {}))
+def _run_record(
+    protocol: Protocol,
+    calibrations: list[CalibrationSpec],
+    jobs: list[Job],
+    summary: RunSummary,
+    cache: ScoreCache,
+    plugins: Plugins,
+    argv: list[str] | None,
+    started: float,
+    scoring_seconds: float,
+) -> dict[str, Any]:
+    categories = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
+    return {
+        "protocol": protocol.protocol,
+        "protocol_version": protocol.version,
+        "protocol_file": str(protocol.path),
+        "title": protocol.title,
+        "command": argv or sys.argv,
+        "config": protocol.raw,
+        "seeds": list(protocol.seeds),
+        "calibrations": [{"label": c.label, "name": c.name, "oracle": c.oracle} for c in calibrations],
+        "dataset": {
+            "layout": protocol.dataset.effective_layout,
+            "root": str(protocol.dataset.root) if protocol.dataset.root else None,
+            "image_size": list(protocol.dataset.image_size),
+            "categories": {
+                name: {
+                    "fingerprint": c.fingerprint(),
+                    "train": len(c.split("train")),
+                    "test": len(c.split("test")),
+                    "defect_types": c.defect_types,
+                    "families": c.families,
+                }
+                for name, c in categories.items()
+            },
+        },
+        "jobs": [
+            {
+                "model": o.job.model.label,
+                "category": o.job.category.name,
+                "seed": o.job.seed,
+                "key": o.job.key,
+                "status": o.status,
+                "error": o.error,
+                **(
+                    {
+                        k: cache.meta(o.job.key).get(k)
+                        for k in ("weights", "fit_seconds", "score_seconds", "n_fit", "n_holdout", "n_test")
+                    }
+                    if o.status != "failed"
+                    else {}
+                ),
+            }
+            for o in summary.outcomes
+        ],
+        "counts": {status: summary.count(status) for status in ("fitted", "cached", "failed")},
+        "cache": str(cache.root.resolve()),
+        "versions": _library_versions(),
+        "plugins": [
+            {"name": i.name, "version": i.version, "source": i.source, "error": i.error} for i in plugins.infos
+        ],
+        "harness_git_revision": _git_revision(),
+        "hardware": _hardware(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "timings": {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": round(time.time() - started, 3)},
+        "report_formats": list(protocol.report_formats),
+    }

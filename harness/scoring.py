@@ -12,7 +12,7 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,16 @@ class TrainingSubset:
     fraction_held_out: float
     split_seed: int
 
-    def split(self, train: Sequence[Record]) -> tuple[list[Record], list[Record]]:
-        """(fit, holdout): a seeded split of the defect-free training images (paper 000: 75 / 25)."""
+    def split(self, category: Category) -> tuple[list[Record], list[Record]]:
+        """(fit, holdout): a seeded split of the defect-free training images (paper 000: 75 / 25).
+
+        A merged category (a unified model over several categories) is split per member, so each
+        category keeps the same held-out images as its own model would.
+        """
+        if category.members:
+            parts = [self.split(member) for member in category.members]
+            return [r for fit, _ in parts for r in fit], [r for _, held in parts for r in held]
+        train = category.split("train")
         n_holdout = round(len(train) * self.fraction_held_out)
         order = np.random.default_rng(self.split_seed).permutation(len(train))
         held = set(order[:n_holdout].tolist())
@@ -48,7 +56,11 @@ class TrainingSubset:
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work: fit ``model`` on a subset of ``category``'s normals with ``seed``, then score."""
+    """One unit of work: fit ``model`` on a subset of ``category``'s normals with ``seed``, then score.
+
+    The held-out normals of ``category`` and the test images of ``test_categories`` (by default
+    ``category`` itself) are scored; each scored row keeps the name of the category it came from.
+    """
 
     model: ModelConfig
     category: Category = field(repr=False)
@@ -58,7 +70,12 @@ class Job:
     plugin: str
     plugin_version: str
     factory_version: str
-    fingerprint: str
+    test_categories: tuple[Category, ...] = field(default=(), repr=False)
+
+    @property
+    def evaluated(self) -> tuple[Category, ...]:
+        """The categories whose test images this job scores."""
+        return self.test_categories or (self.category,)
 
     @property
     def key(self) -> str:
@@ -68,12 +85,14 @@ class Job:
             "model": self.model.name,
             "options": self.model.options,
             "plugin": [self.plugin, self.plugin_version, self.factory_version],
-            "data": self.fingerprint,
+            "data": self.category.fingerprint(),
             "category": self.category.name,
             "image_size": list(self.image_size),
             "seed": self.seed,
             "subset": self.subset.describe(),
         }
+        if self.test_categories:
+            payload["tests"] = [[c.name, c.fingerprint()] for c in self.test_categories]
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
 
@@ -128,8 +147,9 @@ def _score_in_batches(detector: Any, samples: list, batch_size: int = 32) -> tup
 
 def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     """Fit and score one job and store it in ``cache``. Labels are joined only after scoring."""
-    fit_records, holdout_records = job.subset.split(job.category.split("train"))
-    test_records = job.category.split("test")
+    fit_records, holdout_records = job.subset.split(job.category)
+    tests = [(category.name, record) for category in job.evaluated for record in category.split("test")]
+    test_records = [record for _, record in tests]
     seed_everything(job.seed)
     fit_samples = samples_for(fit_records, job.image_size)
     for sample in fit_samples:  # decode first: a corrupt image is a data error, not a model failure
@@ -143,18 +163,18 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         holdout_scores, _ = _score_in_batches(detector, samples_for(holdout_records, job.image_size))
         test_scores, test_maps = _score_in_batches(detector, samples_for(test_records, job.image_size))
         score_seconds = time.perf_counter() - started
-    except (HarnessError, KeyboardInterrupt):
-        raise
-    except JobFailed:
+    except (HarnessError, KeyboardInterrupt, JobFailed):
         raise
     except Exception as exc:
         tail = traceback.extract_tb(exc.__traceback__)[-1]
         raise JobFailed(f"{type(exc).__name__}: {exc} (at {Path(tail.filename).name}:{tail.lineno})") from exc
     records = holdout_records + test_records
+    holdout_sources = [_source(job.category, r) for r in holdout_records]
     table = pd.DataFrame(
         {
             "path": [str(r.path) for r in records],
             "split": ["holdout"] * len(holdout_records) + ["test"] * len(test_records),
+            "category": holdout_sources + [name for name, _ in tests],
             "score": np.concatenate([holdout_scores, test_scores]) if records else [],
             # joined after scoring: the detector never saw these
             "label": [r.label for r in records],
@@ -170,10 +190,10 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "factory_version": job.factory_version,
         "weights": str(getattr(detector, "weights", "unknown")),
         "category": job.category.name,
+        "test_categories": [c.name for c in job.evaluated],
         "seed": job.seed,
         "subset": job.subset.describe(),
         "image_size": list(job.image_size),
-        "data_fingerprint": job.fingerprint,
         "n_fit": len(fit_records),
         "n_holdout": len(holdout_records),
         "n_test": len(test_records),
@@ -182,3 +202,10 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     cache.put(job.key, table, test_maps, meta)
+
+
+def _source(category: Category, record: Record) -> str:
+    for member in category.members:
+        if record in member.records:
+            return member.name
+    return category.name

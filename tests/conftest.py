@@ -112,6 +112,12 @@ FixedScoresPlugin.harness_models = staticmethod(harness.hookimpl(FixedScoresPlug
 
 
 @pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test starts with an empty score cache, so fit counts do not depend on test order."""
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
 def fixed_scores_plugin():
     """Register the fixed-score test model in-process (never through autoloading)."""
     from harness.plugins import get_plugins

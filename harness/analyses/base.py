@@ -89,6 +89,8 @@ class AnalysisContext:
     calibrations: Sequence[CalibrationSpec]
     figure_dir: Path
     options: Mapping[str, Any]
+    seed: int = 0
+    """Seed for the analysis's own randomness (draws, bootstrap): the protocol's first seed."""
 
 
 @dataclass

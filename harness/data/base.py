@@ -48,6 +48,7 @@ class Category:
     name: str
     records: list[Record]
     families: dict[str, str] = field(default_factory=dict)  # defect type -> family
+    members: tuple[Category, ...] = ()  # the categories a merged (unified) category was built from
 
     def split(self, split: str) -> list[Record]:
         """Records of one split, in a stable order."""
@@ -58,8 +59,20 @@ class Category:
         """The defect types present in the test split, sorted."""
         return sorted({r.defect_type for r in self.records if r.label})
 
+    @classmethod
+    def merged(cls, name: str, categories: Sequence[Category]) -> Category:
+        """One category holding the training images of several (for a unified model)."""
+        records = [r for c in categories for r in c.split("train")]
+        families = {t: f for c in categories for t, f in c.families.items()}
+        return cls(name, records, families, tuple(categories))
+
     def fingerprint(self) -> str:
-        """A content hash of every image and mask (paths relative, bytes hashed)."""
+        """A content hash of every image and mask (paths relative, bytes hashed); computed once."""
+        if "_fingerprint" not in self.__dict__:
+            self.__dict__["_fingerprint"] = self._compute_fingerprint()
+        return self.__dict__["_fingerprint"]
+
+    def _compute_fingerprint(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
         root = _common_root([r.path for r in self.records])
         for record in sorted(self.records, key=lambda r: str(r.path)):

@@ -55,16 +55,17 @@ def test_run_writes_every_output(cli, small_protocol, tmp_path):
 
 def test_second_run_fits_nothing_and_gives_identical_results(cli, small_protocol, tmp_path):
     out = tmp_path / "out"
-    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+    assert cli("run", str(small_protocol), "--out", str(out), "--cache", str(tmp_path / "cache"))[0] == 0
     first = (out / "results.csv").read_text()
     FixedScores.calls = []
-    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+    assert cli("run", str(small_protocol), "--out", str(out), "--cache", str(tmp_path / "cache"))[0] == 0
     assert FixedScores.calls == []
     assert json.loads((out / "run.json").read_text())["counts"]["fitted"] == 0
     assert (out / "results.csv").read_text() == first
-    # a fresh output folder with the same seed refits and still gives the same numbers
+    # an empty cache with the same seed refits and still gives the same numbers
     fresh = tmp_path / "fresh"
-    assert cli("run", str(small_protocol), "--out", str(fresh))[0] == 0
+    assert cli("run", str(small_protocol), "--out", str(fresh), "--cache", str(tmp_path / "new-cache"))[0] == 0
+    assert FixedScores.calls == ["fit"] * 2
     assert (fresh / "results.csv").read_text() == first
 
 
@@ -83,7 +84,7 @@ def test_permuting_test_labels_leaves_deployable_thresholds_unchanged(cli, small
     protocol = load_protocol(small_protocol)
     calibrations = build_calibrations(protocol, get_plugins())
     key = json.loads((out / "run.json").read_text())["jobs"][0]["key"]
-    scores = pd.read_csv(out / "scores" / key / "scores.csv")
+    scores = pd.read_csv(out / "scores" / f"{key}.csv")
     permuted = scores.copy()
     test = permuted["split"] == "test"
     labels = permuted.loc[test, "label"].to_numpy()

@@ -6,9 +6,12 @@ from harness.calibration import (
     CalibrationData,
     EmpiricalQuantile,
     KDEPercentile,
+    SplitConformal,
     TestF1Oracle,
     TestYoudenOracle,
+    best_f1_threshold,
     calibration_data,
+    youden_threshold,
 )
 from harness.errors import HarnessError
 
@@ -65,3 +68,44 @@ def test_non_oracle_calibrators_are_given_no_test_data():
 def test_oracle_without_labels_fails_clearly():
     with pytest.raises(HarnessError, match="no test labels"):
         TestF1Oracle().threshold(CalibrationData(np.ones(3)))
+
+
+def _sklearn_f1_threshold(scores, labels):
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    return thresholds[int(np.argmax(f1[:-1]))]
+
+
+def _sklearn_youden_threshold(scores, labels):
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    return thresholds[int(np.argmax(tpr[1:] - fpr[1:])) + 1]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_vectorised_oracles_equal_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 80))
+    labels = rng.integers(0, 2, n)
+    labels[:2] = [0, 1]
+    scores = np.round(rng.normal(size=n) + labels * rng.uniform(0, 2), int(rng.integers(0, 3)))  # with ties
+    assert best_f1_threshold(scores, labels) == _sklearn_f1_threshold(scores, labels)
+    assert youden_threshold(scores, labels) == _sklearn_youden_threshold(scores, labels)
+
+
+def test_conformal_threshold_keeps_the_false_positive_rate():
+    rng = np.random.default_rng(0)
+    calibrator = SplitConformal(alpha=0.1)
+    rates = []
+    for _ in range(300):
+        holdout, fresh = rng.normal(size=30), rng.normal(size=200)
+        rates.append(np.mean(fresh >= calibrator.threshold(CalibrationData(holdout))))
+    assert np.mean(rates) <= 0.1 + 0.01
+
+
+def test_conformal_with_too_few_normals_flags_nothing():
+    assert SplitConformal(alpha=0.01).threshold(CalibrationData(np.arange(10.0))) == float("inf")
