@@ -37,6 +37,7 @@ def score_distributions(
         ("test normals", test_normal, COLOURS["test_normal"]),
         ("test anomalies", anomalous, COLOURS["anomalous"]),
     ]
+    thresholds = {label: value for label, value in thresholds.items() if np.isfinite(value)}
     values = np.concatenate([g[1] for g in groups if len(g[1])] + [np.array(list(thresholds.values()))])
     bins = np.linspace(values.min(), values.max(), 30) if np.ptp(values) > 0 else 10
     for label, data, colour in groups:

@@ -97,3 +97,37 @@ def aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> float:
     keep = fpr <= fpr_limit
     fpr, pro = np.r_[fpr[keep], fpr_limit], np.r_[pro[keep], pro_at_limit]
     return float(np.trapezoid(pro, fpr) / fpr_limit)
+
+
+def bootstrap_intervals(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+    rng: np.random.Generator,
+    resamples: int = 1000,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """Percentile bootstrap intervals (over test images) of recall and F1 at a fixed threshold.
+
+    The threshold is held fixed: for oracle calibrations the interval ignores the extra
+    optimism of having tuned it on the same images.
+    """
+    n = scores.size
+    index = rng.integers(0, n, size=(resamples, n))
+    predicted = scores[index] >= threshold
+    truth = labels[index].astype(bool)
+    tp = (predicted & truth).sum(axis=1)
+    fn = (~predicted & truth).sum(axis=1)
+    fp = (predicted & ~truth).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = tp / (tp + fn)
+        f1 = 2 * tp / (2 * tp + fp + fn)
+    tail = 100 * (1 - level) / 2
+    low_recall, high_recall = np.nanpercentile(recall, [tail, 100 - tail])
+    low_f1, high_f1 = np.nanpercentile(f1, [tail, 100 - tail])
+    return {
+        "recall_ci_low": float(low_recall),
+        "recall_ci_high": float(high_recall),
+        "f1_ci_low": float(low_f1),
+        "f1_ci_high": float(high_f1),
+    }

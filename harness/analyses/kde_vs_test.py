@@ -1,51 +1,55 @@
 """kde_vs_test (paper 000): test-calibrated oracle thresholds beside thresholds from normals only.
 
 For every (model, category, seed) it applies each calibration to the same cached scores and
-reports accuracy, precision, recall, F1 and the confusion counts on the whole test set,
-with the threshold-free AUROC/AP and pixel metrics alongside. Figures: the score
-distributions of held-out train normals, test normals and anomalies with every threshold
-marked (paper 000, Figs 9-10), and the confusion counts per calibration.
+reports accuracy, precision, recall, F1 (with bootstrap intervals over test images) and the
+confusion counts on the whole test set, with the threshold-free AUROC/AP and pixel metrics
+alongside. Figures: the score distributions of held-out train normals, test normals and
+anomalies with every threshold marked (paper 000, Figs 9-10), the confusion counts per
+calibration, a label-review sheet and anomaly-map panels per category.
+
+Analysis options (``analysis:`` in the protocol): ``bootstrap`` (resamples, default 1000,
+0 = off), ``review`` (images per review list, default 6, 0 = off), ``map_panels`` (default true).
 """
 
 from __future__ import annotations
-
-import re
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData
-from harness.calibration import calibration_data
+from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
+from harness.analyses.review import map_panel_figure, review_candidates, review_figure
 from harness.figures import confusion_bars, grouped_metric_bars, save, score_distributions
-from harness.metrics import threshold_metrics
+from harness.metrics import bootstrap_intervals, threshold_metrics
 
-SUMMARY_MEANS = ["threshold", "accuracy", "precision", "recall", "f1", "auroc", "ap", "pixel_auroc", "aupro"]
+SUMMARY_MEANS = ["accuracy", "precision", "recall", "f1", "auroc", "ap", "pixel_auroc", "aupro"]
 SUMMARY_SUMS = ["false_negatives", "false_positives", "n_test", "n_anomalous"]
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of ``text``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
 def calibrate_rows(job: JobData, context: AnalysisContext) -> list[dict[str, object]]:
     """One row per calibration for one job."""
-    test = job.test
-    scores, labels = test["score"].to_numpy(float), test["label"].to_numpy(int)
+    scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
+    resamples = int(context.options.get("bootstrap", 1000))
+    oracle = {spec.label: spec.oracle for spec in context.calibrations}
     rows = []
-    for spec in context.calibrations:
-        threshold = spec.calibrator.threshold(calibration_data(spec.calibrator, job.holdout, scores, labels))
+    for label, threshold in thresholds_of(job, context).items():
+        intervals = (
+            bootstrap_intervals(scores, labels, threshold, job_rng(context, job, "bootstrap", label), resamples)
+            if resamples
+            else {}
+        )
         rows.append(
             {
                 "model": job.model,
                 "category": job.category,
                 "seed": job.seed,
-                "calibration": spec.label,
-                "oracle": spec.oracle,
+                "calibration": label,
+                "oracle": oracle[label],
                 "weights": job.weights,
                 "threshold": threshold,
                 **threshold_metrics(scores, labels, threshold),
+                **intervals,
                 **job.image_metrics,
                 **job.pixel_metrics,
                 "n_test": len(labels),
@@ -66,34 +70,67 @@ class KdeVsTest:
     description = (
         "Each row applies one threshold calibration to the same cached scores. Oracle calibrations "
         "tune the threshold on the test labels they are then scored on (what most papers report); "
-        "the others see only held-out defect-free training images, as a factory would."
+        "the others see only held-out defect-free training images, as a factory would. Recall and F1 "
+        "intervals are 95 % percentile bootstraps over test images at the fixed threshold."
+    )
+    detail_columns = (
+        "model",
+        "seed",
+        "calibration",
+        "threshold",
+        "accuracy",
+        "precision",
+        "recall",
+        "recall_ci",
+        "f1",
+        "f1_ci",
+        "false_negatives",
+        "false_positives",
+        "auroc",
+        "ap",
+        "pixel_auroc",
+        "aupro",
     )
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
-        """Rows per calibration and the distribution and confusion figures."""
+        """Rows per calibration and the distribution, confusion, review and map figures."""
         rows: list[dict[str, object]] = []
         figures: list[FigureRecord] = []
         first_seed = min((job.seed for job in context.jobs), default=0)
+        reference = reference_calibration(context)
+        review_count = int(context.options.get("review", 6))
+        reviews = []
         for job in context.jobs:
             job_rows = calibrate_rows(job, context)
             rows.extend(job_rows)
-            if job.seed == first_seed:
-                figures.append(self._job_figure(job, pd.DataFrame(job_rows), context))
+            if job.seed != first_seed:
+                continue
+            figures.append(self._job_figure(job, pd.DataFrame(job_rows), context))
+            if reference is not None and review_count:
+                threshold = next(r["threshold"] for r in job_rows if r["calibration"] == reference.label)
+                candidates = review_candidates(job, float(threshold), review_count)
+                reviews.append(candidates)
+                figure = review_figure(job, candidates, context.figure_dir, reference.label)
+                figures.extend([figure] if figure else [])
+            if context.options.get("map_panels", True):
+                figure = map_panel_figure(job, context.figure_dir)
+                figures.extend([figure] if figure else [])
+        if reviews:
+            pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
         table = pd.DataFrame(rows)
         if not table.empty:
-            summary = self.summarise(table)
             name = "summary_metrics.png"
             grouped_metric_bars(
-                summary, ["accuracy", "recall", "f1"], context.figure_dir / name, "Mean over categories and seeds"
+                self.summarise(table),
+                ["accuracy", "recall", "f1"],
+                context.figure_dir / name,
+                "Mean over categories and seeds",
             )
-            figures.insert(
-                0,
-                FigureRecord(
-                    name,
-                    "Accuracy, recall and F1 per model and calibration "
-                    "(mean over categories and seeds; paper 000, Table 1).",
-                ),
+            caption = (
+                "Accuracy, recall and F1 per model and calibration (mean over categories and seeds; "
+                "paper 000, Table 1)."
             )
+            figures.insert(0, FigureRecord(name, caption))
         return AnalysisResult(table, figures)
 
     def _job_figure(self, job: JobData, rows: pd.DataFrame, context: AnalysisContext) -> FigureRecord:
@@ -136,6 +173,3 @@ class KdeVsTest:
 def harness_protocols() -> dict[str, object]:
     """Register kde_vs_test."""
     return {"kde_vs_test": KdeVsTest()}
-
-
-__all__ = ["KdeVsTest", "calibrate_rows"]

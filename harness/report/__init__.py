@@ -50,7 +50,21 @@ DETAIL_COLUMNS = [
     "pixel_auroc",
     "aupro",
 ]
+LATEX_SUMMARY_COLUMNS = [
+    "model",
+    "calibration",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "false_negatives",
+    "false_positives",
+    "auroc",
+    "ap",
+]
 HEADERS = {
+    "recall_ci": "recall 95 % CI",
+    "f1_ci": "F1 95 % CI",
     "false_negatives": "FN",
     "false_positives": "FP",
     "auroc": "AUROC",
@@ -73,7 +87,21 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add "x_ci" text columns ("[low, high]") for every x_ci_low / x_ci_high pair."""
+    frame = frame.copy()
+    for low in [c for c in frame.columns if c.endswith("_ci_low")]:
+        base = low[: -len("_low")]
+        high = f"{base}_high"
+        if high in frame:
+            frame[base] = [
+                f"[{a:.3f}, {b:.3f}]" if pd.notna(a) else "–" for a, b in zip(frame[low], frame[high], strict=True)
+            ]
+    return frame
+
+
 def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
     return {
         "columns": columns,
@@ -141,7 +169,7 @@ def render_reports(
         written.append(path)
     if "latex" in formats:
         path = target / "report.tex"
-        write_atomic(path, _render_latex(context, ok))
+        write_atomic(path, _render_latex(context, ok, manifest))
         written.append(path)
     return written
 
@@ -161,7 +189,9 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     per_category = [
         {
             "name": name,
-            "table": _table(ok[ok["category"] == name], DETAIL_COLUMNS),
+            "table": _table(
+                ok[ok["category"] == name], list(getattr(context["analysis"], "detail_columns", DETAIL_COLUMNS))
+            ),
             "figures": [f for f in figures if f.get("category") == name],
         }
         for name in context["categories"]
@@ -169,7 +199,11 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     template = _environment().get_template("report.html.j2")
     return template.render(
         **context,
-        leaderboard=_table(context["summary"], LEADERBOARD_COLUMNS) if not context["summary"].empty else None,
+        leaderboard=_table(
+            context["summary"], list(getattr(context["analysis"], "leaderboard_columns", LEADERBOARD_COLUMNS))
+        )
+        if not context["summary"].empty
+        else None,
         general_figures=[f for f in figures if not f.get("category")],
         per_category=per_category,
         failed_rows=context["failed"].to_dict("records"),
@@ -197,6 +231,7 @@ def latex_escape(text: object) -> str:
 
 
 def _latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in columns]
     headers = [latex_escape(_header(c)).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in columns]
@@ -209,7 +244,7 @@ def _latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     return {"spec": "".join("r" if n else "l" for n in numeric), "headers": headers, "rows": body}
 
 
-def _render_latex(context: dict[str, Any], ok: pd.DataFrame) -> str:
+def _render_latex(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]]) -> str:
     summary = context["summary"]
     env = _environment()
     env.autoescape = False
@@ -217,26 +252,31 @@ def _render_latex(context: dict[str, Any], ok: pd.DataFrame) -> str:
     env.variable_start_string, env.variable_end_string = r"\VAR{", "}"
     env.comment_start_string, env.comment_end_string = r"\#{", "}"
     template = env.get_template("report.tex.j2")
-    columns = [
-        "model",
-        "calibration",
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "false_negatives",
-        "false_positives",
-        "auroc",
-        "ap",
-    ]
+    analysis = context["analysis"]
+    summary_columns = list(getattr(analysis, "latex_columns", LATEX_SUMMARY_COLUMNS))
+    detail_columns = list(getattr(analysis, "detail_columns", DETAIL_COLUMNS))
+
+    def figures(category: str | None) -> list[dict[str, str]]:
+        return [
+            {"file": f"figures/{f['file']}", "caption": latex_escape(f["caption"])}
+            for f in manifest
+            if f.get("category") == category
+        ]
+
     per_category = [
-        {"name": latex_escape(name), "table": _latex_table(ok[ok["category"] == name], ["model", "seed", *columns[1:]])}
+        {
+            "name": latex_escape(name),
+            "table": _latex_table(ok[ok["category"] == name], detail_columns),
+            "figures": figures(name),
+        }
         for name in context["categories"]
     ]
     return template.render(
         title=latex_escape(context["title"]),
+        description=latex_escape(analysis.description),
         run=context["run"],
         esc=latex_escape,
-        summary=_latex_table(summary, columns) if not summary.empty else None,
+        summary=_latex_table(summary, summary_columns) if not summary.empty else None,
+        figures=figures(None),
         per_category=per_category,
     )

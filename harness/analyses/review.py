@@ -1,0 +1,102 @@
+"""Review figures from cached scores and maps: suspected label errors and anomaly-map panels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from harness.analyses.base import FigureRecord, JobData
+from harness.analyses.common import slug
+from harness.data.base import load_image
+from harness.figures import save
+
+THUMBNAIL = (112, 112)
+
+
+def review_candidates(job: JobData, threshold: float, count: int = 6) -> pd.DataFrame:
+    """Test "good" images scoring highest above ``threshold`` and defect images scoring lowest.
+
+    Papers 000 and 001 found mislabelled images this way: a "good" image far above a threshold
+    set on normals, or a "defect" far below it, is worth a second look.
+    """
+    test = job.test
+    suspicious_good = test[(test["label"] == 0) & (test["score"] >= threshold)].nlargest(count, "score")
+    quiet_defects = test[test["label"] == 1].nsmallest(count, "score")
+    rows = pd.concat(
+        [suspicious_good.assign(kind="good above threshold"), quiet_defects.assign(kind="defect scoring lowest")]
+    )
+    return rows.assign(model=job.model, threshold=threshold)[
+        ["model", "category", "kind", "path", "defect_type", "score", "threshold"]
+    ]
+
+
+def review_figure(job: JobData, candidates: pd.DataFrame, figure_dir: Path, calibration: str) -> FigureRecord | None:
+    """Thumbnails of the review candidates with their scores."""
+    if candidates.empty:
+        return None
+    groups = [candidates[candidates["kind"] == kind] for kind in ("good above threshold", "defect scoring lowest")]
+    columns = max(len(g) for g in groups)
+    fig, axes = plt.subplots(2, columns, figsize=(1.7 * columns, 4.0), squeeze=False)
+    for row, group in enumerate(groups):
+        for col in range(columns):
+            ax = axes[row][col]
+            ax.axis("off")
+            if col < len(group):
+                item = group.iloc[col]
+                ax.imshow(load_image(Path(item["path"]), THUMBNAIL))
+                ax.set_title(f"{Path(item['path']).name}\n{item['defect_type']} · {item['score']:.3g}", fontsize=6.5)
+        axes[row][0].text(
+            -0.15,
+            0.5,
+            ["good, above\nthreshold", "defects,\nlowest"][row],
+            transform=axes[row][0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=8,
+        )
+    name = f"review_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
+    save(fig, figure_dir / name)
+    threshold = candidates["threshold"].iloc[0]
+    caption = (
+        f"Label review, {job.model} on {job.category}: test images labelled good that score above the "
+        f"{calibration} threshold ({threshold:.4g}), highest first, and defect images that score lowest. "
+        "Check them for annotation errors."
+    )
+    return FigureRecord(name, caption, category=job.category, model=job.model)
+
+
+def map_panel_figure(job: JobData, figure_dir: Path) -> FigureRecord | None:
+    """Image, ground truth and map overlay for the best- and worst-scored defect image (paper 001 style)."""
+    maps, masks = job.load_maps(), job.load_masks()
+    test = job.test
+    defects = test[test["label"] == 1]
+    if maps is None or defects.empty:
+        return None
+    cases = [("highest-scored defect", defects["score"].idxmax()), ("lowest-scored defect", defects["score"].idxmin())]
+    image_size = maps.shape[1:]
+    low, high = np.percentile(maps, [1, 99.9])
+    fig, axes = plt.subplots(len(cases), 3, figsize=(7.2, 2.5 * len(cases)), squeeze=False)
+    for row, (title, index) in enumerate(cases):
+        record = test.loc[index]
+        image = load_image(Path(record["path"]), image_size)
+        mask = masks[index] if masks is not None else np.zeros(image_size, bool)
+        amap = np.clip((maps[index] - low) / (high - low + 1e-12), 0, 1)
+        axes[row][0].imshow(image)
+        axes[row][0].set_title(f"{title}\n{Path(record['path']).name} ({record['defect_type']})", fontsize=7)
+        axes[row][1].imshow(mask, cmap="gray")
+        axes[row][1].set_title("ground truth", fontsize=7)
+        axes[row][2].imshow(image)
+        axes[row][2].imshow(amap, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        axes[row][2].set_title(f"anomaly map (score {record['score']:.3g})", fontsize=7)
+        for ax in axes[row]:
+            ax.axis("off")
+    name = f"maps_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
+    save(fig, figure_dir / name)
+    caption = (
+        f"Anomaly maps, {job.model} on {job.category}: the best and the worst case among defect images "
+        "(image, ground truth, map overlay; colour scale shared across the job's maps)."
+    )
+    return FigureRecord(name, caption, category=job.category, model=job.model)
