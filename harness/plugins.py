@@ -26,6 +26,8 @@ DEFAULT_PLUGINS = (
     "harness.data.layouts",
     "harness.calibration",
     "harness.analyses.kde_vs_test",
+    "harness.analyses.partial_anomaly",
+    "harness.analyses.missing_type",
 )
 """Built-in plugins, registered like any other so that they show in ``harness plugins``."""
 

@@ -282,6 +282,7 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
                 cache.scores(job.key),
                 lambda key=job.key: cache.maps(key),
                 loader,
+                dict(job.category.families),
             )
         )
     return data

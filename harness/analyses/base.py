@@ -27,6 +27,8 @@ class JobData:
     scores: pd.DataFrame
     load_maps: Callable[[], np.ndarray | None] = field(repr=False)
     load_masks: Callable[[], np.ndarray | None] = field(repr=False)
+    families: Mapping[str, str] = field(default_factory=dict)
+    """Defect type -> family, as the dataset declares them."""
 
     @property
     def weights(self) -> str:

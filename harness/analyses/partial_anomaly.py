@@ -1,0 +1,261 @@
+"""partial_anomaly (paper 000, experiment 1): oracle thresholds from a fraction of the test anomalies.
+
+For each fraction (10 % .. 100 %) and each of N seeded draws, the oracle threshold is fixed
+from all test normals plus the drawn anomalies, then evaluated on the whole test set. The
+spread of the threshold and of the false negatives shows how unstable test calibration is
+when few anomalies are known. Deployable calibrations (KDE, ...) use no anomaly at all: they
+appear as the reference at fraction 0.
+
+Analysis options: ``fractions`` (default 0.1, 0.2, ..., 1.0), ``draws`` (default 10).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from harness import hookimpl
+from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData
+from harness.analyses.common import job_rng, slug, thresholds_of
+from harness.analyses.stress import calibrate_on, oracle_function, split_specs
+from harness.errors import HarnessError
+from harness.figures import save
+
+DEFAULT_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+
+def draw_thresholds(
+    normal: np.ndarray,
+    anomalous: np.ndarray,
+    fractions: tuple[float, ...],
+    draws: int,
+    rng: np.random.Generator,
+    threshold_of,
+) -> pd.DataFrame:
+    """One row per (fraction, draw): the threshold and its false negatives/positives on the whole test set."""
+    rows = []
+    for fraction in fractions:
+        count = max(1, round(fraction * anomalous.size))
+        for draw in range(draws):
+            chosen = anomalous[rng.choice(anomalous.size, size=count, replace=False)]
+            threshold = calibrate_on(normal, chosen, threshold_of)
+            rows.append(
+                (fraction, draw, count, threshold, int(np.sum(anomalous < threshold)), int(np.sum(normal >= threshold)))
+            )
+    return pd.DataFrame(
+        rows, columns=["fraction", "draw", "anomalies_used", "threshold", "false_negatives", "false_positives"]
+    )
+
+
+def _options(context: AnalysisContext) -> tuple[tuple[float, ...], int]:
+    fractions = tuple(float(f) for f in context.options.get("fractions", DEFAULT_FRACTIONS))
+    draws = int(context.options.get("draws", 10))
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise HarnessError(f"analysis.fractions must be fractions in (0, 1], got {list(fractions)}")
+    if draws < 1:
+        raise HarnessError(f"analysis.draws must be at least 1, got {draws}")
+    return fractions, draws
+
+
+class PartialAnomaly:
+    """The partial_anomaly protocol kind."""
+
+    title = "Oracle thresholds from part of the test anomalies"
+    description = (
+        "Each oracle threshold is fixed from all test normals plus a random fraction of the test anomalies "
+        "(N seeded draws per fraction) and evaluated on the whole test set. Rows give the spread over draws. "
+        "Deployable calibrations use no anomaly and appear at fraction 0 as the reference."
+    )
+    leaderboard_columns = (
+        "model",
+        "calibration",
+        "fraction",
+        "threshold_cv",
+        "false_negatives_mean",
+        "false_negatives_max",
+        "recall_mean",
+        "recall_min",
+    )
+    detail_columns = (
+        "model",
+        "seed",
+        "calibration",
+        "fraction",
+        "threshold_mean",
+        "threshold_std",
+        "threshold_min",
+        "threshold_max",
+        "false_negatives_mean",
+        "false_negatives_std",
+        "false_negatives_min",
+        "false_negatives_max",
+        "recall_mean",
+        "recall_min",
+        "n_anomalous",
+    )
+    latex_columns = leaderboard_columns
+
+    def analyse(self, context: AnalysisContext) -> AnalysisResult:
+        """Draw, re-calibrate, evaluate; rows per (model, category, seed, calibration, fraction)."""
+        fractions, draws = _options(context)
+        oracles, deployable = split_specs(context)
+        rows, figures, all_draws = [], [], []
+        for job in context.jobs:
+            test = job.test
+            normal = test.loc[test["label"] == 0, "score"].to_numpy(float)
+            anomalous = test.loc[test["label"] == 1, "score"].to_numpy(float)
+            base = {
+                "model": job.model,
+                "category": job.category,
+                "seed": job.seed,
+                "weights": job.weights,
+                "n_anomalous": anomalous.size,
+                "n_normal": normal.size,
+                "status": "ok",
+                "error": "",
+                "cache_key": job.key,
+            }
+            job_draws = []
+            for spec in oracles:
+                table = draw_thresholds(
+                    normal, anomalous, fractions, draws, job_rng(context, job, spec.label), oracle_function(spec)
+                ).assign(calibration=spec.label)
+                job_draws.append(table)
+                for fraction, group in table.groupby("fraction"):
+                    rows.append(
+                        {
+                            **base,
+                            "calibration": spec.label,
+                            "oracle": True,
+                            "fraction": fraction,
+                            "draws": len(group),
+                            **_spread(group, anomalous.size),
+                        }
+                    )
+            references = thresholds_of(job, context)
+            for spec in deployable:
+                threshold = references[spec.label]
+                fixed = pd.DataFrame(
+                    {
+                        "threshold": [threshold],
+                        "false_negatives": [int(np.sum(anomalous < threshold))],
+                        "false_positives": [int(np.sum(normal >= threshold))],
+                    }
+                )
+                rows.append(
+                    {
+                        **base,
+                        "calibration": spec.label,
+                        "oracle": False,
+                        "fraction": 0.0,
+                        "draws": 1,
+                        **_spread(fixed, anomalous.size),
+                    }
+                )
+            if job_draws:
+                draws_table = pd.concat(job_draws).assign(model=job.model, category=job.category, seed=job.seed)
+                all_draws.append(draws_table)
+                if job.seed == min(j.seed for j in context.jobs):
+                    figures.append(
+                        self._figure(
+                            job,
+                            draws_table,
+                            {
+                                s.label: (references[s.label], int(np.sum(anomalous < references[s.label])))
+                                for s in deployable
+                            },
+                            anomalous.size,
+                            context,
+                        )
+                    )
+        if all_draws:
+            pd.concat(all_draws).to_csv(context.figure_dir / "partial_anomaly_draws.csv", index=False)
+        return AnalysisResult(pd.DataFrame(rows), figures)
+
+    def _figure(
+        self,
+        job: JobData,
+        draws: pd.DataFrame,
+        references: dict[str, float],
+        n_anomalous: int,
+        context: AnalysisContext,
+    ) -> FigureRecord:
+        labels = list(dict.fromkeys(draws["calibration"]))
+        fig, axes = plt.subplots(len(labels), 2, figsize=(11, 3.0 * len(labels)), squeeze=False)
+        for row, label in enumerate(labels):
+            table = draws[draws["calibration"] == label]
+            fractions = sorted(table["fraction"].unique())
+            positions = np.arange(len(fractions))
+            for col, (column, title) in enumerate(
+                [("threshold", "threshold"), ("false_negatives", f"false negatives (of {n_anomalous})")]
+            ):
+                ax = axes[row][col]
+                ax.boxplot(
+                    [table.loc[table["fraction"] == f, column] for f in fractions], positions=positions, widths=0.6
+                )
+                ax.set_xticks(positions, [f"{f:.0%}" for f in fractions], fontsize=7)
+                ax.set_xlabel("share of test anomalies used to calibrate", fontsize=8)
+                ax.set_ylabel(title, fontsize=8)
+                ax.set_title(f"{label}: {title} over draws", fontsize=9)
+                for index, (ref_label, (threshold, misses)) in enumerate(references.items()):
+                    value = threshold if column == "threshold" else misses
+                    ax.axhline(value, color=f"C{index + 1}", ls="--", lw=1, label=f"{ref_label} (no anomaly)")
+                if references:
+                    ax.legend(fontsize=7)
+        fig.suptitle(f"{job.model} / {job.category} (seed {job.seed})", fontsize=10)
+        name = f"partial_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
+        save(fig, context.figure_dir / name)
+        caption = (
+            f"{job.model} on {job.category}: oracle threshold (left) and false negatives on the whole test "
+            "set (right) against the share of test anomalies available for calibration, over the draws "
+            "(paper 000, Figs 3-4); dashed: deployable thresholds, which use no anomaly."
+        )
+        return FigureRecord(name, caption, category=job.category, model=job.model)
+
+    def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Per (model, calibration, fraction) over categories and seeds.
+
+        ``threshold_cv`` is the mean over categories of the threshold's coefficient of variation
+        across draws (scale-free, so categories with different score scales can be averaged);
+        ``false_negatives_mean`` sums the per-category means; ``recall_min`` is the worst draw.
+        """
+        ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+        if ok.empty:
+            return pd.DataFrame()
+        ok = ok.assign(threshold_cv=ok["threshold_std"] / ok["threshold_mean"].abs().replace(0, np.nan))
+        grouped = ok.groupby(["model", "calibration", "fraction"], sort=False)
+        summary = grouped.agg(
+            threshold_cv=("threshold_cv", "mean"),
+            false_negatives_mean=("false_negatives_mean", "sum"),
+            false_negatives_max=("false_negatives_max", "sum"),
+            recall_mean=("recall_mean", "mean"),
+            recall_min=("recall_min", "min"),
+            oracle=("oracle", "first"),
+        )
+        return summary.reset_index()
+
+
+def _spread(table: pd.DataFrame, n_anomalous: int) -> dict[str, float]:
+    recall = 1 - table["false_negatives"] / max(n_anomalous, 1)
+    return {
+        "threshold_mean": table["threshold"].mean(),
+        "threshold_std": table["threshold"].std(ddof=0),
+        "threshold_min": table["threshold"].min(),
+        "threshold_max": table["threshold"].max(),
+        "false_negatives_mean": table["false_negatives"].mean(),
+        "false_negatives_std": table["false_negatives"].std(ddof=0),
+        "false_negatives_min": int(table["false_negatives"].min()),
+        "false_negatives_max": int(table["false_negatives"].max()),
+        "false_positives_mean": table["false_positives"].mean(),
+        "recall_mean": recall.mean(),
+        "recall_std": recall.std(ddof=0),
+        "recall_min": recall.min(),
+        "recall_max": recall.max(),
+    }
+
+
+@hookimpl
+def harness_protocols() -> dict[str, object]:
+    """Register partial_anomaly."""
+    return {"partial_anomaly": PartialAnomaly()}
