@@ -139,8 +139,16 @@ def test_latex_report_compiles_standalone(cli, small_protocol, tmp_path):
 
 def test_a_real_mvtec_layout_root_is_given_with_set(cli, small_protocol, tmp_path, synthetic_root):
     out = tmp_path / "out"
-    code, _, stderr = cli("run", str(small_protocol), "--out", str(out), "--set", f"dataset.root={synthetic_root}",
-                          "--set", "dataset.categories=[disc]")
+    code, _, stderr = cli(
+        "run",
+        str(small_protocol),
+        "--out",
+        str(out),
+        "--set",
+        f"dataset.root={synthetic_root}",
+        "--set",
+        "dataset.categories=[disc]",
+    )
     assert code == 0, stderr
     run = json.loads((out / "run.json").read_text())
     assert run["dataset"]["layout"] == "mvtec" and run["dataset"]["root"] == str(synthetic_root)

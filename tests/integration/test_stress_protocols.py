@@ -1,0 +1,135 @@
+"""partial_anomaly and missing_type with hand-fixed scores: exact counts, zero refits, determinism."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import harness
+from harness.plugins import get_plugins
+
+# test normals, anomalies by type (types A and B form family F1, type C family F2)
+SCORES = {"n0": 0.1, "n1": 0.2, "n2": 0.3, "n3": 0.4, "a0": 0.35, "a1": 0.9, "b0": 0.8, "c0": 0.25, "c1": 0.7}
+TRAIN = {f"t{i}": 0.05 * i for i in range(8)}
+
+
+class Lookup:
+    """Scores fixed by hand, looked up by file name: nothing is learned."""
+
+    weights = "none"
+    fits = 0
+
+    def fit(self, samples):
+        Lookup.fits += 1
+
+    def score(self, samples):
+        return harness.Scores(np.array([{**SCORES, **TRAIN}[s.path.stem] for s in samples]))
+
+
+class LookupPlugin:
+    @harness.hookimpl
+    def harness_models(self):
+        return {"lookup": Lookup}
+
+
+@pytest.fixture
+def lookup_dataset(tmp_path):
+    root = tmp_path / "parts"
+    folders = {
+        "good": list(TRAIN),
+        "good_test": ["n0", "n1", "n2", "n3"],
+        "A": ["a0", "a1"],
+        "B": ["b0"],
+        "C": ["c0", "c1"],
+    }
+    for folder, names in folders.items():
+        (root / folder).mkdir(parents=True)
+        for name in names:
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / folder / f"{name}.png")
+    get_plugins().register(LookupPlugin(), "lookup-plugin")
+    Lookup.fits = 0
+    yield root
+    get_plugins().unregister("lookup-plugin")
+
+
+def _protocol(tmp_path, root, kind, analysis):
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(f"""
+protocol: {kind}
+dataset:
+  layout: folder
+  root: {root}
+  image_size: 8
+  options: {{normal_dir: good, normal_test_dir: good_test, abnormal_dirs: {{A: A, B: B, C: C}},
+             families: {{F1: [A, B], F2: [C]}}}}
+holdout_fraction: 0.5
+models: [lookup]
+calibrations: [test_youden_oracle, kde]
+analysis: {analysis}
+""")
+    return path
+
+
+def test_missing_type_counts_match_hand_computation(cli, tmp_path, lookup_dataset):
+    out = tmp_path / "out"
+    code, _, stderr = cli("run", str(_protocol(tmp_path, lookup_dataset, "missing_type", "{}")), "--out", str(out))
+    assert code == 0, stderr
+    rows = pd.read_csv(out / "results.csv").set_index(["calibration", "mode", "left_out"]).sort_index()
+    youden = rows.loc["test_youden_oracle"]
+    # A left out: calibrate on b0 .8, c0 .25, c1 .7 + normals -> best TPR-FPR at 0.7; A's 0.35 is missed
+    assert youden.loc[("type", "A"), "threshold"] == 0.7
+    assert youden.loc[("type", "A"), ["left_out_missed", "left_out_count"]].tolist() == [1, 2]
+    # family F1 (A + B) left out: c0 .25 and c1 .7 remain; ties between 0.7 and 0.25 go to 0.7
+    assert youden.loc[("family", "F1"), "threshold"] == 0.7
+    assert youden.loc[("family", "F1"), ["left_out_missed", "left_out_count"]].tolist() == [1, 3]
+    # C left out: a0 .35, a1 .9, b0 .8 remain -> 0.35 (J = 1 - 1/4) beats 0.8 (J = 2/3)
+    assert youden.loc[("type", "C"), "threshold"] == 0.35
+    assert youden.loc[("type", "C"), "left_out_missed"] == 1  # c0 = 0.25
+    # the deployable threshold is the same in every row
+    assert rows.loc["kde", "threshold"].nunique() == 1
+
+
+def test_partial_anomaly_draws_match_hand_computation(cli, tmp_path, lookup_dataset):
+    out = tmp_path / "out"
+    path = _protocol(tmp_path, lookup_dataset, "partial_anomaly", "{fractions: [0.2, 1.0], draws: 7}")
+    code, _, stderr = cli("run", str(path), "--out", str(out))
+    assert code == 0, stderr
+    draws = pd.read_csv(out / "figures" / "partial_anomaly_draws.csv")
+    one = draws[draws["fraction"] == 0.2]
+    assert (one["anomalies_used"] == 1).all() and len(one) == 7
+    # with one anomaly drawn, the Youden threshold is that anomaly's score; misses are the anomalies below it
+    expected_misses = {0.9: 4, 0.8: 3, 0.7: 2, 0.35: 1, 0.25: 0}
+    assert [expected_misses[t] for t in one["threshold"]] == one["false_negatives"].tolist()
+    every = draws[draws["fraction"] == 1.0]
+    assert (every["threshold"] == 0.7).all() and (every["false_negatives"] == 2).all()
+    rows = pd.read_csv(out / "results.csv")
+    full = rows[(rows["calibration"] == "test_youden_oracle") & (rows["fraction"] == 1.0)].iloc[0]
+    assert full["threshold_std"] == pytest.approx(0, abs=1e-12) and full["false_negatives_mean"] == 2
+    assert rows.loc[rows["calibration"] == "kde", "fraction"].tolist() == [0.0]
+
+
+def test_stress_protocols_refit_nothing_after_kde_vs_test(cli, tmp_path, lookup_dataset):
+    for kind, analysis in (("kde_vs_test", "{}"), ("partial_anomaly", "{draws: 3}"), ("missing_type", "{}")):
+        code, _, stderr = cli(
+            "run", str(_protocol(tmp_path, lookup_dataset, kind, analysis)), "--out", str(tmp_path / kind)
+        )
+        assert code == 0, stderr
+    assert Lookup.fits == 1
+    counts = json.loads((tmp_path / "missing_type" / "run.json").read_text())["counts"]
+    assert counts == {"fitted": 0, "cached": 1, "failed": 0}
+
+
+def test_partial_anomaly_is_identical_for_the_same_seed(cli, tmp_path, lookup_dataset):
+    path = _protocol(tmp_path, lookup_dataset, "partial_anomaly", "{draws: 5}")
+    for out in ("first", "second"):
+        assert cli("run", str(path), "--out", str(tmp_path / out))[0] == 0
+    first = (tmp_path / "first" / "results.csv").read_text()
+    assert first == (tmp_path / "second" / "results.csv").read_text()
+    assert (tmp_path / "first" / "figures" / "partial_anomaly_draws.csv").read_bytes() == (
+        tmp_path / "second" / "figures" / "partial_anomaly_draws.csv"
+    ).read_bytes()
+    code, _, _ = cli("run", str(path), "--out", str(tmp_path / "other"), "--set", "seeds=[1]")
+    assert code == 0
+    assert (tmp_path / "other" / "results.csv").read_text() != first
