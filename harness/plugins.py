@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "harness.analyses.kde_vs_test",
     "harness.analyses.partial_anomaly",
     "harness.analyses.missing_type",
+    "harness.analyses.multiclass",
 )
 """Built-in plugins, registered like any other so that they show in ``harness plugins``."""
 

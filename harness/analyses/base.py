@@ -59,6 +59,39 @@ class JobData:
         return {"pixel_auroc": pixel_auroc(maps, masks), "aupro": aupro(maps, masks)}
 
 
+def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:
+    """The same job seen through the test images of one source category.
+
+    ``holdout="all"`` keeps every held-out normal (a unified model's pooled calibration set);
+    ``"own"`` keeps only that category's.
+    """
+    scores = job.scores
+    is_test = scores["split"] == "test"
+    in_category = scores["category"] == category
+    keep_holdout = ~is_test & (in_category if holdout == "own" else True)
+    frame = scores[keep_holdout | (is_test & in_category)].reset_index(drop=True)
+    positions = np.flatnonzero(in_category[is_test].to_numpy())
+
+    def subset(load: Callable[[], np.ndarray | None]) -> Callable[[], np.ndarray | None]:
+        def loader() -> np.ndarray | None:
+            full = load()
+            return None if full is None else full[positions]
+
+        return loader
+
+    return JobData(
+        job.model,
+        category,
+        job.seed,
+        job.key,
+        job.meta,
+        frame,
+        subset(job.load_maps),
+        subset(job.load_masks),
+        job.families,
+    )
+
+
 @dataclass(frozen=True)
 class CalibrationSpec:
     """A configured calibrator and the label its rows carry."""
@@ -75,12 +108,13 @@ class CalibrationSpec:
 
 @dataclass(frozen=True)
 class FigureRecord:
-    """A figure file written by an analysis, with what the report needs to place it."""
+    """A figure (PNG) or table (CSV) written by an analysis, with what the report needs to place it."""
 
     file: str
     caption: str
     category: str | None = None
     model: str | None = None
+    kind: str = "figure"  # "figure" (PNG) or "table" (CSV rendered as a table in both reports)
 
 
 @dataclass

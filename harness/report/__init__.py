@@ -169,19 +169,25 @@ def render_reports(
         written.append(path)
     if "latex" in formats:
         path = target / "report.tex"
-        write_atomic(path, _render_latex(context, ok, manifest))
+        write_atomic(path, _render_latex(context, ok, manifest, figure_dir))
         written.append(path)
     return written
 
 
 def _figure_data(manifest: list[dict[str, Any]], figure_dir: Path) -> list[dict[str, Any]]:
-    figures = []
+    """Figures as inline PNG data, tables as rendered rows."""
+    items = []
     for entry in manifest:
         path = figure_dir / entry["file"]
-        if path.is_file():
+        if not path.is_file():
+            continue
+        if entry.get("kind") == "table":
+            frame = pd.read_csv(path)
+            items.append({**entry, "table": _table(frame, list(frame.columns))})
+        else:
             data = base64.b64encode(path.read_bytes()).decode()
-            figures.append({**entry, "src": f"data:image/png;base64,{data}"})
-    return figures
+            items.append({**entry, "src": f"data:image/png;base64,{data}"})
+    return items
 
 
 def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path) -> str:
@@ -244,7 +250,7 @@ def _latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     return {"spec": "".join("r" if n else "l" for n in numeric), "headers": headers, "rows": body}
 
 
-def _render_latex(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]]) -> str:
+def _render_latex(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path) -> str:
     summary = context["summary"]
     env = _environment()
     env.autoescape = False

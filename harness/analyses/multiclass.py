@@ -1,0 +1,309 @@
+"""multiclass_unified (paper 004): one model over all categories against one model per category.
+
+(a) A *unified* model is fitted on the defect-free training images of every category together
+and tested on each category's test set; beside it, one model per category. Its thresholds are
+single ones (one model, one threshold: oracles tuned on the pooled test set, deployable ones on
+the pooled held-out normals); per-category models keep their own. Two aggregates are reported
+side by side, and named: the **mean of categories** (the mean of the per-category figures) and
+**pooled** (all test images counted together; for per-category models the pooled AUROC mixes
+score scales of different models, which is why both are shown).
+
+(b) The train-on-one, test-on-all matrix (paper 004, Table 5.17): the image AUROC of the model
+of each training category on every category's test set, as a table and a heatmap.
+
+Analysis options: ``unified`` (default true), ``cross_matrix`` (default true). With
+``cross_matrix: true`` the per-category models score every category's test set, which is a
+different job from kde_vs_test's (fitted once, then cached); with ``false`` the per-category
+jobs are kde_vs_test's own and only the unified models are fitted.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from harness import hookimpl
+from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, restrict
+from harness.analyses.common import slug, thresholds_of
+from harness.data.base import Category
+from harness.figures import save
+from harness.metrics import ranking_metrics, threshold_metrics
+
+UNIFIED = "unified"
+METRICS = ("auroc", "ap", "accuracy", "precision", "recall", "f1")
+
+
+def aggregate_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean-of-categories rows from per-category rows (one per model, seed, setting, calibration)."""
+    keys = ["model", "seed", "setting", "calibration"]
+    grouped = rows.groupby(keys, sort=False)
+    means = grouped[list(METRICS)].mean()
+    counts = grouped[["false_negatives", "false_positives", "n_test"]].sum()
+    oracle = grouped[["oracle"]].first()
+    return means.join(counts).join(oracle).reset_index().assign(category="mean of categories", aggregate="mean")
+
+
+def pooled_row(parts: list[tuple[np.ndarray, np.ndarray, float]]) -> dict[str, float]:
+    """Metrics over all test images counted together: ``parts`` = (scores, labels, threshold) per category."""
+    scores = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    predicted = np.concatenate([p[0] >= p[2] for p in parts])
+    # threshold_metrics at 0.5 on the 0/1 predictions keeps each category's own threshold
+    return {
+        **ranking_metrics(scores, labels),
+        **threshold_metrics(predicted.astype(float), labels, 0.5),
+        "n_test": labels.size,
+    }
+
+
+class MulticlassUnified:
+    """The multiclass_unified protocol kind."""
+
+    title = "Unified model vs one model per category"
+    description = (
+        "'unified' is one model fitted on the normals of every category together, with one threshold; "
+        "'per-category' is one model (and threshold) per category. 'mean of categories' averages the "
+        "per-category figures; 'pooled' counts all test images together (for per-category models the pooled "
+        "AUROC mixes different models' score scales). The matrix gives each training category's model "
+        "tested on every category."
+    )
+    leaderboard_columns = (
+        "model",
+        "setting",
+        "calibration",
+        "category",
+        "auroc",
+        "ap",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "false_negatives",
+        "false_positives",
+    )
+    detail_columns = (
+        "model",
+        "seed",
+        "setting",
+        "calibration",
+        "threshold",
+        "auroc",
+        "ap",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "false_negatives",
+        "false_positives",
+    )
+    latex_columns = leaderboard_columns
+
+    def plan_jobs(self, protocol, categories: list[Category], maker) -> list:
+        """Per-category jobs (scoring every category when the matrix is asked for) and unified jobs."""
+        options = protocol.analysis
+        every = tuple(categories) if options.get("cross_matrix", True) else ()
+        jobs = [
+            maker(model, category, seed, every)
+            for category in categories
+            for model in protocol.models
+            for seed in protocol.seeds
+        ]
+        if options.get("unified", True):
+            merged = Category.merged(UNIFIED, categories)
+            jobs += [
+                maker(model, merged, seed, tuple(categories)) for model in protocol.models for seed in protocol.seeds
+            ]
+        return jobs
+
+    def analyse(self, context: AnalysisContext) -> AnalysisResult:
+        """Per-category rows for both settings, the two aggregates, and the cross matrix."""
+        categories = list(dict.fromkeys(j.category for j in context.jobs if j.category != UNIFIED))
+        rows: list[dict[str, object]] = []
+        pooled: list[dict[str, object]] = []
+        cross: list[dict[str, object]] = []
+        for job in context.jobs:
+            if job.category == UNIFIED:
+                rows_, pooled_ = self._unified(job, categories, context)
+            else:
+                rows_, pooled_ = self._per_category(job, context)
+                cross += self._cross(job, categories)
+            rows += rows_
+            pooled += pooled_
+        table = pd.DataFrame(rows)
+        figures: list[FigureRecord] = []
+        if not table.empty:
+            per_category = table[table["aggregate"] == "category"]
+            pooled_table = self._pool_per_category(pooled)
+            table = pd.concat([table, aggregate_rows(per_category), pooled_table], ignore_index=True)
+        if cross:
+            cross_table = pd.DataFrame(cross)
+            figures += self._matrix(cross_table, context)
+        table = table.assign(status="ok", error="") if not table.empty else table
+        return AnalysisResult(table, figures)
+
+    # -- part (a) --------------------------------------------------------------------------------
+    def _per_category(self, job: JobData, context: AnalysisContext):
+        own = restrict(job, job.category, holdout="own")
+        thresholds = thresholds_of(own, context)
+        rows, parts = [], []
+        for spec in context.calibrations:
+            rows.append(self._row(own, "per-category", spec, thresholds[spec.label]))
+            parts.append(
+                {
+                    "model": job.model,
+                    "seed": job.seed,
+                    "calibration": spec.label,
+                    "oracle": spec.oracle,
+                    "category": job.category,
+                    "scores": own.test["score"].to_numpy(float),
+                    "labels": own.test["label"].to_numpy(int),
+                    "threshold": thresholds[spec.label],
+                }
+            )
+        return rows, parts
+
+    def _unified(self, job: JobData, categories: list[str], context: AnalysisContext):
+        thresholds = thresholds_of(job, context)  # pooled holdout, pooled test: one threshold for the one model
+        rows = [
+            self._row(restrict(job, category), UNIFIED, spec, thresholds[spec.label])
+            for category in categories
+            for spec in context.calibrations
+        ]
+        test = job.test
+        for spec in context.calibrations:
+            scores, labels = test["score"].to_numpy(float), test["label"].to_numpy(int)
+            rows.append(
+                {
+                    "model": job.model,
+                    "seed": job.seed,
+                    "setting": UNIFIED,
+                    "calibration": spec.label,
+                    "oracle": spec.oracle,
+                    "category": "pooled (all test images)",
+                    "aggregate": "pooled",
+                    "threshold": thresholds[spec.label],
+                    **pooled_row([(scores, labels, thresholds[spec.label])]),
+                    "cache_key": job.key,
+                }
+            )
+        return rows, []
+
+    @staticmethod
+    def _row(job: JobData, setting: str, spec, threshold: float) -> dict[str, object]:
+        scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
+        return {
+            "model": job.model,
+            "seed": job.seed,
+            "setting": setting,
+            "calibration": spec.label,
+            "oracle": spec.oracle,
+            "category": job.category,
+            "aggregate": "category",
+            "threshold": threshold,
+            **ranking_metrics(scores, labels),
+            **threshold_metrics(scores, labels, threshold),
+            "n_test": labels.size,
+            "weights": job.weights,
+            "cache_key": job.key,
+        }
+
+    @staticmethod
+    def _pool_per_category(parts: list[dict[str, object]]) -> pd.DataFrame:
+        if not parts:
+            return pd.DataFrame()
+        frame = pd.DataFrame(parts)
+        rows = []
+        for (model, seed, calibration), group in frame.groupby(["model", "seed", "calibration"], sort=False):
+            metrics = pooled_row(list(zip(group["scores"], group["labels"], group["threshold"], strict=True)))
+            rows.append(
+                {
+                    "model": model,
+                    "seed": seed,
+                    "setting": "per-category",
+                    "calibration": calibration,
+                    "oracle": bool(group["oracle"].iloc[0]),
+                    "category": "pooled (all test images)",
+                    "aggregate": "pooled",
+                    **metrics,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    # -- part (b) --------------------------------------------------------------------------------
+    @staticmethod
+    def _cross(job: JobData, categories: list[str]) -> list[dict[str, object]]:
+        rows = []
+        for category in categories:
+            test = restrict(job, category).test
+            if test.empty:
+                continue
+            metrics = ranking_metrics(test["score"].to_numpy(float), test["label"].to_numpy(int))
+            rows.append(
+                {
+                    "model": job.model,
+                    "seed": job.seed,
+                    "train_category": job.category,
+                    "test_category": category,
+                    **metrics,
+                }
+            )
+        return rows
+
+    def _matrix(self, cross: pd.DataFrame, context: AnalysisContext) -> list[FigureRecord]:
+        if cross["test_category"].nunique() < 2:
+            return []
+        records = []
+        first_seed = cross["seed"].min()
+        for model, table in cross[cross["seed"] == first_seed].groupby("model", sort=False):
+            matrix = table.pivot(index="train_category", columns="test_category", values="auroc")
+            name = f"cross_{slug(str(model))}"
+            matrix.round(4).to_csv(context.figure_dir / f"{name}.csv")
+            fig, ax = plt.subplots(figsize=(1.2 * len(matrix.columns) + 2.5, 1.0 * len(matrix) + 1.5))
+            image = ax.imshow(matrix.to_numpy(float), cmap="viridis", vmin=0.5, vmax=1.0)
+            ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=30, ha="right", fontsize=8)
+            ax.set_yticks(range(len(matrix.index)), matrix.index, fontsize=8)
+            for (i, j), value in np.ndenumerate(matrix.to_numpy(float)):
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if value < 0.8 else "black",
+                )
+            ax.set_xlabel("tested on")
+            ax.set_ylabel("trained on")
+            fig.colorbar(image, ax=ax, label="image AUROC")
+            ax.set_title(f"{model}: train on one, test on all (seed {first_seed})", fontsize=9)
+            save(fig, context.figure_dir / f"{name}.png")
+            caption = (
+                f"{model}: image AUROC of the model trained on each category (rows) on every category's test "
+                "set (columns); the diagonal is the usual per-category result (paper 004, Table 5.17)."
+            )
+            records += [
+                FigureRecord(f"{name}.csv", caption, model=str(model), kind="table"),
+                FigureRecord(f"{name}.png", caption, model=str(model)),
+            ]
+        return records
+
+    def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The aggregate rows, mean over seeds: mean-of-categories and pooled, for both settings."""
+        ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+        aggregates = ok[ok["aggregate"].isin(["mean", "pooled"])] if "aggregate" in ok else ok.iloc[0:0]
+        if aggregates.empty:
+            return pd.DataFrame()
+        keys = ["model", "setting", "calibration", "category"]
+        summary = aggregates.groupby(keys, sort=False)[list(METRICS)].mean()
+        summary[["false_negatives", "false_positives"]] = aggregates.groupby(keys, sort=False)[
+            ["false_negatives", "false_positives"]
+        ].sum()
+        summary["oracle"] = aggregates.groupby(keys, sort=False)["oracle"].first()
+        return summary.reset_index()
+
+
+@hookimpl
+def harness_protocols() -> dict[str, object]:
+    """Register multiclass_unified."""
+    return {"multiclass_unified": MulticlassUnified()}
