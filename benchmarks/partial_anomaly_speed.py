@@ -21,8 +21,23 @@ import numpy as np
 from harness.analyses.partial_anomaly import DEFAULT_FRACTIONS, draw_thresholds
 from harness.calibration import best_f1_threshold, youden_threshold
 
-MVTEC_TEST = [(20, 63), (39, 84), (28, 89), (32, 100), (40, 70), (21, 22), (40, 110), (58, 65), (22, 119),
-              (60, 107), (33, 84), (41, 119), (32, 60), (23, 83), (32, 119)]  # (good, defective) per category
+MVTEC_TEST = [
+    (20, 63),
+    (39, 84),
+    (28, 89),
+    (32, 100),
+    (40, 70),
+    (21, 22),
+    (40, 110),
+    (58, 65),
+    (22, 119),
+    (60, 107),
+    (33, 84),
+    (41, 119),
+    (32, 60),
+    (23, 83),
+    (32, 119),
+]  # (good, defective) per category
 
 
 def one_pass(categories, threshold_of) -> int:
@@ -46,8 +61,10 @@ def main() -> None:
             started = time.perf_counter()
             count = one_pass(categories, threshold_of)
             times.append(time.perf_counter() - started)
-        print(f"{name:6s}: {count} calibrations in median {statistics.median(times) * 1000:.0f} ms "
-              f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}) over {args.repeats} repeats")
+        print(
+            f"{name:6s}: {count} calibrations in median {statistics.median(times) * 1000:.0f} ms "
+            f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}) over {args.repeats} repeats"
+        )
     tracemalloc.start()
     peaks = []
     for _ in range(5):

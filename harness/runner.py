@@ -213,6 +213,17 @@ def plan(
     """Validate everything a run needs and list its jobs; runs no model."""
     plugins = plugins or get_plugins()
     analysis = plugins.get("protocols", protocol.protocol, key="protocol")
+    accepted = set(getattr(analysis, "options", ()))
+    for name in protocol.analysis:
+        if name not in accepted:
+            raise ProtocolError(
+                unknown_name_message(f"analysis option of {protocol.protocol}", str(name), accepted),
+                path=protocol.path,
+                key=f"analysis.{name}",
+            )
+    check = getattr(analysis, "check_options", None)
+    if check is not None:
+        check(dict(protocol.analysis))
     for index, model in enumerate(protocol.models):
         plugins.get("models", model.name, key=f"models.{index}.name")
     if check_options:

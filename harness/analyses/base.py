@@ -142,6 +142,8 @@ class Analysis(Protocol):
 
     title: str
     description: str
+    options: tuple[str, ...]
+    """Names of the keys this kind accepts under ``analysis:`` in a protocol."""
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
         """Compute rows and figures from cached scores."""

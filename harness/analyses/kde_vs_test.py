@@ -73,6 +73,8 @@ class KdeVsTest:
         "the others see only held-out defect-free training images, as a factory would. Recall and F1 "
         "intervals are 95 % percentile bootstraps over test images at the fixed threshold."
     )
+    options = ("bootstrap", "review", "map_panels")
+    leaderboard_note = "Mean over categories and seeds (FN and FP summed)."
     detail_columns = (
         "model",
         "seed",

@@ -58,6 +58,8 @@ class MissingType:
         "'missed' counts the left-out anomalies below the threshold. Deployable calibrations see no anomaly: "
         "their rows show how the same left-out anomalies fare without test tuning."
     )
+    options = ("modes", "families")
+    leaderboard_note = "Summed over categories, left-out groups and seeds; recall on the left-out anomalies."
     leaderboard_columns = (
         "model",
         "calibration",
@@ -83,11 +85,21 @@ class MissingType:
     )
     latex_columns = leaderboard_columns
 
+    def check_options(self, options) -> None:
+        """Reject unknown modes or malformed families before anything is fitted."""
+        modes = options.get("modes", ["type", "family"])
+        if not isinstance(modes, list) or not modes or not set(modes) <= {"type", "family"}:
+            raise HarnessError(f"analysis.modes must be a list from [type, family], got {modes}")
+        families = options.get("families")
+        if families is not None and not (
+            isinstance(families, dict) and all(isinstance(v, list) for v in families.values())
+        ):
+            raise HarnessError(f"analysis.families must be {{family: [types]}}, got {families}")
+
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
         """Rows per (model, category, seed, calibration, left-out group)."""
+        self.check_options(context.options)
         modes = list(context.options.get("modes", ["type", "family"]))
-        if not set(modes) <= {"type", "family"} or not modes:
-            raise HarnessError(f"analysis.modes must be a list from [type, family], got {modes}")
         rows = []
         figures = []
         for job in context.jobs:

@@ -68,6 +68,8 @@ class MulticlassUnified:
         "AUROC mixes different models' score scales). The matrix gives each training category's model "
         "tested on every category."
     )
+    options = ("unified", "cross_matrix")
+    leaderboard_note = "The two aggregates per setting, mean over seeds: mean of categories, and pooled."
     leaderboard_columns = (
         "model",
         "setting",

@@ -48,9 +48,12 @@ def draw_thresholds(
     )
 
 
-def _options(context: AnalysisContext) -> tuple[tuple[float, ...], int]:
-    fractions = tuple(float(f) for f in context.options.get("fractions", DEFAULT_FRACTIONS))
-    draws = int(context.options.get("draws", 10))
+def _options(options) -> tuple[tuple[float, ...], int]:
+    try:
+        fractions = tuple(float(f) for f in options.get("fractions", DEFAULT_FRACTIONS))
+        draws = int(options.get("draws", 10))
+    except (TypeError, ValueError):
+        raise HarnessError("analysis.fractions must be a list of numbers and analysis.draws an integer") from None
     if not fractions or not all(0 < f <= 1 for f in fractions):
         raise HarnessError(f"analysis.fractions must be fractions in (0, 1], got {list(fractions)}")
     if draws < 1:
@@ -66,6 +69,11 @@ class PartialAnomaly:
         "Each oracle threshold is fixed from all test normals plus a random fraction of the test anomalies "
         "(N seeded draws per fraction) and evaluated on the whole test set. Rows give the spread over draws. "
         "Deployable calibrations use no anomaly and appear at fraction 0 as the reference."
+    )
+    options = ("fractions", "draws")
+    leaderboard_note = (
+        "Per fraction: threshold cv = mean over categories of the threshold's coefficient of variation across "
+        "draws; false negatives summed over categories (mean and worst draw); recall mean and worst draw."
     )
     leaderboard_columns = (
         "model",
@@ -96,9 +104,13 @@ class PartialAnomaly:
     )
     latex_columns = leaderboard_columns
 
+    def check_options(self, options) -> None:
+        """Reject bad fractions or draw counts before anything is fitted."""
+        _options(options)
+
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
         """Draw, re-calibrate, evaluate; rows per (model, category, seed, calibration, fraction)."""
-        fractions, draws = _options(context)
+        fractions, draws = _options(context.options)
         oracles, deployable = split_specs(context)
         rows, figures, all_draws = [], [], []
         for job in context.jobs:

@@ -57,6 +57,12 @@ CASES = {
         "percentil",
     ),
     "bad image size": (BASE.format(extra=""), ["dataset.image_size=0"], "image_size"),
+    "unknown analysis option": (BASE.format(extra="analysis: {bootstrapp: 10}"), [], "Did you mean 'bootstrap'"),
+    "bad analysis value": (
+        BASE.format(extra="").replace("kde_vs_test", "partial_anomaly"),
+        ["analysis.draws=0"],
+        "analysis.draws must be at least 1",
+    ),
 }
 
 

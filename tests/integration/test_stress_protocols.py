@@ -133,3 +133,41 @@ def test_partial_anomaly_is_identical_for_the_same_seed(cli, tmp_path, lookup_da
     code, _, _ = cli("run", str(path), "--out", str(tmp_path / "other"), "--set", "seeds=[1]")
     assert code == 0
     assert (tmp_path / "other" / "results.csv").read_text() != first
+
+
+def _multiclass(tmp_path, cross_matrix):
+    path = tmp_path / "mc.yaml"
+    path.write_text(f"""
+protocol: multiclass_unified
+dataset: {{synthetic: {{n_train: 16, n_test_good: 6, n_per_defect: 2, size: 64, seed: 0}},
+          categories: [weave, disc], image_size: 32}}
+models: [fixed_scores]
+calibrations: [test_f1_oracle, kde]
+analysis: {{cross_matrix: {str(cross_matrix).lower()}}}
+""")
+    return path
+
+
+def test_multiclass_fits_only_the_unified_model_after_kde_vs_test(cli, tmp_path, small_protocol):
+    from conftest import FixedScores
+
+    assert cli("run", str(small_protocol), "--out", str(tmp_path / "kv"))[0] == 0
+    FixedScores.calls = []
+    code, _, stderr = cli("run", str(_multiclass(tmp_path, False)), "--out", str(tmp_path / "mc"))
+    assert code == 0, stderr
+    assert FixedScores.calls == ["fit"]  # the unified model; per-category models come from the cache
+    rows = pd.read_csv(tmp_path / "mc" / "results.csv")
+    assert set(rows["setting"]) == {"per-category", "unified"}
+    assert {"mean of categories", "pooled (all test images)", "weave", "disc"} <= set(rows["category"])
+
+
+def test_multiclass_cross_matrix(cli, tmp_path):
+    code, _, stderr = cli("run", str(_multiclass(tmp_path, True)), "--out", str(tmp_path / "mc"))
+    assert code == 0, stderr
+    matrix = pd.read_csv(tmp_path / "mc" / "figures" / "cross_fixed_scores.csv", index_col=0)
+    assert list(matrix.index) == ["disc", "weave"] and list(matrix.columns) == ["disc", "weave"]
+    rows = pd.read_csv(tmp_path / "mc" / "results.csv")
+    own = rows[(rows["setting"] == "per-category") & (rows["category"] == "disc")]["auroc"].iloc[0]
+    assert matrix.loc["disc", "disc"] == pytest.approx(own, abs=1e-4)  # the diagonal is the usual result
+    html = (tmp_path / "mc" / "report.html").read_text()
+    assert "train on one, test on all" in html.lower() or "trained on each category" in html

@@ -107,6 +107,7 @@ def test_hook_harness_protocols(cli, tmp_path, register):
     class CountScores:
         title = "count"
         description = "counts scored images"
+        options = ()
 
         def analyse(self, context):
             rows = [
