@@ -48,6 +48,17 @@ def review_figure(job: JobData, candidates: pd.DataFrame, figure_dir: Path, cali
                 item = group.iloc[col]
                 ax.imshow(load_image(Path(item["path"]), THUMBNAIL))
                 ax.set_title(f"{Path(item['path']).name}\n{item['defect_type']} · {item['score']:.3g}", fontsize=6.5)
+        if group.empty:
+            axes[row][0].text(
+                0.5,
+                0.5,
+                "none",
+                transform=axes[row][0].transAxes,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#5b6475",
+            )
         axes[row][0].text(
             -0.15,
             0.5,
