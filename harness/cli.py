@@ -28,12 +28,28 @@ def _quiet_libraries() -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option(
+    "--no-plugin-autoload",
+    is_flag=True,
+    help="Load only the built-in plugins (also: HARNESS_DISABLE_PLUGIN_AUTOLOAD=1).",
+)
+@click.option(
+    "--disable-plugin",
+    "disabled",
+    multiple=True,
+    metavar="NAME",
+    help="Do not load this installed plugin; repeatable (also: HARNESS_DISABLE_PLUGINS=a,b).",
+)
 @click.version_option(package_name="harness")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tuple[str, ...]) -> None:
     """Evaluate visual anomaly detectors under declared protocols, with honest thresholds."""
     ctx.obj = {"debug": debug}
     _quiet_libraries()
+    if no_plugin_autoload or disabled:
+        from harness.plugins import configure
+
+        configure(autoload=False if no_plugin_autoload else None, disabled=set(disabled) or None)
 
 
 @cli.command()
@@ -164,6 +180,24 @@ def report(out: Path, formats: tuple[str, ...]) -> None:
     check_writable(out)
     for path in render_reports(out, formats or tuple(run_info.get("report_formats", ["html", "latex"]))):
         click.echo(f"wrote {path}")
+
+
+@cli.command(name="new-plugin")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to create the package in.",
+)
+def new_plugin(name: str, parent: Path) -> None:
+    """Write a ready plugin package harness-NAME: entry point, detector, conformance test, README."""
+    from harness.scaffold import new_plugin as scaffold
+
+    target = scaffold(name, parent)
+    click.echo(f"wrote {target}\nnext: pip install -e {target} && harness plugins && (cd {target} && pytest)")
 
 
 def main(argv: list[str] | None = None) -> int:

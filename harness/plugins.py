@@ -21,6 +21,7 @@ from harness.errors import HarnessError, unknown_name_message
 
 ENTRY_POINT_GROUP = "harness.plugins"
 DISABLE_AUTOLOAD_ENV = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
+DISABLE_PLUGINS_ENV = "HARNESS_DISABLE_PLUGINS"
 
 DEFAULT_PLUGINS = (
     "harness.data.layouts",
@@ -54,7 +55,7 @@ class PluginInfo:
 class Plugins:
     """A loaded plugin manager with name registries for models, datasets, calibrations, protocols."""
 
-    def __init__(self, autoload: bool | None = None) -> None:
+    def __init__(self, autoload: bool | None = None, disabled: set[str] | frozenset[str] | None = None) -> None:
         self.manager = pluggy.PluginManager("harness")
         self.manager.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
@@ -64,12 +65,20 @@ class Plugins:
             self._register(importlib.import_module(module_name), module_name, "built-in", _harness_version())
         if autoload is None:
             autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+        if disabled is None:
+            disabled = {n.strip() for n in os.environ.get(DISABLE_PLUGINS_ENV, "").split(",") if n.strip()}
+        self.disabled = set(disabled)
         if autoload:
             self._load_entry_points()
         self.manager.check_pending()
 
     def _load_entry_points(self) -> None:
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        for name in sorted(self.disabled - {ep.name for ep in found}):
+            raise HarnessError(unknown_name_message("plugin to disable", name, [ep.name for ep in found]))
+        for ep in found:
+            if ep.name in self.disabled:
+                continue
             dist = getattr(ep, "dist", None)
             version = dist.version if dist is not None else "?"
             source = dist.name if dist is not None else ep.value
@@ -153,7 +162,16 @@ def _harness_version() -> str:
     return __version__
 
 
+_settings: dict[str, object] = {}
+
+
+def configure(autoload: bool | None = None, disabled: set[str] | None = None) -> None:
+    """Set plugin loading for this process (the CLI's options); call before the first ``get_plugins()``."""
+    _settings.update({"autoload": autoload, "disabled": disabled})
+    get_plugins.cache_clear()
+
+
 @cache
 def get_plugins() -> Plugins:
     """The process-wide plugin manager (built once, on first use)."""
-    return Plugins()
+    return Plugins(**_settings)  # type: ignore[arg-type]

@@ -1,0 +1,282 @@
+"""A conformance suite for detector plugins, in the spirit of scikit-learn's ``check_estimator``.
+
+Call it from a plugin's own tests::
+
+    from harness.testing import check_detector, parametrize_checks
+
+    def test_my_detector_conforms():
+        check_detector("my_detector", MyDetector, options={"k": 3})
+
+    @parametrize_checks("my_detector", MyDetector)
+    def test_each_property(check):          # one test per property, with readable ids
+        check()
+
+Each check asserts one property and, when it fails, names the detector, the property and
+what to fix. A property a detector cannot meet is declared with a reason
+(``expected_failures={"batch_invariance": "batch norm uses batch statistics"}``): the check
+then must fail (an unexpected pass is reported too, so stale declarations get noticed).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.data.base import load_image
+from harness.data.layouts import MVTecLayout
+from harness.data.synthetic import ensure_generated
+from harness.scoring import seed_everything
+from harness.types import Sample, Scores
+
+__all__ = ["CHECKS", "ConformanceError", "check_detector", "parametrize_checks", "suite"]
+
+EMBEDDED = {"n_train": 12, "n_test_good": 4, "n_per_defect": 2, "size": 48, "seed": 0}
+
+
+class ConformanceError(AssertionError):
+    """A detector does not have a property of the contract."""
+
+
+@dataclass
+class Subject:
+    """What the checks work on: the detector factory, its options and small embedded data."""
+
+    name: str
+    factory: Callable[..., Any]
+    options: Mapping[str, Any]
+    image_size: int
+    category: str = "weave"
+
+    def build(self) -> Any:
+        return self.factory(**dict(self.options))
+
+    def samples(self, split: str) -> list[Sample]:
+        root = ensure_generated(**{**EMBEDDED, "size": max(self.image_size, 32)})
+        records = MVTecLayout(root).load(self.category).split(split)
+        size = (self.image_size, self.image_size)
+        return [Sample(r.path, lambda p=r.path: load_image(p, size)) for r in records]
+
+    def fitted(self, seed: int = 0) -> Any:
+        seed_everything(seed)
+        detector = self.build()
+        detector.fit(self.samples("train"))
+        return detector
+
+    def fail(self, prop: str, problem: str, fix: str) -> ConformanceError:
+        return ConformanceError(f"detector '{self.name}' fails '{prop}': {problem}. Fix: {fix}")
+
+
+def _scores(subject: Subject, detector: Any, samples: Sequence[Sample], prop: str) -> Scores:
+    result = detector.score(list(samples))
+    if not isinstance(result, Scores):
+        raise subject.fail(
+            prop, f"score() returned {type(result).__name__}", "return harness.Scores(image=..., maps=...)"
+        )
+    return result
+
+
+def check_one_finite_score_per_image(subject: Subject) -> None:
+    """score() returns exactly one finite image score per sample."""
+    test = subject.samples("test")
+    scores = _scores(subject, subject.fitted(), test, "one finite score per image")
+    if scores.image.shape != (len(test),):
+        raise subject.fail(
+            "one finite score per image",
+            f"{scores.image.shape[0]} scores for {len(test)} images",
+            "return a 1-D array with one score per sample, in the order given",
+        )
+    if not np.isfinite(scores.image).all():
+        raise subject.fail(
+            "one finite score per image",
+            f"{int((~np.isfinite(scores.image)).sum())} NaN/inf scores",
+            "guard divisions and logs; scores must be finite",
+        )
+
+
+def check_maps_match_input_size(subject: Subject) -> None:
+    """Maps, when given, are (N, H, W) at the input image size and finite."""
+    test = subject.samples("test")
+    scores = _scores(subject, subject.fitted(), test, "maps match the input size")
+    if scores.maps is None:
+        return
+    expected = (len(test), subject.image_size, subject.image_size)
+    if scores.maps.shape != expected:
+        raise subject.fail(
+            "maps match the input size",
+            f"maps of shape {scores.maps.shape}, expected {expected}",
+            "resize maps to each sample's image size (H x W of sample.image)",
+        )
+    if not np.isfinite(scores.maps).all():
+        raise subject.fail("maps match the input size", "maps contain NaN or inf", "keep map values finite")
+
+
+def check_batch_invariance(subject: Subject) -> None:
+    """Scoring all images at once or in batches of one gives the same scores."""
+    detector = subject.fitted()
+    test = subject.samples("test")
+    together = _scores(subject, detector, test, "batch invariance").image
+    alone = np.concatenate([_scores(subject, detector, [s], "batch invariance").image for s in test])
+    if not np.allclose(together, alone, rtol=1e-4, atol=1e-6):
+        worst = float(np.max(np.abs(together - alone)))
+        raise subject.fail(
+            "batch invariance",
+            f"scores change with batch size (max difference {worst:.3g})",
+            "score each image independently (eval mode, no batch statistics)",
+        )
+
+
+def check_order_invariance(subject: Subject) -> None:
+    """Reversing the samples reverses the scores and changes nothing else."""
+    detector = subject.fitted()
+    test = subject.samples("test")
+    forward = _scores(subject, detector, test, "order invariance").image
+    backward = _scores(subject, detector, test[::-1], "order invariance").image[::-1]
+    if not np.allclose(forward, backward, rtol=1e-4, atol=1e-6):
+        raise subject.fail(
+            "order invariance",
+            "scores depend on the order of the samples",
+            "do not share state between images while scoring",
+        )
+
+
+def check_deterministic_fit(subject: Subject) -> None:
+    """Two fits with the same seed give the same scores."""
+    test = subject.samples("test")
+    first = _scores(subject, subject.fitted(seed=0), test, "deterministic fit").image
+    second = _scores(subject, subject.fitted(seed=0), test, "deterministic fit").image
+    if not np.allclose(first, second, rtol=1e-4, atol=1e-6):
+        raise subject.fail(
+            "deterministic fit",
+            "two fits with seed 0 give different scores",
+            "draw randomness from numpy/torch/random, which the harness seeds",
+        )
+
+
+def check_no_labels(subject: Subject) -> None:
+    """Scores depend on the pixels only: the same images under neutral file names score the same.
+
+    Labels live in folder names (``test/scratch/003.png``); a detector that reads paths could
+    see them. The samples themselves carry no label attribute at all.
+    """
+    detector = subject.fitted()
+    test = subject.samples("test")
+    probe = test[0]
+    for attribute in ("label", "defect_type", "mask", "split"):
+        if hasattr(probe, attribute):
+            raise subject.fail("never receives labels", f"samples expose '{attribute}'", "report this harness bug")
+    original = _scores(subject, detector, test, "never receives labels").image
+    with tempfile.TemporaryDirectory() as folder:
+        neutral = []
+        for index, sample in enumerate(test):
+            path = Path(folder) / f"img_{index:03d}{sample.path.suffix}"
+            shutil.copyfile(sample.path, path)
+            neutral.append(Sample(path, lambda s=sample: s.image))
+        renamed = _scores(subject, detector, neutral, "never receives labels").image
+    if not np.allclose(original, renamed, rtol=1e-4, atol=1e-6):
+        raise subject.fail(
+            "never receives labels",
+            "scores change when only the file names change",
+            "never read labels from paths; use sample.image only",
+        )
+
+
+def check_embedded_dataset(subject: Subject) -> None:
+    """Fits and scores a category of the embedded dataset at small size, with a usable ranking."""
+    test = subject.samples("test")
+    scores = _scores(subject, subject.fitted(), test, "works on the embedded dataset").image
+    if np.ptp(scores) == 0:
+        raise subject.fail(
+            "works on the embedded dataset",
+            "all scores are equal: the ranking carries no signal",
+            "check that fit() learns from the samples",
+        )
+
+
+CHECKS: dict[str, Callable[[Subject], None]] = {
+    "one_finite_score_per_image": check_one_finite_score_per_image,
+    "maps_match_input_size": check_maps_match_input_size,
+    "batch_invariance": check_batch_invariance,
+    "order_invariance": check_order_invariance,
+    "deterministic_fit": check_deterministic_fit,
+    "never_receives_labels": check_no_labels,
+    "embedded_dataset": check_embedded_dataset,
+}
+"""Every check by name, in the order they run."""
+
+
+def suite(
+    name: str,
+    factory: Callable[..., Any],
+    options: Mapping[str, Any] | None = None,
+    *,
+    image_size: int = 32,
+    expected_failures: Mapping[str, str] | None = None,
+) -> list[tuple[str, Callable[[], None]]]:
+    """(check name, zero-argument callable) pairs; expected failures are inverted with their reason."""
+    expected = dict(expected_failures or {})
+    unknown = set(expected) - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown checks in expected_failures: {sorted(unknown)}; known: {sorted(CHECKS)}")
+    subject = Subject(name, factory, dict(options or {}), image_size)
+
+    def guarded(check_name: str) -> None:
+        try:
+            CHECKS[check_name](subject)
+        except ConformanceError:
+            raise
+        except Exception as exc:  # a crash is a failure of the property being checked
+            raise ConformanceError(
+                f"detector '{name}' fails '{check_name}': it raised {type(exc).__name__}: {exc}. "
+                "Fix: see the traceback of this check"
+            ) from exc
+
+    def run(check_name: str) -> Callable[[], None]:
+        def call() -> None:
+            if check_name not in expected:
+                guarded(check_name)
+                return
+            try:
+                guarded(check_name)
+            except ConformanceError:
+                return
+            raise ConformanceError(
+                f"detector '{name}' passes '{check_name}', declared as an expected failure "
+                f"({expected[check_name]}); remove the declaration"
+            )
+
+        return call
+
+    return [(check_name, run(check_name)) for check_name in CHECKS]
+
+
+def check_detector(
+    name: str,
+    factory: Callable[..., Any],
+    options: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Run every check; raise one :class:`ConformanceError` listing every property that failed."""
+    failures = []
+    for _, call in suite(name, factory, options, **kwargs):
+        try:
+            call()
+        except ConformanceError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise ConformanceError("\n".join(failures))
+
+
+def parametrize_checks(
+    name: str, factory: Callable[..., Any], options: Mapping[str, Any] | None = None, **kwargs: Any
+) -> Any:
+    """A ``pytest.mark.parametrize`` over the checks: the test receives ``check`` and calls it."""
+    import pytest
+
+    pairs = suite(name, factory, options, **kwargs)
+    return pytest.mark.parametrize("check", [call for _, call in pairs], ids=[f"{name}-{n}" for n, _ in pairs])
