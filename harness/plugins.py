@@ -22,6 +22,8 @@ from harness.errors import HarnessError, unknown_name_message
 ENTRY_POINT_GROUP = "harness.plugins"
 DISABLE_AUTOLOAD_ENV = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_PLUGINS_ENV = "HARNESS_DISABLE_PLUGINS"
+EXTRA_PLUGINS_ENV = "HARNESS_PLUGINS"
+"""Comma-separated import paths of modules to register as plugins (not installed; e.g. in tests)."""
 
 DEFAULT_PLUGINS = (
     "harness.data.layouts",
@@ -70,7 +72,17 @@ class Plugins:
         self.disabled = set(disabled)
         if autoload:
             self._load_entry_points()
+        for module_name in [m.strip() for m in os.environ.get(EXTRA_PLUGINS_ENV, "").split(",") if m.strip()]:
+            self._load_module(module_name)
         self.manager.check_pending()
+
+    def _load_module(self, module_name: str) -> None:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            self.infos.append(PluginInfo(module_name, "?", EXTRA_PLUGINS_ENV, error=f"{type(exc).__name__}: {exc}"))
+            return
+        self._register(module, module_name, EXTRA_PLUGINS_ENV, str(getattr(module, "__version__", "0")))
 
     def _load_entry_points(self) -> None:
         found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)

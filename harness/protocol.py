@@ -27,6 +27,7 @@ TOP_LEVEL_KEYS = {
     "holdout_fraction",
     "report",
     "analysis",
+    "executor",
 }
 DATASET_KEYS = {
     "layout",
@@ -95,6 +96,7 @@ class Protocol:
     holdout_fraction: float
     report_formats: tuple[str, ...]
     analysis: Mapping[str, Any]
+    executor: Mapping[str, Any]
     raw: Mapping[str, Any]
 
 
@@ -289,5 +291,6 @@ def _validate(path: Path, data: dict[str, Any], locator: _Locator) -> Protocol:
         holdout_fraction=float(holdout),
         report_formats=tuple(formats),
         analysis=as_mapping(data.get("analysis"), "analysis"),
+        executor=as_mapping(data.get("executor"), "executor"),
         raw=data,
     )

@@ -15,18 +15,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 import harness
 from harness.analyses.base import AnalysisContext, CalibrationSpec, JobData
 from harness.data.base import Category, load_mask, subsample
 from harness.data.synthetic import harness_home
 from harness.errors import DatasetError, ProtocolError, unknown_name_message
+from harness.executors import build_executor
 from harness.plugins import Plugins, get_plugins
 from harness.protocol import DatasetConfig, ModelConfig, Protocol
 from harness.report import render_reports
-from harness.scoring import Job, JobFailed, JobOutcome, TrainingSubset, run_job
-from harness.store import ScoreCache, check_writable, json_dumps, staged_output, write_atomic
+from harness.scoring import Job, JobOutcome, TrainingSubset
+from harness.store import ScoreCache, json_dumps, output_lock, staged_output, write_atomic
 
 CACHE_ENV = "HARNESS_CACHE_DIR"
 LIBRARIES = (
@@ -254,22 +254,22 @@ def _masks_loader(categories: tuple[Category, ...], size: tuple[int, int]):
     return load
 
 
-def execute(jobs: list[Job], protocol: Protocol, plugins: Plugins, cache: ScoreCache) -> list[JobOutcome]:
-    """Fit and score every job not yet in ``cache``; a failing job is recorded, the others go on."""
+def execute(
+    jobs: list[Job], protocol: Protocol, plugins: Plugins, cache: ScoreCache, executor: Any | None = None
+) -> list[JobOutcome]:
+    """Run every job not yet in ``cache`` on ``executor``; a failing job is recorded, the others go on."""
+    executor = executor or build_executor(protocol.executor)
+    todo = list({job.key: job for job in jobs if not cache.has(job.key)}.values())
     # options are checked only for models that will be fitted: cached jobs need no model library
-    check_model_options(protocol, plugins, {job.model.label for job in jobs if not cache.has(job.key)})
+    check_model_options(protocol, plugins, {job.model.label for job in todo})
+    results: dict[str, tuple[str, str | None]] = {}
+    if todo:
+        for key, status, error in executor.run(todo, cache.root):
+            results[key] = (status, error)
     outcomes = []
-    progress = tqdm(jobs, desc="fit + score", unit="job", disable=None, file=sys.stderr)
-    for job in progress:
-        progress.set_postfix_str(f"{job.model.label} / {job.category.name} / seed {job.seed}")
-        if cache.has(job.key):
-            outcomes.append(JobOutcome(job, "cached"))
-            continue
-        try:
-            run_job(job, plugins.get("models", job.model.name), cache)
-            outcomes.append(JobOutcome(job, "fitted"))
-        except JobFailed as exc:
-            outcomes.append(JobOutcome(job, "failed", str(exc)))
+    for job in jobs:
+        status, error = results.get(job.key, ("cached", None))
+        outcomes.append(JobOutcome(job, status, error))
     return outcomes
 
 
@@ -306,11 +306,43 @@ def run_protocol(
     started = time.time()
     plugins = get_plugins()
     jobs, calibrations, analysis = plan(protocol, plugins, check_options=False)
-    check_writable(out)
-    cache = ScoreCache(cache_dir or default_cache_dir())
-    summary = RunSummary(out, execute(jobs, protocol, plugins, cache))
-    scoring_seconds = time.time() - started
-    job_data = collect(summary.outcomes, cache)
+    executor = build_executor(protocol.executor)
+    with output_lock(out):
+        cache = ScoreCache(cache_dir or default_cache_dir())
+        summary = RunSummary(out, execute(jobs, protocol, plugins, cache, executor))
+        scoring_seconds = time.time() - started
+        job_data = collect(summary.outcomes, cache)
+        _write_outputs(
+            protocol,
+            out,
+            calibrations,
+            analysis,
+            jobs,
+            summary,
+            cache,
+            plugins,
+            job_data,
+            argv,
+            started,
+            scoring_seconds,
+        )
+    return summary
+
+
+def _write_outputs(
+    protocol: Protocol,
+    out: Path,
+    calibrations: list[CalibrationSpec],
+    analysis: Any,
+    jobs: list[Job],
+    summary: RunSummary,
+    cache: ScoreCache,
+    plugins: Plugins,
+    job_data: list[JobData],
+    argv: list[str] | None,
+    started: float,
+    scoring_seconds: float,
+) -> None:
     with staged_output(out) as stage:
         figure_dir = stage / "figures"
         figure_dir.mkdir()
@@ -339,7 +371,6 @@ def run_protocol(
         run_info = _run_record(protocol, calibrations, jobs, summary, cache, plugins, argv, started, scoring_seconds)
         write_atomic(stage / "run.json", json_dumps(run_info))
         render_reports(stage, protocol.report_formats, figure_dir=figure_dir)
-    return summary
 
 
 def _run_record(

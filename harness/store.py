@@ -117,6 +117,37 @@ class ScoreCache:
         return json.loads((self.path(key) / "meta.json").read_text())
 
 
+LOCK_NAME = ".harness.lock"
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out`` for a run; a second run into the same folder stops at once."""
+    import fcntl
+
+    check_writable(out)
+    path = out / LOCK_NAME
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise OutputError(
+                f"another harness run ({holder}) is writing to {out}; wait for it to finish or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def staged_output(out: Path) -> Iterator[Path]:
     """Yield a staging folder inside ``out``; on success move its files into ``out``.
