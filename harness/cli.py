@@ -71,13 +71,22 @@ def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tup
     "--cache",
     type=click.Path(path_type=Path),
     default=None,
-    help="Score cache folder (default: OUT/scores, or $HARNESS_CACHE_DIR).",
+    help="Score cache folder (default: $HARNESS_CACHE_DIR, else $HARNESS_HOME/scores).",
 )
-def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Path | None) -> None:
+@click.option(
+    "--executor",
+    "executor",
+    default=None,
+    metavar="NAME",
+    help="Where jobs run: local (default), ray, submitit; options via --set executor.KEY=VALUE.",
+)
+def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Path | None, executor: str | None) -> None:
     """Run PROTOCOL: fit and score (cached), calibrate, write results and reports."""
     from harness.protocol import load_protocol
     from harness.runner import run_protocol
 
+    if executor:
+        overrides = (f"executor.name={executor}", *overrides)
     config = load_protocol(protocol, overrides)
     out = out or Path("results") / protocol.stem
     summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv)

@@ -57,6 +57,15 @@ CASES = {
         "percentil",
     ),
     "bad image size": (BASE.format(extra=""), ["dataset.image_size=0"], "image_size"),
+    "protocol is a list": ("- protocol: kde_vs_test\n", [], "must be a YAML mapping"),
+    "unknown executor": (BASE.format(extra="executor: {name: slurmm}"), [], "unknown executor 'slurmm'"),
+    "bad executor option": (BASE.format(extra="executor: {name: local, workerz: 2}"), [], "workerz"),
+    "folder layout without normal_dir": (
+        BASE.format(extra=""),
+        ["dataset.layout=folder", "dataset.root=/tmp", "dataset.categories=null"],
+        "normal_dir",
+    ),
+    "override index out of range": (BASE.format(extra=""), ["models.5.name=padim"], "not an index"),
     "unknown analysis option": (BASE.format(extra="analysis: {bootstrapp: 10}"), [], "Did you mean 'bootstrap'"),
     "bad analysis value": (
         BASE.format(extra="").replace("kde_vs_test", "partial_anomaly"),
@@ -122,6 +131,11 @@ def test_unwritable_output(cli, tmp_path):
     blocker.write_text("not a folder")
     code, _, stderr = cli("run", str(_protocol(tmp_path, BASE.format(extra=""))), "--out", str(blocker / "out"))
     assert code == 2 and "cannot write to output folder" in stderr and "--out" in stderr
+
+
+def test_missing_protocol_file(cli, tmp_path):
+    code, _, stderr = cli("run", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "not found" in stderr and "harness list protocols" in stderr
 
 
 def test_report_of_a_folder_without_results(cli, tmp_path):

@@ -107,10 +107,13 @@ def test_permuting_test_labels_leaves_deployable_thresholds_unchanged(cli, small
     )
 
 
-def test_failing_model_is_isolated(cli, small_protocol, tmp_path):
+@pytest.mark.parametrize(
+    ("mode", "reason"), [("nan", "non-finite"), ("raise", "RuntimeError: boom"), ("shape", "Expected maps of shape")]
+)
+def test_failing_model_is_isolated(cli, small_protocol, tmp_path, mode, reason):
     text = small_protocol.read_text().replace(
         "  - name: fixed_scores",
-        "  - name: fixed_scores\n  - name: fixed_scores\n    label: broken\n    options: {fail: nan}",
+        f"  - name: fixed_scores\n  - name: fixed_scores\n    label: broken\n    options: {{fail: {mode}}}",
     )
     small_protocol.write_text(text)
     out = tmp_path / "out"
@@ -118,7 +121,9 @@ def test_failing_model_is_isolated(cli, small_protocol, tmp_path):
     assert code == 1 and "failed" in stderr
     rows = pd.read_csv(out / "results.csv")
     failed = rows[rows["status"] == "failed"]
-    assert set(failed["model"]) == {"broken"} and failed["error"].str.contains("non-finite").all()
+    assert set(failed["model"]) == {"broken"} and failed["error"].str.contains(reason).all()
+    html = (out / "report.html").read_text()
+    assert "Failed jobs" in html and "broken" in html
     assert (rows["status"] == "ok").sum() == 8
 
 
