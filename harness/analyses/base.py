@@ -150,3 +150,8 @@ class Analysis(Protocol):
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
         """The leaderboard: rows aggregated for the report's first table."""
+
+
+def successful(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of jobs that did not fail (all rows when there is no ``status`` column)."""
+    return rows[rows["status"] == "ok"] if "status" in rows else rows

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData
+from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
 from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
 from harness.analyses.review import map_panel_figure, review_candidates, review_figure
 from harness.figures import confusion_bars, grouped_metric_bars, save, score_distributions
@@ -158,7 +158,7 @@ class KdeVsTest:
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Mean over categories and seeds per (model, calibration); error counts summed."""
-        ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+        ok = successful(rows)
         if ok.empty:
             return pd.DataFrame()
         grouped = ok.groupby(["model", "calibration"], sort=False)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData
+from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
 from harness.analyses.common import slug, thresholds_of
 from harness.analyses.stress import calibrate_on, oracle_function
 from harness.errors import HarnessError
@@ -180,7 +180,7 @@ class MissingType:
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Per (model, calibration, mode): misses and counts summed over categories, left-out groups and seeds."""
-        ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+        ok = successful(rows)
         if ok.empty:
             return pd.DataFrame()
         grouped = ok.groupby(["model", "calibration", "mode"], sort=False)

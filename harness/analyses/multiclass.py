@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, restrict
+from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, restrict, successful
 from harness.analyses.common import slug, thresholds_of
 from harness.data.base import Category
 from harness.figures import save
@@ -292,7 +292,7 @@ class MulticlassUnified:
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
         """The aggregate rows, mean over seeds: mean-of-categories and pooled, for both settings."""
-        ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+        ok = successful(rows)
         aggregates = ok[ok["aggregate"].isin(["mean", "pooled"])] if "aggregate" in ok else ok.iloc[0:0]
         if aggregates.empty:
             return pd.DataFrame()

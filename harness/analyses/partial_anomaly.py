@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData
+from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
 from harness.analyses.common import job_rng, slug, thresholds_of
 from harness.analyses.stress import calibrate_on, oracle_function, split_specs
 from harness.errors import HarnessError
@@ -232,7 +232,7 @@ class PartialAnomaly:
         across draws (scale-free, so categories with different score scales can be averaged);
         ``false_negatives_mean`` sums the per-category means; ``recall_min`` is the worst draw.
         """
-        ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+        ok = successful(rows)
         if ok.empty:
             return pd.DataFrame()
         ok = ok.assign(threshold_cv=ok["threshold_std"] / ok["threshold_mean"].abs().replace(0, np.nan))

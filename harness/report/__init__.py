@@ -143,6 +143,7 @@ def render_reports(
     out: Path, formats: tuple[str, ...] | list[str], figure_dir: Path | None = None, target: Path | None = None
 ) -> list[Path]:
     """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
+    from harness.analyses.base import successful
     from harness.plugins import get_plugins
 
     rows, run, manifest = load_results(out)
@@ -150,7 +151,7 @@ def render_reports(
     target = target or out
     analysis = get_plugins().get("protocols", run["protocol"], key="protocol (from run.json)")
     summary = analysis.summarise(rows)
-    ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+    ok = successful(rows)
     failed = rows[rows["status"] == "failed"] if "status" in rows else rows.iloc[0:0]
     categories = list(dict.fromkeys(ok["category"])) if not ok.empty else []
     context = {
