@@ -28,6 +28,7 @@ TOP_LEVEL_KEYS = {
     "report",
     "analysis",
     "executor",
+    "efficiency",
 }
 DATASET_KEYS = {
     "layout",
@@ -97,6 +98,7 @@ class Protocol:
     report_formats: tuple[str, ...]
     analysis: Mapping[str, Any]
     executor: Mapping[str, Any]
+    efficiency: Mapping[str, Any]
     raw: Mapping[str, Any]
 
 
@@ -292,5 +294,6 @@ def _validate(path: Path, data: dict[str, Any], locator: _Locator) -> Protocol:
         report_formats=tuple(formats),
         analysis=as_mapping(data.get("analysis"), "analysis"),
         executor=as_mapping(data.get("executor"), "executor"),
+        efficiency=as_mapping(data.get("efficiency"), "efficiency"),
         raw=data,
     )

@@ -193,6 +193,7 @@ class JobMaker:
             info.version,
             factory_version,
             test_categories,
+            dict(self.protocol.efficiency),
         )
 
     def standard(self, categories: list[Category]) -> list[Job]:

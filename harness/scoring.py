@@ -6,13 +6,14 @@ of everything that can change its scores; a job whose key is cached is never run
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import efficiency
 from harness.data.base import Category, Record, samples_for
 from harness.errors import HarnessError
 from harness.protocol import ModelConfig
@@ -71,6 +73,8 @@ class Job:
     plugin_version: str
     factory_version: str
     test_categories: tuple[Category, ...] = field(default=(), repr=False)
+    efficiency: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """How to measure efficiency (``efficiency:`` in the protocol); measuring never changes scores."""
 
     @property
     def evaluated(self) -> tuple[Category, ...]:
@@ -152,17 +156,39 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     test_records = [record for _, record in tests]
     seed_everything(job.seed)
     fit_samples = samples_for(fit_records, job.image_size)
+    test_samples = samples_for(test_records, job.image_size)
     for sample in fit_samples:  # decode first: a corrupt image is a data error, not a model failure
         _ = sample.image
+    measure = efficiency.settings(job.efficiency)
+    baseline_rss = efficiency._rss_bytes()
+    energy_meter = (
+        efficiency.EnergyMeter.measure(job.key, measure["country"])
+        if measure["energy"]
+        else contextlib.nullcontext({"energy_note": "energy tracking off (efficiency.energy: false)"})
+    )
     try:
-        detector = factory(**dict(job.model.options))
-        started = time.perf_counter()
-        detector.fit(fit_samples)
-        fit_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        holdout_scores, _ = _score_in_batches(detector, samples_for(holdout_records, job.image_size))
-        test_scores, test_maps = _score_in_batches(detector, samples_for(test_records, job.image_size))
-        score_seconds = time.perf_counter() - started
+        with efficiency.Sampler(measure["sample_seconds"]).running() as sampler, energy_meter as energy:
+            detector = factory(**dict(job.model.options))
+            started = time.perf_counter()
+            detector.fit(fit_samples)
+            fit_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            holdout_scores, _ = _score_in_batches(detector, samples_for(holdout_records, job.image_size))
+            test_started = time.perf_counter()
+            test_scores, test_maps = _score_in_batches(detector, test_samples)
+            score_seconds = time.perf_counter() - started
+            test_seconds = time.perf_counter() - test_started
+        figures = {
+            "fit_seconds": fit_seconds,
+            "score_seconds": score_seconds,
+            "throughput_per_s": efficiency.throughput(len(test_samples), test_seconds),
+            **efficiency.summarise_samples(sampler, baseline_rss),
+            **energy,
+        }
+        if test_samples and measure["latency_repeats"]:
+            figures["latency_ms"] = efficiency.latency_ms(detector, test_samples[0], int(measure["latency_repeats"]))
+        figures.update(efficiency.footprint(detector, job.image_size))
+        efficiency.with_co2(figures, float(measure["grid_intensity"]))
     except (HarnessError, KeyboardInterrupt, JobFailed):
         raise
     except Exception as exc:
@@ -199,6 +225,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "n_test": len(test_records),
         "fit_seconds": fit_seconds,
         "score_seconds": score_seconds,
+        "efficiency": figures,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     cache.put(job.key, table, test_maps, meta)
