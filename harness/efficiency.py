@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import statistics
 import sys
 import threading
@@ -44,7 +45,7 @@ def nvml_status() -> tuple[Any, str | None]:
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError as exc:
-        return None, f"no NVIDIA GPU or driver ({type(exc).__name__})"
+        return None, f"GPU power: no NVIDIA GPU or driver ({type(exc).__name__})"
     return pynvml, None
 
 
@@ -99,6 +100,7 @@ class EnergyMeter:
     def _ensure(cls, country: str) -> Any:
         if cls._tracker is None and cls._reason is None:
             try:
+                os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
                 logging.getLogger("codecarbon").setLevel(logging.ERROR)
                 from codecarbon import OfflineEmissionsTracker
 
@@ -128,14 +130,11 @@ class EnergyMeter:
             data = tracker.stop_task()
             energy = getattr(data, "energy_consumed", None) if data is not None else None
             if energy is None:
-                result["energy_note"] = "codecarbon returned no measurement"
+                result["energy_note"] = "energy: codecarbon returned no measurement"
             else:
                 result["energy_kwh"] = float(energy)
-                result["energy_note"] = (
-                    f"codecarbon {getattr(data, 'tracking_mode', 'machine')} mode; "
-                    f"CPU power {getattr(data, 'cpu_power', float('nan')):.1f} W "
-                    "(estimated when RAPL is unavailable)"
-                )
+                result["cpu_power_w"] = float(getattr(data, "cpu_power", float("nan")))
+                result["energy_note"] = "energy: codecarbon estimate (CPU power from its TDP table without RAPL)"
 
 
 def footprint(detector: Any, image_size: tuple[int, int]) -> dict[str, Any]:
@@ -146,7 +145,7 @@ def footprint(detector: Any, image_size: tuple[int, int]) -> dict[str, Any]:
     if isinstance(parameters, int):
         figures["parameters"] = parameters
     if module is None or "torch" not in sys.modules:
-        figures["footprint_note"] = "the detector exposes no torch_module: size and GMAC unknown"
+        figures["footprint_note"] = "size, GMAC: the detector exposes no torch_module"
         return figures
     import torch
 

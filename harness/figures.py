@@ -84,3 +84,81 @@ def grouped_metric_bars(summary: pd.DataFrame, metrics: Sequence[str], path: Pat
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncols=len(metrics))
     save(fig, path)
+
+
+def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Indices of points no other point beats on both lower cost and higher quality, by cost."""
+    order = np.argsort(cost, kind="stable")
+    front, best = [], -np.inf
+    for index in order:
+        if quality[index] > best:
+            front.append(index)
+            best = quality[index]
+    return np.array(front, dtype=int)
+
+
+def _scatter_with_front(ax: plt.Axes, table: pd.DataFrame, cost: str, label: str) -> bool:
+    data = table[["model", cost, "auroc"]].dropna()
+    if data.empty:
+        ax.text(0.5, 0.5, f"{label}: not measured here", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return False
+    x, y = data[cost].to_numpy(float), data["auroc"].to_numpy(float)
+    ax.scatter(x, y, color="#4c72b0")
+    for name, xi, yi in zip(data["model"], x, y, strict=True):
+        ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    front = pareto_front(x, y)
+    ax.plot(x[front], y[front], color="#c44e52", lw=1.2, ls="--", label="Pareto front")
+    ax.set_xlabel(label)
+    ax.set_ylabel("image AUROC (mean over categories)")
+    ax.legend(fontsize=7)
+    return True
+
+
+def benchmark_figures(table: pd.DataFrame, context, composition: pd.DataFrame) -> list:
+    """AUROC vs latency and vs CO2 (Pareto fronts), training time and size bars, dataset composition."""
+    from harness.analyses.base import FigureRecord
+
+    figures = []
+    if table.empty:
+        return figures
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    _scatter_with_front(left, table, "latency_ms", "scoring latency per image (ms, warm median)")
+    _scatter_with_front(right, table, "co2_kg", "CO2 of fit + scoring, all categories (kg, estimated)")
+    save(fig, context.figure_dir / "pareto.png")
+    figures.append(
+        FigureRecord(
+            "pareto.png",
+            "Image AUROC against latency and against CO2, with the Pareto front "
+            "(no model to the upper left of the dashed line is both better and cheaper).",
+        )
+    )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, column, label in (
+        (left, "fit_seconds", "training time, all categories (s)"),
+        (right, "size_mb", "model size (MB, serialised state)"),
+    ):
+        data = table[["model", column]].dropna()
+        ax.bar(data["model"].astype(str), data[column], color="#4c72b0")
+        ax.set_ylabel(label)
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    save(fig, context.figure_dir / "cost_bars.png")
+    figures.append(FigureRecord("cost_bars.png", "Training time (sum over categories) and model size per model."))
+    if not composition.empty:
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(composition)), 3.4))
+        bottom = np.zeros(len(composition))
+        for column in [c for c in composition.columns if c != "category"]:
+            values = composition[column].to_numpy(float)
+            ax.bar(composition["category"], values, bottom=bottom, label=column)
+            bottom += values
+        ax.set_ylabel("images")
+        ax.legend(fontsize=7)
+        save(fig, context.figure_dir / "composition.png")
+        figures.append(
+            FigureRecord(
+                "composition.png",
+                "Dataset composition per category: training images used to "
+                "fit, held out for calibration, and test images by label.",
+            )
+        )
+    return figures

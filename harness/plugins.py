@@ -32,6 +32,7 @@ DEFAULT_PLUGINS = (
     "harness.analyses.partial_anomaly",
     "harness.analyses.missing_type",
     "harness.analyses.multiclass",
+    "harness.analyses.benchmark",
 )
 """Built-in plugins, registered like any other so that they show in ``harness plugins``."""
 

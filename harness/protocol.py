@@ -39,6 +39,7 @@ DATASET_KEYS = {
     "synthetic",
     "max_train_images",
     "max_test_images_per_type",
+    "rebalance_normals",
 }
 ENTRY_KEYS = {"name", "label", "options"}
 REPORT_KEYS = {"formats", "title"}
@@ -57,6 +58,8 @@ class DatasetConfig:
     synthetic: Mapping[str, Any] = field(default_factory=dict)
     max_train_images: int | None = None
     max_test_images_per_type: int | None = None
+    rebalance_normals: float | None = None
+    """Move training normals into the test set until this share of test images is good (paper 001)."""
 
     @property
     def effective_layout(self) -> str:
@@ -231,6 +234,10 @@ def _validate(path: Path, data: dict[str, Any], locator: _Locator) -> Protocol:
         if value is not None and (not isinstance(value, int) or value < 1):
             raise fail(f"dataset.{key}", f"expected a positive integer or null, but got {value!r}")
         limits[key] = value
+    share = dataset_raw.get("rebalance_normals")
+    if share is not None and (not isinstance(share, (int, float)) or not 0 < share < 1):
+        raise fail("dataset.rebalance_normals", f"expected a share in (0, 1) or null, but got {share!r}")
+    limits["rebalance_normals"] = share
     root = dataset_raw.get("root")
     if root is not None and not isinstance(root, str):
         raise fail("dataset.root", f"expected a folder path, but got {root!r}")

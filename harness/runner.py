@@ -18,7 +18,7 @@ import pandas as pd
 
 import harness
 from harness.analyses.base import AnalysisContext, CalibrationSpec, JobData
-from harness.data.base import Category, load_mask, subsample
+from harness.data.base import Category, Record, load_mask, subsample
 from harness.data.synthetic import harness_home
 from harness.errors import DatasetError, ProtocolError, unknown_name_message
 from harness.executors import build_executor
@@ -86,6 +86,8 @@ def load_categories(source: Any, config: DatasetConfig) -> list[Category]:
         for defect_type in sorted({r.defect_type for r in category.split("test")}):
             records = [r for r in category.split("test") if r.defect_type == defect_type]
             test.extend(subsample(records, config.max_test_images_per_type, rng))
+        if config.rebalance_normals:
+            train, test = rebalance(train, test, config.rebalance_normals, rng)
         category = Category(category.name, train + test, category.families)
         if len(train) < 2:
             raise DatasetError(f"category '{name}' has {len(train)} defect-free training images; at least 2 are needed")
@@ -96,6 +98,25 @@ def load_categories(source: Any, config: DatasetConfig) -> list[Category]:
             )
         categories.append(category)
     return categories
+
+
+def rebalance(
+    train: list[Record], test: list[Record], share: float, rng: np.random.Generator, keep_train: int = 10
+) -> tuple[list[Record], list[Record]]:
+    """Move seeded training normals into the test set until ``share`` of it is good (paper 001).
+
+    At least ``keep_train`` training images stay (or all, when there are fewer).
+    """
+    good = sum(1 for r in test if not r.label)
+    defective = len(test) - good
+    wanted = int(np.ceil(share * defective / (1 - share))) - good
+    movable = max(0, len(train) - keep_train)
+    count = min(max(wanted, 0), movable)
+    if count == 0:
+        return train, test
+    chosen = set(rng.choice(len(train), size=count, replace=False).tolist())
+    moved = [Record(r.path, "test", r.defect_type, r.mask_paths) for i, r in enumerate(train) if i in chosen]
+    return [r for i, r in enumerate(train) if i not in chosen], test + moved
 
 
 def _library_versions() -> dict[str, str]:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness.errors import OutputError
 
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2
 """Bumped when the layout of a cache entry changes; part of every cache key."""
 
 

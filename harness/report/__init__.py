@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -83,7 +84,9 @@ def _header(column: str) -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.3f}"
+        if math.isnan(value):
+            return "–"
+        return f"{value:.3g}" if 0 < abs(value) < 0.01 else f"{value:.3f}"
     return str(value)
 
 
@@ -100,6 +103,12 @@ def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _mark(row: pd.Series, column: str) -> str:
+    """'*' after a value whose lead over the next-ranked model holds (a ``<column>_significant`` flag)."""
+    flag = row.get(f"{column}_significant")
+    return "*" if flag is True or flag is np.True_ or flag == "True" else ""
+
+
 def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
@@ -107,7 +116,10 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
         "columns": columns,
         "headers": [_header(c) for c in columns],
         "rows": [
-            [(_cell(row[c]), row[c] if isinstance(row[c], (int, float)) else str(row[c])) for c in columns]
+            [
+                (_cell(row[c]) + _mark(row, c), row[c] if isinstance(row[c], (int, float)) else str(row[c]))
+                for c in columns
+            ]
             for _, row in frame.iterrows()
         ],
         "oracle": [bool(row.get("oracle", False)) for _, row in frame.iterrows()],
@@ -244,7 +256,7 @@ def _latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     headers = [latex_escape(_header(c)).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in columns]
     body = []
     for _, row in frame.iterrows():
-        cells = [latex_escape(_cell(row[c])).replace("–", "--") for c in columns]
+        cells = [latex_escape(_cell(row[c]) + _mark(row, c)).replace("–", "--") for c in columns]
         if row.get("oracle", False) and "calibration" in columns:
             cells[columns.index("calibration")] += " (oracle)"
         body.append(cells)
