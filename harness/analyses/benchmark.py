@@ -87,7 +87,10 @@ class Benchmark:
         "measured here (the notes column says why)."
     )
     options = ("calibration", "groups", "bootstrap", "metrics")
-    leaderboard_note = "Mean over categories (and seeds); ± is the std over seeds of that mean."
+    leaderboard_note = (
+        "Mean over categories (and seeds; results.csv has the std over seeds in *_std); time, energy "
+        "and CO2 summed over categories, latency and size the median."
+    )
     leaderboard_columns = (
         "model",
         "mean_rank",

@@ -77,6 +77,8 @@ HEADERS = {
 
 
 def _header(column: str) -> str:
+    if column.endswith("_rank") and column != "mean_rank":
+        return f"{HEADERS.get(column[:-5], column[:-5])} rank"
     name = HEADERS.get(column, column.replace("_", " "))
     direction = HIGHER_IS_BETTER.get(column)
     return f"{name} {'↑' if direction else '↓'}" if direction is not None else name
@@ -103,6 +105,14 @@ def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _value(row: pd.Series, column: str) -> str:
+    """A cell's text: ranks as whole numbers, a '*' where a lead is significant."""
+    value = row[column]
+    if column.endswith("_rank") and isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return _cell(value) + _mark(row, column)
+
+
 def _mark(row: pd.Series, column: str) -> str:
     """'*' after a value whose lead over the next-ranked model holds (a ``<column>_significant`` flag)."""
     flag = row.get(f"{column}_significant")
@@ -116,10 +126,7 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
         "columns": columns,
         "headers": [_header(c) for c in columns],
         "rows": [
-            [
-                (_cell(row[c]) + _mark(row, c), row[c] if isinstance(row[c], (int, float)) else str(row[c]))
-                for c in columns
-            ]
+            [(_value(row, c), row[c] if isinstance(row[c], (int, float)) else str(row[c])) for c in columns]
             for _, row in frame.iterrows()
         ],
         "oracle": [bool(row.get("oracle", False)) for _, row in frame.iterrows()],
@@ -256,7 +263,7 @@ def _latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     headers = [latex_escape(_header(c)).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in columns]
     body = []
     for _, row in frame.iterrows():
-        cells = [latex_escape(_cell(row[c]) + _mark(row, c)).replace("–", "--") for c in columns]
+        cells = [latex_escape(_value(row, c)).replace("–", "--") for c in columns]
         if row.get("oracle", False) and "calibration" in columns:
             cells[columns.index("calibration")] += " (oracle)"
         body.append(cells)

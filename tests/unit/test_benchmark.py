@@ -1,0 +1,73 @@
+"""Ranks, groups, significance, Pareto fronts and efficiency plumbing of the benchmark protocol."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from harness.analyses.benchmark import bootstrap_metric, rank_table
+from harness.data.base import Record
+from harness.efficiency import EnergyMeter, footprint, nvml_status, with_co2
+from harness.figures import pareto_front
+from harness.runner import rebalance
+
+
+def test_ranks_on_a_hand_made_table():
+    table = pd.DataFrame({"model": ["a", "b", "c"], "auroc": [0.90, 0.95, 0.90], "f1": [0.8, 0.6, 0.7]})
+    ranked = rank_table(table, ("auroc", "f1"))
+    # auroc: b=1, a and c tie for 2; f1: a=1, c=2, b=3 -> mean ranks a 1.5, b 2.0, c 2.0 (c after b on auroc)
+    assert ranked["model"].tolist() == ["a", "b", "c"]
+    assert ranked.set_index("model")["auroc_rank"].to_dict() == {"a": 2, "b": 1, "c": 2}
+    assert ranked.set_index("model")["mean_rank"].to_dict() == {"a": 1.5, "b": 2.0, "c": 2.0}
+
+
+def test_bootstrap_metrics_on_the_identity_resample_equal_scikit_learn():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 60)
+    scores = rng.normal(size=60) + labels
+    values = bootstrap_metric(scores, labels, 0.5, np.arange(60)[None, :])
+    assert values["auroc"][0] == pytest.approx(roc_auc_score(labels, scores))
+    assert values["ap"][0] == pytest.approx(average_precision_score(labels, scores))
+    predicted = scores >= 0.5
+    assert values["recall"][0] == pytest.approx((predicted & (labels == 1)).sum() / labels.sum())
+
+
+def test_pareto_front():
+    cost = np.array([1.0, 2.0, 3.0, 4.0])
+    quality = np.array([0.7, 0.6, 0.9, 0.8])
+    assert pareto_front(cost, quality).tolist() == [0, 2]
+
+
+def test_gpu_power_without_a_gpu_says_why():
+    module, reason = nvml_status()
+    if module is not None:
+        pytest.skip("an NVIDIA GPU is present")
+    assert reason.startswith("GPU power: no NVIDIA GPU or driver")
+
+
+def test_codecarbon_offline_tracker_measures_energy():
+    with EnergyMeter.measure("test", "BEL") as result:
+        sum(i * i for i in range(2_000_000))
+    assert result.get("energy_kwh", 0) > 0, result
+    figures = with_co2(dict(result), 0.475)
+    assert figures["co2_kg"] == pytest.approx(figures["energy_kwh"] * 0.475)
+
+
+def test_footprint_of_a_torch_module():
+    torch = pytest.importorskip("torch")
+
+    class Detector:
+        torch_module = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+    figures = footprint(Detector(), (16, 16))
+    assert figures["parameters"] == 3 * 8 * 9 + 8
+    assert figures["gmac"] == pytest.approx(16 * 16 * 8 * 27 / 1e9)  # MACs of the convolution, bias not counted
+    assert figures["size_mb"] > 0
+
+
+def test_rebalance_moves_train_normals_into_test():
+    train = [Record(f"t{i}.png", "train") for i in range(40)]
+    test = [Record(f"g{i}.png", "test") for i in range(5)] + [Record(f"d{i}.png", "test", "dent") for i in range(15)]
+    new_train, new_test = rebalance(train, test, 0.5, np.random.default_rng(0))
+    assert len(new_train) == 30 and sum(1 for r in new_test if not r.label) == 15
+    assert {r.path for r in new_train}.isdisjoint({r.path for r in new_test})
