@@ -20,6 +20,6 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("harness")
 """Marker for hook implementations in plugins (``@harness.hookimpl``)."""
 
-from harness.types import Detector, DetectorFactory, Sample, Scores  # noqa: E402
+from harness.types import Detector, DetectorFactory, LabelledSample, Sample, Scores  # noqa: E402
 
-__all__ = ["Detector", "DetectorFactory", "Sample", "Scores", "__version__", "hookimpl"]
+__all__ = ["Detector", "DetectorFactory", "LabelledSample", "Sample", "Scores", "__version__", "hookimpl"]

@@ -29,6 +29,7 @@ TOP_LEVEL_KEYS = {
     "analysis",
     "executor",
     "efficiency",
+    "supervision",
 }
 DATASET_KEYS = {
     "layout",
@@ -102,6 +103,7 @@ class Protocol:
     analysis: Mapping[str, Any]
     executor: Mapping[str, Any]
     efficiency: Mapping[str, Any]
+    supervision: Mapping[str, Any]
     raw: Mapping[str, Any]
 
 
@@ -302,5 +304,25 @@ def _validate(path: Path, data: dict[str, Any], locator: _Locator) -> Protocol:
         analysis=as_mapping(data.get("analysis"), "analysis"),
         executor=as_mapping(data.get("executor"), "executor"),
         efficiency=as_mapping(data.get("efficiency"), "efficiency"),
+        supervision=_supervision(as_mapping(data.get("supervision"), "supervision"), fail),
         raw=data,
     )
+
+
+def _supervision(raw: dict[str, Any], fail: Any) -> dict[str, Any]:
+    """``supervision: {anomaly_train_fraction: f, seed: s}``: labelled anomalies supervised models may train on."""
+    unknown = set(raw) - {"anomaly_train_fraction", "seed"}
+    if unknown:
+        raise fail(
+            f"supervision.{sorted(unknown)[0]}",
+            unknown_name_message("key", sorted(unknown)[0], {"anomaly_train_fraction", "seed"}),
+        )
+    if not raw:
+        return {}
+    fraction = raw.get("anomaly_train_fraction")
+    if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise fail("supervision.anomaly_train_fraction", f"expected a fraction in (0, 1), but got {fraction!r}")
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int):
+        raise fail("supervision.seed", f"expected an integer, but got {seed!r}")
+    return {"anomaly_train_fraction": float(fraction), "seed": seed}

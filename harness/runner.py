@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -68,7 +69,26 @@ def open_dataset(config: DatasetConfig, plugins: Plugins) -> Any:
         ) from None
 
 
-def load_categories(source: Any, config: DatasetConfig) -> list[Category]:
+def supervise(test: list[Record], fraction: float, rng: np.random.Generator) -> list[Record]:
+    """Mark a seeded ``fraction`` of each defect type's test images as training data for supervised models.
+
+    They move to the split "supervised" and so out of every model's evaluation; each type keeps at
+    least one image in the test set.
+    """
+    chosen: set[int] = set()
+    for defect_type in sorted({r.defect_type for r in test if r.label}):
+        members = [i for i, r in enumerate(test) if r.defect_type == defect_type]
+        count = min(round(fraction * len(members)), len(members) - 1)
+        if count > 0:
+            chosen.update(rng.choice(members, size=count, replace=False).tolist())
+    return [Record(r.path, "supervised", r.defect_type, r.mask_paths) if i in chosen else r for i, r in enumerate(test)]
+
+
+def load_categories(
+    source: Any,
+    config: DatasetConfig,
+    supervision: Mapping[str, Any] | None = None,
+) -> list[Category]:
     """The protocol's categories, subsampled as asked, each checked to be usable."""
     found = source.categories()
     if not found:
@@ -88,6 +108,10 @@ def load_categories(source: Any, config: DatasetConfig) -> list[Category]:
             test.extend(subsample(records, config.max_test_images_per_type, rng))
         if config.rebalance_normals:
             train, test = rebalance(train, test, config.rebalance_normals, rng)
+        if supervision:
+            test = supervise(
+                test, supervision["anomaly_train_fraction"], np.random.default_rng(supervision.get("seed", 0))
+            )
         category = Category(category.name, train + test, category.families)
         if len(train) < 2:
             raise DatasetError(f"category '{name}' has {len(train)} defect-free training images; at least 2 are needed")
@@ -251,7 +275,15 @@ def plan(
     if check_options:
         check_model_options(protocol, plugins)
     calibrations = build_calibrations(protocol, plugins)
-    categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset)
+    for index, model in enumerate(protocol.models):
+        if getattr(plugins.get("models", model.name), "supervised", False) and not protocol.supervision:
+            raise ProtocolError(
+                f"model '{model.name}' is supervised: declare how many labelled anomalies it may "
+                "train on, e.g. supervision: {anomaly_train_fraction: 0.5}",
+                path=protocol.path,
+                key=f"models.{index}.name",
+            )
+    categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset, protocol.supervision)
     maker = JobMaker(protocol, plugins)
     planner = getattr(analysis, "plan_jobs", None)
     jobs = planner(protocol, categories, maker) if planner else maker.standard(categories)
@@ -415,6 +447,7 @@ def _run_record(
         "command": argv or sys.argv,
         "config": protocol.raw,
         "seeds": list(protocol.seeds),
+        "supervision": dict(protocol.supervision),
         "calibrations": [{"label": c.label, "name": c.name, "oracle": c.oracle} for c in calibrations],
         "dataset": {
             "layout": protocol.dataset.effective_layout,
@@ -425,6 +458,7 @@ def _run_record(
                     "fingerprint": c.fingerprint(),
                     "train": len(c.split("train")),
                     "test": len(c.split("test")),
+                    "supervised": len(c.split("supervised")),
                     "defect_types": c.defect_types,
                     "families": c.families,
                 }

@@ -26,7 +26,7 @@ from harness.data.base import Category, Record, samples_for
 from harness.errors import HarnessError
 from harness.protocol import ModelConfig
 from harness.store import CACHE_SCHEMA, ScoreCache
-from harness.types import Scores
+from harness.types import LabelledSample, Scores
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,10 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         with efficiency.Sampler(measure["sample_seconds"]).running() as sampler, energy_meter as energy:
             detector = factory(**dict(job.model.options))
             started = time.perf_counter()
-            detector.fit(fit_samples)
+            if getattr(detector, "supervised", False):
+                detector.fit(fit_samples, anomalies=labelled_samples(job))
+            else:
+                detector.fit(fit_samples)
             fit_seconds = time.perf_counter() - started
             started = time.perf_counter()
             holdout_scores, _ = _score_in_batches(detector, samples_for(holdout_records, job.image_size))
@@ -229,6 +232,24 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     cache.put(job.key, table, test_maps, meta)
+
+
+def labelled_samples(job: Job) -> list[LabelledSample]:
+    """The defective images a protocol's ``supervision:`` set aside, with their masks (supervised models only)."""
+    from harness.data.base import load_image, load_mask
+
+    if not job.category.split("supervised"):
+        raise HarnessError(
+            f"model '{job.model.name}' is supervised but category '{job.category.name}' has no "
+            "labelled anomalies set aside; declare supervision: {anomaly_train_fraction: 0.5}"
+        )
+    size = job.image_size
+    return [
+        LabelledSample(
+            r.path, lambda p=r.path: load_image(p, size), lambda m=r.mask_paths: load_mask(m, size), r.defect_type
+        )
+        for r in job.category.split("supervised")
+    ]
 
 
 def _source(category: Category, record: Record) -> str:

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.base import load_image
+from harness.data.base import load_image, load_mask
 from harness.data.layouts import MVTecLayout
 from harness.data.synthetic import ensure_generated
 from harness.scoring import seed_everything
-from harness.types import Sample, Scores
+from harness.types import LabelledSample, Sample, Scores
 
 __all__ = ["CHECKS", "ConformanceError", "check_detector", "parametrize_checks", "suite"]
 
@@ -62,10 +62,25 @@ class Subject:
         size = (self.image_size, self.image_size)
         return [Sample(r.path, lambda p=r.path: load_image(p, size)) for r in records]
 
+    def labelled(self) -> list[LabelledSample]:
+        """Defective images with masks from another category, for supervised detectors only."""
+        root = ensure_generated(**{**EMBEDDED, "size": max(self.image_size, 32)})
+        size = (self.image_size, self.image_size)
+        records = [r for r in MVTecLayout(root).load("grain").split("test") if r.label]
+        return [
+            LabelledSample(
+                r.path, lambda p=r.path: load_image(p, size), lambda m=r.mask_paths: load_mask(m, size), r.defect_type
+            )
+            for r in records
+        ]
+
     def fitted(self, seed: int = 0) -> Any:
         seed_everything(seed)
         detector = self.build()
-        detector.fit(self.samples("train"))
+        if getattr(detector, "supervised", False):
+            detector.fit(self.samples("train"), anomalies=self.labelled())
+        else:
+            detector.fit(self.samples("train"))
         return detector
 
     def fail(self, prop: str, problem: str, fix: str) -> ConformanceError:

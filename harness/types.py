@@ -39,6 +39,36 @@ class Sample:
         return f"Sample({self.path.name!r})"
 
 
+class LabelledSample(Sample):
+    """A defective training image for *supervised* detectors only: adds ``.mask`` and ``.defect_type``.
+
+    The harness hands these to a detector only when the detector declares ``supervised = True``
+    and the protocol declares ``supervision:``; those images are then left out of every model's
+    evaluation.
+    """
+
+    __slots__ = ("_mask", "_mask_loader", "defect_type")
+
+    def __init__(
+        self,
+        path: Path | str,
+        loader: Callable[[], np.ndarray],
+        mask_loader: Callable[[], np.ndarray],
+        defect_type: str,
+    ) -> None:
+        super().__init__(path, loader)
+        self._mask_loader = mask_loader
+        self._mask: np.ndarray | None = None
+        self.defect_type = defect_type
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The defect's pixel mask (H x W bool) at the image size; all False when the dataset has none."""
+        if self._mask is None:
+            self._mask = self._mask_loader()
+        return self._mask
+
+
 @dataclass(frozen=True)
 class Scores:
     """What a detector returns for N samples: higher means more anomalous.

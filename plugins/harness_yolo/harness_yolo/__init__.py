@@ -1,0 +1,65 @@
+"""harness plugin: ultralytics YOLO detectors by name, trained as supervised anomaly detectors.
+
+Example protocol entry (the protocol must declare how many labelled anomalies it may use)::
+
+    supervision: {anomaly_train_fraction: 0.5}
+    models:
+      - name: yolov8n
+        options: {epochs: 30}          # or weights: /path/to/yolov8n.pt
+
+Options: ``weights`` (a .pt file; default: train from the model YAML, random init), ``epochs``
+(50), ``batch`` (8), ``imgsz`` (default: the image size rounded up to 32), ``device`` (auto),
+``conf`` (0.001), ``seed`` (0).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import harness
+
+__version__ = "0.1.0"
+
+MODELS = (
+    "yolov3u",
+    "yolov5n",
+    "yolov5s",
+    "yolov8n",
+    "yolov8s",
+    "yolov9t",
+    "yolov9s",
+    "yolov10n",
+    "yolov10s",
+    "yolo11n",
+    "yolo11s",
+    "yolo12n",
+)
+"""Model YAML names shipped by ultralytics (``<name>.yaml``); any other YAML or .pt goes through ``weights``."""
+
+
+class YoloFactory:
+    """Builds a :class:`~harness_yolo.detector.YoloDetector` for one model YAML."""
+
+    supervised = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, **options: Any) -> Any:
+        """A detector with ``options``."""
+        from harness_yolo.detector import YoloDetector
+
+        return YoloDetector(self.name, **options)
+
+    @property
+    def version(self) -> str:
+        """Ultralytics and torch versions (enter the cache key)."""
+        from importlib.metadata import version
+
+        return f"ultralytics {version('ultralytics')}, torch {version('torch')}"
+
+
+@harness.hookimpl
+def harness_models() -> dict[str, YoloFactory]:
+    """One factory per YOLO model name."""
+    return {name: YoloFactory(name) for name in MODELS}
