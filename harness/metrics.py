@@ -22,6 +22,7 @@ HIGHER_IS_BETTER = {
     "auroc": True,
     "ap": True,
     "pixel_auroc": True,
+    "pl": True,
     "aupro": True,
     "false_negatives": False,
     "false_positives": False,
@@ -131,3 +132,51 @@ def bootstrap_intervals(
         "f1_ci_low": float(low_f1),
         "f1_ci_high": float(high_f1),
     }
+
+
+def _boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    regions, count = connected_components(mask, structure=np.ones((3, 3), dtype=int))
+    boxes = []
+    for index in range(1, count + 1):
+        ys, xs = np.nonzero(regions == index)
+        boxes.append((ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+    return boxes
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    top, left = max(a[0], b[0]), max(a[1], b[1])
+    bottom, right = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, bottom - top) * max(0, right - left)
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area if area else 0.0
+
+
+def proportion_localised(predicted: np.ndarray, masks: np.ndarray, iou: float = 0.3) -> float:
+    """PL (VisionAD, used by paper 002): the share of ground-truth regions found.
+
+    Each connected ground-truth region and each connected predicted region is reduced to its
+    bounding box; a region counts as found when some predicted box overlaps its box with IoU
+    above ``iou``. ``predicted`` is a boolean (N, H, W) prediction.
+    """
+    found = total = 0
+    for prediction, mask in zip(np.asarray(predicted, bool), np.asarray(masks, bool), strict=True):
+        truth = _boxes(mask)
+        if not truth:
+            continue
+        guesses = _boxes(prediction)
+        total += len(truth)
+        found += sum(any(_iou(box, guess) > iou for guess in guesses) for box in truth)
+    return found / total if total else float("nan")
+
+
+def pl_at_normal_fpr(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, fpr: float = 0.01) -> float:
+    """PL with the map binarised where it exceeds the (1 - ``fpr``) quantile of the defect-free test images' pixels.
+
+    Only the normal images fix the pixel threshold (no defect mask is used to choose it); the
+    threshold rule is stated in the report so PL figures stay comparable between models.
+    """
+    normal = np.asarray(labels) == 0
+    if not normal.any():
+        return float("nan")
+    threshold = np.quantile(np.asarray(maps)[normal], 1 - fpr)
+    return proportion_localised(np.asarray(maps) > threshold, masks)

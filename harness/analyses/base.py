@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness.calibration import Calibrator
-from harness.metrics import aupro, pixel_auroc, ranking_metrics
+from harness.metrics import aupro, pixel_auroc, pl_at_normal_fpr, ranking_metrics
 
 
 @dataclass
@@ -55,8 +55,13 @@ class JobData:
         """Pixel AUROC and AUPRO when the model gives maps and the dataset has masks."""
         maps, masks = self.load_maps(), self.load_masks()
         if maps is None or masks is None or not masks.any():
-            return {"pixel_auroc": float("nan"), "aupro": float("nan")}
-        return {"pixel_auroc": pixel_auroc(maps, masks), "aupro": aupro(maps, masks)}
+            return {"pixel_auroc": float("nan"), "aupro": float("nan"), "pl": float("nan")}
+        labels = self.test["label"].to_numpy(int)
+        return {
+            "pixel_auroc": pixel_auroc(maps, masks),
+            "aupro": aupro(maps, masks),
+            "pl": pl_at_normal_fpr(maps, masks, labels),
+        }
 
 
 def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:

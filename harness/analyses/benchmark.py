@@ -102,6 +102,9 @@ class Benchmark:
         "f1_rank",
         "ap",
         "ap_rank",
+        "pixel_auroc",
+        "aupro",
+        "pl",
         "fit_seconds",
         "latency_ms",
         "throughput_per_s",
@@ -212,6 +215,7 @@ class Benchmark:
             "threshold": threshold,
             **ranking_metrics(scores, labels),
             **threshold_metrics(scores, labels, threshold),
+            **job.pixel_metrics,
             "n_test": labels.size,
             **{k: figures.get(k, np.nan) for k in (*EFFICIENCY_SUMS, *EFFICIENCY_MEDIANS, *EFFICIENCY_MAX)},
             "notes": "; ".join(sorted({str(figures[k]) for k in NOTES if figures.get(k)})),
@@ -228,7 +232,9 @@ class Benchmark:
         spec,
     ) -> pd.DataFrame:
         part = table[table["category"].isin(members)]
-        per_seed = part.groupby(["model", "seed"], sort=False)[[*list(metrics), "precision"]].mean()
+        per_seed = part.groupby(["model", "seed"], sort=False)[
+            [*list(metrics), "precision", "pixel_auroc", "aupro", "pl"]
+        ].mean()
         summary = per_seed.groupby("model", sort=False).mean()
         spread = per_seed.groupby("model", sort=False).std(ddof=0)
         for metric in metrics:

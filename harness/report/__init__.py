@@ -34,6 +34,7 @@ LEADERBOARD_COLUMNS = [
     "ap",
     "pixel_auroc",
     "aupro",
+    "pl",
 ]
 DETAIL_COLUMNS = [
     "model",
@@ -50,6 +51,7 @@ DETAIL_COLUMNS = [
     "ap",
     "pixel_auroc",
     "aupro",
+    "pl",
 ]
 LATEX_SUMMARY_COLUMNS = [
     "model",
@@ -73,6 +75,7 @@ HEADERS = {
     "f1": "F1",
     "pixel_auroc": "pixel AUROC",
     "aupro": "AUPRO",
+    "pl": "PL",
 }
 
 

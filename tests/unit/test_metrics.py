@@ -52,3 +52,19 @@ def test_aupro_matches_anomalibs_reference():
     reference = aupro_module._AUPRO(fpr_limit=0.3)  # the torchmetrics metric behind anomalib.metrics.AUPRO
     reference.update(torch.from_numpy(maps).float(), torch.from_numpy(masks).int())
     assert aupro(maps, masks) == pytest.approx(float(reference.compute()), abs=0.01)
+
+
+def test_proportion_localised_on_hand_made_masks():
+    from harness.metrics import proportion_localised
+
+    masks = np.zeros((2, 20, 20), bool)
+    masks[0, 2:6, 2:6] = True  # region A (16 px)
+    masks[0, 12:14, 12:18] = True  # region B
+    masks[1, 5:15, 5:15] = True  # region C
+    predicted = np.zeros_like(masks)
+    predicted[0, 2:6, 3:7] = True  # A: IoU = 12 / 20 = 0.6 -> found
+    predicted[0, 12:14, 17:20] = True  # B: IoU = 1 / 17 -> missed
+    predicted[1, 5:9, 5:9] = True  # C: IoU = 16 / 100 = 0.16 -> missed
+    assert proportion_localised(predicted, masks) == pytest.approx(1 / 3)
+    predicted[1, 5:15, 5:12] = True  # C: IoU = 70 / 100 -> found
+    assert proportion_localised(predicted, masks) == pytest.approx(2 / 3)
