@@ -1,0 +1,104 @@
+"""MultiCore: distances, greedy selection, two-stage caching, a small run through the harness."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from harness_multicore import _patchcore_plus
+from harness_multicore.fusion import cl_dice_loss, ssim
+from harness_multicore.multicore import MultiCore, parse_candidates
+from harness_multicore.patchcore_plus import Hyperparameters, PatchCorePlus, distances
+from scipy.spatial.distance import cdist
+
+from harness.cli import main
+from harness.testing import parametrize_checks
+
+SMALL = {
+    "candidates": ["p3-s1-euclidean", "p1-s1-cosine", "p5-s3-manhattan"],
+    "coreset_size": 200,
+    "ssa": {"buckets": 6, "per_bucket": 4, "per_count": 2, "regular": 6},
+    "fusion_epochs": 2,
+    "fusion_lr": 1e-3,
+}
+
+
+@pytest.mark.parametrize(
+    ("metric", "scipy_metric", "kwargs"),
+    [
+        ("euclidean", "euclidean", {}),
+        ("manhattan", "cityblock", {}),
+        ("minkowski3", "minkowski", {"p": 3}),
+        ("cosine", "cosine", {}),
+    ],
+)
+def test_distances_match_scipy(metric, scipy_metric, kwargs):
+    rng = np.random.default_rng(0)
+    queries, bank = rng.normal(size=(20, 8)), rng.normal(size=(30, 8))
+    expected = cdist(queries, bank, scipy_metric, **kwargs).min(axis=1)
+    got = distances(torch.from_numpy(queries).float(), torch.from_numpy(bank).float(), metric).numpy()
+    assert got == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+def test_greedy_selection_adds_the_complementary_predictor_and_stops():
+    masks = np.zeros((4, 8, 8), bool)
+    masks[:2, :4] = True  # anomalies in the top half of the first two images
+    a, b, c, d = (Hyperparameters(p, 1, "euclidean") for p in (3, 1, 5, 7))
+    left_right = np.zeros((4, 8, 8))
+    left_right[:2, :4, :4] = 1.0  # finds the left part of each defect only
+    other = np.zeros((4, 8, 8))
+    other[:2, :4, 4:] = 1.0  # finds the right part: complements the first
+    useless = np.random.default_rng(0).normal(size=(4, 8, 8)) * 0.01
+    predictions = {a: left_right, b: useless, c: other, d: left_right.copy()}
+    selected, coverage = MultiCore.greedy_selection(predictions, masks, a, limit=4)
+    assert selected[:2] == [a, c] and coverage[1] > coverage[0]
+    assert len(selected) == 2  # nothing raises coverage further: the greedy search stops
+
+
+def test_each_candidate_predicts_the_synthetic_set_once(monkeypatch):
+    calls = []
+    original = PatchCorePlus.predict
+
+    def counting(self, features, image_size):
+        calls.append(self.h)
+        return original(self, features, image_size)
+
+    monkeypatch.setattr(PatchCorePlus, "predict", counting)
+    rng = np.random.default_rng(0)
+    from harness import Sample
+
+    samples = [Sample(f"{i}.png", lambda im=rng.integers(0, 255, (32, 32, 3), dtype=np.uint8): im) for i in range(10)]
+    model = MultiCore(n_predictors=2, **SMALL).fit(samples)
+    # stage one: each candidate predicts its training maps and the synthetic set, once each; selection
+    # and fusion reuse those predictions
+    assert len(calls) == 2 * len(parse_candidates(SMALL["candidates"]))
+    assert 1 <= len(model.selected) <= 2 and model.selected[0] == Hyperparameters(3, 1, "euclidean")
+
+
+def test_losses_are_zero_for_a_perfect_prediction():
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 4:12, 6:9] = 1
+    assert float(1 - ssim(target, target)) == pytest.approx(0, abs=1e-6)
+    assert float(cl_dice_loss(target, target)) == pytest.approx(0, abs=1e-6)
+    assert float(cl_dice_loss(1 - target, target)) > 0.5
+
+
+@parametrize_checks("patchcore_plus", _patchcore_plus, {"coreset_size": 200})
+def test_patchcore_plus_conforms(check):
+    check()
+
+
+@pytest.mark.slow
+def test_mc2_runs_under_kde_vs_test_with_pl_and_aupro(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    protocol = tmp_path / "mc.yaml"
+    protocol.write_text(f"""
+protocol: kde_vs_test
+dataset: {{synthetic: {{n_train: 16, n_test_good: 6, n_per_defect: 2, size: 64, seed: 0}}, categories: [disc],
+          image_size: 32}}
+models: [{{name: mc2, options: {SMALL}}}]
+calibrations: [test_f1_oracle, kde]
+""")
+    code = main(["run", str(protocol), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")])
+    assert code == 0, capsys.readouterr().err
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(rows["model"]) == {"mc2"} and rows["pl"].notna().all() and rows["aupro"].notna().all()
