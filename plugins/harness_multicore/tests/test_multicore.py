@@ -66,7 +66,8 @@ def test_each_candidate_predicts_the_synthetic_set_once(monkeypatch):
     rng = np.random.default_rng(0)
     from harness import Sample
 
-    samples = [Sample(f"{i}.png", lambda im=rng.integers(0, 255, (32, 32, 3), dtype=np.uint8): im) for i in range(10)]
+    images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(10)]
+    samples = [Sample(f"{i}.png", lambda im=image: im) for i, image in enumerate(images)]
     model = MultiCore(n_predictors=2, **SMALL).fit(samples)
     # stage one: each candidate predicts its training maps and the synthetic set, once each; selection
     # and fusion reuse those predictions
