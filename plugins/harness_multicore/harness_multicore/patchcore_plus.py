@@ -8,6 +8,8 @@ bank; the map is upsampled to the image size and smoothed (sigma 4, as PatchCore
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,7 +101,8 @@ class PatchCorePlus:
         if patches.shape[0] > self.coreset_size:
             torch.manual_seed(self.seed)
             ratio = self.coreset_size / patches.shape[0]
-            patches = KCenterGreedy(embedding=patches, sampling_ratio=ratio).sample_coreset()
+            with contextlib.redirect_stderr(io.StringIO()):  # anomalib's sampler draws a progress bar per call
+                patches = KCenterGreedy(embedding=patches, sampling_ratio=ratio).sample_coreset()
         self.bank = patches
         return self
 
