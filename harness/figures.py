@@ -20,7 +20,8 @@ LINE_STYLES = ("--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
 def save(fig: plt.Figure, path: Path) -> None:
     """Write ``fig`` as PNG and free it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.tight_layout()  # one layout pass; bbox_inches="tight" would render every figure twice
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
