@@ -114,7 +114,7 @@ def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
 
     config = load_protocol(protocol, overrides)
     jobs, calibrations, _ = plan(config)
-    categories = sorted({job.category.name for job in jobs})
+    categories = sorted({c.name for job in jobs for c in job.evaluated})
     click.echo(
         f"{protocol}: valid · protocol {config.protocol} v{config.version} · {len(config.models)} model(s) · "
         f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
