@@ -48,14 +48,16 @@ def constructor_options(name: str) -> set[str]:
     return {p for p in parameters if p not in ("self", "pre_processor", "post_processor", "evaluator", "visualizer")}
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     """Lightning sets its own loggers to INFO on import; keep its tips out of the harness's output."""
     for name in list(logging.root.manager.loggerDict):
         if name.startswith(("lightning", "pytorch_lightning", "anomalib")):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
-class _Images(Dataset):
+class SampleDataset(Dataset):
+    """Samples as anomalib ``ImageItem``s (image in [0, 1], C x H x W; no label: none exists here)."""
+
     def __init__(self, samples: Sequence[Sample]) -> None:
         self.samples = samples
 
@@ -66,10 +68,11 @@ class _Images(Dataset):
         from anomalib.data import ImageItem
 
         sample = self.samples[index]
-        return ImageItem(image=_to_tensor([sample])[0], image_path=str(sample.path))
+        return ImageItem(image=to_tensor([sample])[0], image_path=str(sample.path))
 
 
-def _to_tensor(samples: Sequence[Sample]) -> torch.Tensor:
+def to_tensor(samples: Sequence[Sample]) -> torch.Tensor:
+    """Samples' images as one float batch in [0, 1], N x 3 x H x W."""
     array = np.stack([s.image for s in samples]).astype(np.float32) / 255.0
     return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
 
@@ -138,7 +141,7 @@ class AnomalibDetector:
         max_epochs = self.max_epochs or self.model.trainer_arguments.get("max_epochs", 1)
         generator = torch.Generator().manual_seed(int(torch.initial_seed()) % 2**63)
         loader = DataLoader(
-            _Images(samples),
+            SampleDataset(samples),
             batch_size=self.batch_size,
             shuffle=True,
             generator=generator,
@@ -147,7 +150,7 @@ class AnomalibDetector:
         )
         with tempfile.TemporaryDirectory(prefix="harness-anomalib-") as root, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _quiet_lightning()
+            quiet_lightning()
             engine = Engine(
                 barebones=True,
                 max_epochs=max_epochs,
@@ -178,7 +181,7 @@ class AnomalibDetector:
         device = self.device
         scores, maps = [], []
         for start in range(0, len(samples), self.batch_size):
-            batch = _to_tensor(samples[start : start + self.batch_size]).to(device)
+            batch = to_tensor(samples[start : start + self.batch_size]).to(device)
             output = self.model(batch)
             scores.append(output.pred_score.reshape(len(batch), -1)[:, 0].float().cpu())
             if output.anomaly_map is not None:

@@ -1,0 +1,235 @@
+"""PUAD (paper 003) as a harness detector: EfficientAD-S plus a Mahalanobis score, z-normalised and summed.
+
+``fit`` splits the training normals it is given into a training part and a validation part
+(``validation_fraction``, seeded): EfficientAD trains on the first, the Gaussian of pooled
+student features is fitted on the first, and both scores' z-statistics (and EfficientAD's map
+quantiles) come from the second. The test set is never seen before ``score``.
+
+One fitted model serves three rows: ``puad`` (the sum), ``puad_efficientad`` (EfficientAD's
+picturable score alone) and ``puad_mahalanobis`` (the unpicturable score alone). The fit is
+kept on disk under ``$HARNESS_HOME/fits/puad``, keyed by the training pixels, options and seed,
+so the three rows of a protocol train once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness import Sample, Scores
+from harness.data.synthetic import harness_home
+from harness.errors import ModelError
+from harness.store import write_atomic
+from harness_puad.mahalanobis import GaussianFeatures, ZScore, pooled
+
+MODES = ("puad", "efficientad", "mahalanobis")
+TRAINER_OPTIONS = ("teacher_weights", "pretrained", "imagenet_dir", "penalty", "model_size", "lr", "weight_decay")
+
+
+@dataclass
+class FittedPUAD:
+    """What scoring needs: the trained EfficientAD model, the Gaussian and the two z-statistics."""
+
+    model: Any  # anomalib's EfficientAdModel
+    gaussian: GaussianFeatures
+    picturable: ZScore
+    unpicturable: ZScore
+    weights: str
+
+
+class PUAD:
+    """EfficientAD-S + Mahalanobis distance on pooled student features (paper 003).
+
+    Options: ``mode`` (puad | efficientad | mahalanobis), ``max_steps`` (EfficientAD's 70,000),
+    ``validation_fraction`` (0.1 of the fit images, at least 2), ``features`` (student: the
+    student's first half, the paper's best; teacher), ``teacher_weights`` / ``pretrained``,
+    ``imagenet_dir`` / ``penalty``, ``model_size`` (s | m), ``lr``, ``weight_decay``,
+    ``batch_size`` (scoring), ``accelerator``, ``fit_cache`` (true).
+    """
+
+    def __init__(
+        self,
+        mode: str = "puad",
+        max_steps: int = 70_000,
+        validation_fraction: float = 0.1,
+        features: str = "student",
+        batch_size: int = 8,
+        accelerator: str = "auto",
+        fit_cache: bool = True,
+        **trainer_options: Any,
+    ) -> None:
+        if mode not in MODES:
+            raise ModelError(f"options.mode must be one of {', '.join(MODES)}, got '{mode}'")
+        if features not in ("student", "teacher"):
+            raise ModelError(f"options.features must be 'student' or 'teacher', got '{features}'")
+        if not 0 < validation_fraction < 1:
+            raise ModelError(f"options.validation_fraction must be in (0, 1), got {validation_fraction}")
+        unknown = set(trainer_options) - set(TRAINER_OPTIONS)
+        if unknown:
+            raise ModelError(f"unknown PUAD option(s) {sorted(unknown)}; known: {sorted(TRAINER_OPTIONS)}")
+        self.name = "puad" if mode == "puad" else f"puad_{mode}"
+        self.mode, self.max_steps, self.validation_fraction = mode, int(max_steps), validation_fraction
+        self.features, self.batch_size, self.accelerator = features, int(batch_size), accelerator
+        self.fit_cache, self.trainer_options = fit_cache, trainer_options
+        self.fitted: FittedPUAD | None = None
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def split(self, samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
+        """(train, validation): a seeded split of the training normals given to ``fit``."""
+        if len(samples) < 4:
+            raise ModelError(f"PUAD needs at least 4 training images (2 for validation), got {len(samples)}")
+        n_validation = min(len(samples) - 2, max(2, round(len(samples) * self.validation_fraction)))
+        order = np.random.default_rng(seed).permutation(len(samples))
+        validation = set(order[:n_validation].tolist())
+        return (
+            [s for i, s in enumerate(samples) if i not in validation],
+            [s for i, s in enumerate(samples) if i in validation],
+        )
+
+    def fit(self, samples: Sequence[Sample]) -> PUAD:
+        """Train EfficientAD, fit the Gaussian, take z-statistics on validation normals (or load the fit)."""
+        seed = int(torch.initial_seed()) % 2**31
+        cache = self._cache_path(samples, seed) if self.fit_cache else None
+        self.fitted = _load(cache) if cache is not None and cache.is_file() else None
+        if self.fitted is not None:
+            self.fitted.model.to(self.device)
+            return self
+        from harness_puad.efficientad import EfficientAdTrainer, train
+
+        train_part, validation = self.split(samples, seed)
+        module = EfficientAdTrainer(**self.trainer_options)
+        module = train(module, train_part, validation, self.max_steps, self.accelerator, seed)
+        model = module.model.to(self.device).eval()
+        gaussian = GaussianFeatures().fit(self._raw(model, train_part)[1])
+        picturable, features = self._raw(model, validation)
+        self.fitted = FittedPUAD(
+            model,
+            gaussian,
+            ZScore.of(picturable),
+            ZScore.of(gaussian.distance(features)),
+            module.weights,
+        )
+        if cache is not None:
+            write_atomic(cache, _dump(self.fitted))
+            model.to(self.device)
+        return self
+
+    def _cache_path(self, samples: Sequence[Sample], seed: int) -> Path:
+        digest = hashlib.blake2b(digest_size=16)
+        settings = {
+            "max_steps": self.max_steps,
+            "validation_fraction": self.validation_fraction,
+            "features": self.features,
+            "seed": seed,
+            **{k: str(v) for k, v in self.trainer_options.items()},
+        }
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        for sample in samples:
+            digest.update(np.ascontiguousarray(sample.image).tobytes())
+        return harness_home() / "fits" / "puad" / f"{digest.hexdigest()}.pt"
+
+    # -- scoring ---------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """The GPU when the accelerator allows one and one is present, else the CPU."""
+        if self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+
+    @torch.no_grad()
+    def _forward(self, model: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """EfficientAD's normalised map and max score, and the pooled features, from one pass."""
+        from harness_puad.efficientad import to_input_size
+
+        batch = to_input_size(images.to(self.device))
+        student_output, distance_st = model.compute_student_teacher_distance(batch)
+        map_st, map_stae = model.compute_maps(batch, student_output, distance_st, normalize=True)
+        anomaly_map = 0.5 * map_st + 0.5 * map_stae  # EfficientAD's merge (anomalib's forward)
+        if self.features == "student":
+            features = student_output[:, : model.teacher_out_channels]
+        else:
+            features = model._normalize_teacher(model.teacher(batch))
+        return anomaly_map, torch.amax(anomaly_map, dim=(-2, -1)).flatten(), pooled(features)
+
+    def _raw(self, model: Any, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
+        """EfficientAD scores and pooled feature vectors of ``samples``."""
+        from harness_anomalib.detector import to_tensor
+
+        scores, features = [], []
+        for start in range(0, len(samples), self.batch_size):
+            _, score, pooled_features = self._forward(model, to_tensor(samples[start : start + self.batch_size]))
+            scores.append(score.cpu().numpy())
+            features.append(pooled_features)
+        return np.concatenate(scores).astype(float), np.concatenate(features)
+
+    def score(self, samples: Sequence[Sample]) -> Scores:
+        """Image scores of the chosen mode; maps are EfficientAD's (the Mahalanobis score has none)."""
+        from harness_anomalib.detector import to_tensor
+
+        if self.fitted is None:
+            raise RuntimeError(f"{self.name}: score() called before fit()")
+        fitted = self.fitted
+        images = to_tensor(samples)
+        anomaly_map, picturable, features = self._forward(fitted.model, images)
+        picturable = picturable.cpu().numpy().astype(float)
+        if self.mode == "efficientad":
+            image_scores = picturable
+        else:
+            unpicturable = fitted.gaussian.distance(features)
+            image_scores = (
+                unpicturable
+                if self.mode == "mahalanobis"
+                else fitted.picturable(picturable) + fitted.unpicturable(unpicturable)
+            )
+        if self.mode == "mahalanobis":
+            return Scores(image_scores, None)
+        maps = F.interpolate(anomaly_map, size=images.shape[-2:], mode="bilinear")[:, 0]
+        return Scores(image_scores, maps.float().cpu().numpy())
+
+    # -- optional attributes the harness reads -------------------------------------------------------
+    @property
+    def weights(self) -> str:
+        """How EfficientAD's teacher was initialised."""
+        return self.fitted.weights if self.fitted else "unknown"
+
+    @property
+    def torch_module(self) -> torch.nn.Module | None:
+        """EfficientAD's networks (teacher, student, autoencoder): the only network PUAD runs."""
+        return None if self.fitted is None else self.fitted.model
+
+    @property
+    def parameters(self) -> int | None:
+        """Parameters of the networks plus the Gaussian's mean and covariance."""
+        if self.fitted is None:
+            return None
+        gaussian = self.fitted.gaussian.mean.size + self.fitted.gaussian.covariance.size
+        return sum(p.numel() for p in self.fitted.model.parameters()) + (0 if self.mode == "efficientad" else gaussian)
+
+
+def _dump(fitted: FittedPUAD) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"model": fitted.model.cpu(), "rest": pickle.dumps({**fitted.__dict__, "model": None})}, buffer)
+    return buffer.getvalue()
+
+
+def _load(path: Path) -> FittedPUAD | None:
+    """A cached fit, or None (and the file moved aside) when it cannot be read: the caller refits."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        rest = pickle.loads(state["rest"])
+    except Exception:
+        os.replace(path, path.with_suffix(".bad"))
+        return None
+    rest["model"] = state["model"].eval()
+    return FittedPUAD(**rest)
