@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "harness.analyses.missing_type",
     "harness.analyses.multiclass",
     "harness.analyses.benchmark",
+    "harness.analyses.per_type",
 )
 """Built-in plugins, registered like any other so that they show in ``harness plugins``."""
 

@@ -64,8 +64,8 @@ class DatasetConfig:
 
     @property
     def effective_layout(self) -> str:
-        """``synthetic`` when no root is given for the mvtec layout, else ``layout``."""
-        return "synthetic" if self.root is None and self.layout in ("mvtec", "synthetic") else self.layout
+        """``synthetic`` when no root is given for the mvtec or loco layout, else ``layout``."""
+        return "synthetic" if self.root is None and self.layout in ("mvtec", "loco", "synthetic") else self.layout
 
     @property
     def effective_options(self) -> dict[str, Any]:

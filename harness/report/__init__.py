@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,15 @@ HEADERS = {
 }
 
 
+def _columns(analysis: Any, attribute: str, default: Sequence[str], summary: pd.DataFrame) -> list[str]:
+    """An analysis's column list: a sequence, or a method of the summary (for data-dependent columns)."""
+    columns = getattr(analysis, attribute, default)
+    return list(columns(summary) if callable(columns) else columns)
+
+
 def _header(column: str) -> str:
+    if column.startswith("auroc_"):
+        return f"AUROC ({column[len('auroc_') :].replace('_', ' ')})"
     if column.endswith("_rank") and column != "mean_rank":
         return f"{HEADERS.get(column[:-5], column[:-5])} rank"
     name = HEADERS.get(column, column.replace("_", " "))
@@ -229,7 +238,8 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     return template.render(
         **context,
         leaderboard=_table(
-            context["summary"], list(getattr(context["analysis"], "leaderboard_columns", LEADERBOARD_COLUMNS))
+            context["summary"],
+            _columns(context["analysis"], "leaderboard_columns", LEADERBOARD_COLUMNS, context["summary"]),
         )
         if not context["summary"].empty
         else None,
@@ -282,7 +292,7 @@ def _render_latex(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict
     env.comment_start_string, env.comment_end_string = r"\#{", "}"
     template = env.get_template("report.tex.j2")
     analysis = context["analysis"]
-    summary_columns = list(getattr(analysis, "latex_columns", LATEX_SUMMARY_COLUMNS))
+    summary_columns = _columns(analysis, "latex_columns", LATEX_SUMMARY_COLUMNS, summary)
     detail_columns = list(getattr(analysis, "detail_columns", DETAIL_COLUMNS))
 
     def figures(category: str | None) -> list[dict[str, str]]:
