@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -15,6 +15,7 @@ from harness.errors import DatasetError
 from harness.types import Sample
 
 NORMAL = "good"
+T = TypeVar("T")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -150,3 +151,18 @@ def subsample(records: list[Record], limit: int | None, rng: np.random.Generator
         return records
     keep = set(rng.choice(len(records), size=limit, replace=False).tolist())
     return [r for i, r in enumerate(records) if i in keep]
+
+
+def validation_split(
+    samples: Sequence[T], fraction: float, seed: int, minimum: int = 1, owner: str = "detector"
+) -> tuple[list[T], list[T]]:
+    """(train, validation): a seeded share of a detector's training normals set aside inside ``fit``.
+
+    For detectors that normalise or scale scores on normals they did not train on (PUAD's
+    z-scores, map quantiles). At least ``minimum`` validation images and as many to train on.
+    """
+    if len(samples) < 2 * minimum:
+        raise DatasetError(f"{owner} needs at least {2 * minimum} training images, got {len(samples)}")
+    n_validation = min(len(samples) - minimum, max(minimum, round(len(samples) * fraction)))
+    chosen = set(np.random.default_rng(seed).permutation(len(samples))[:n_validation].tolist())
+    return [s for i, s in enumerate(samples) if i not in chosen], [s for i, s in enumerate(samples) if i in chosen]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from anomalib.models import Dinomaly
 from anomalib.models.image.dinomaly.components import StableAdamW, WarmCosineScheduler
@@ -22,6 +21,7 @@ from harness_anomalib.weights import load_into_backbones, resolve_weights_file, 
 from tqdm.auto import tqdm
 
 from harness import Sample, Scores
+from harness.data.base import validation_split
 from harness.errors import ModelError
 from harness_dinomaly_recon.model import DinomalyRecon, normalise
 
@@ -107,16 +107,8 @@ class DinomalyDetector:
         return model
 
     def split(self, samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
-        """(train, validation): validation normals set the map scales; at least one of each."""
-        if len(samples) < 2:
-            raise ModelError(f"{self.name} needs at least 2 training images, got {len(samples)}")
-        n_validation = min(len(samples) - 1, max(1, round(len(samples) * self.validation_fraction)))
-        order = np.random.default_rng(seed).permutation(len(samples))
-        validation = set(order[:n_validation].tolist())
-        return (
-            [s for i, s in enumerate(samples) if i not in validation],
-            [s for i, s in enumerate(samples) if i in validation],
-        )
+        """(train, validation): a seeded split of the training normals given to ``fit``."""
+        return validation_split(samples, self.validation_fraction, seed, minimum=1, owner=self.name)
 
     def fit(self, samples: Sequence[Sample]) -> DinomalyDetector:
         """Train the bottleneck, decoder (and head) on defect-free images; set map scales on validation ones."""

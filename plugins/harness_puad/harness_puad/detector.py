@@ -26,11 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from harness_anomalib.detector import to_tensor
 
 from harness import Sample, Scores
+from harness.data.base import validation_split
 from harness.data.synthetic import harness_home
 from harness.errors import ModelError
 from harness.store import write_atomic
+from harness_puad.efficientad import EfficientAdTrainer, to_input_size, train
 from harness_puad.mahalanobis import GaussianFeatures, ZScore, pooled
 
 MODES = ("puad", "efficientad", "mahalanobis")
@@ -87,15 +90,7 @@ class PUAD:
     # -- fitting ---------------------------------------------------------------------------------
     def split(self, samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
         """(train, validation): a seeded split of the training normals given to ``fit``."""
-        if len(samples) < 4:
-            raise ModelError(f"PUAD needs at least 4 training images (2 for validation), got {len(samples)}")
-        n_validation = min(len(samples) - 2, max(2, round(len(samples) * self.validation_fraction)))
-        order = np.random.default_rng(seed).permutation(len(samples))
-        validation = set(order[:n_validation].tolist())
-        return (
-            [s for i, s in enumerate(samples) if i not in validation],
-            [s for i, s in enumerate(samples) if i in validation],
-        )
+        return validation_split(samples, self.validation_fraction, seed, minimum=2, owner="PUAD")
 
     def fit(self, samples: Sequence[Sample]) -> PUAD:
         """Train EfficientAD, fit the Gaussian, take z-statistics on validation normals (or load the fit)."""
@@ -105,8 +100,6 @@ class PUAD:
         if self.fitted is not None:
             self.fitted.model.to(self.device)
             return self
-        from harness_puad.efficientad import EfficientAdTrainer, train
-
         train_part, validation = self.split(samples, seed)
         module = EfficientAdTrainer(**self.trainer_options)
         module = train(module, train_part, validation, self.max_steps, self.accelerator, seed)
@@ -148,24 +141,26 @@ class PUAD:
         return torch.device("cpu")
 
     @torch.no_grad()
+    def _features(self, model: Any, batch: torch.Tensor, student_output: torch.Tensor | None = None) -> np.ndarray:
+        """Pooled features for the Mahalanobis score: the student's first half (or the teacher's output)."""
+        if self.features == "teacher":
+            return pooled(model._normalize_teacher(model.teacher(batch)))
+        if student_output is None:
+            student_output = model.student(batch)
+        return pooled(student_output[:, : model.teacher_out_channels])
+
+    @torch.no_grad()
     def _forward(self, model: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         """EfficientAD's normalised map and max score, and the pooled features, from one pass."""
-        from harness_puad.efficientad import to_input_size
-
         batch = to_input_size(images.to(self.device))
         student_output, distance_st = model.compute_student_teacher_distance(batch)
         map_st, map_stae = model.compute_maps(batch, student_output, distance_st, normalize=True)
         anomaly_map = 0.5 * map_st + 0.5 * map_stae  # EfficientAD's merge (anomalib's forward)
-        if self.features == "student":
-            features = student_output[:, : model.teacher_out_channels]
-        else:
-            features = model._normalize_teacher(model.teacher(batch))
-        return anomaly_map, torch.amax(anomaly_map, dim=(-2, -1)).flatten(), pooled(features)
+        score = torch.amax(anomaly_map, dim=(-2, -1)).flatten()
+        return anomaly_map, score, self._features(model, batch, student_output)
 
     def _raw(self, model: Any, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
         """EfficientAD scores and pooled feature vectors of ``samples``."""
-        from harness_anomalib.detector import to_tensor
-
         scores, features = [], []
         for start in range(0, len(samples), self.batch_size):
             _, score, pooled_features = self._forward(model, to_tensor(samples[start : start + self.batch_size]))
@@ -175,25 +170,19 @@ class PUAD:
 
     def score(self, samples: Sequence[Sample]) -> Scores:
         """Image scores of the chosen mode; maps are EfficientAD's (the Mahalanobis score has none)."""
-        from harness_anomalib.detector import to_tensor
-
         if self.fitted is None:
             raise RuntimeError(f"{self.name}: score() called before fit()")
         fitted = self.fitted
         images = to_tensor(samples)
+        if self.mode == "mahalanobis":  # the student alone: no teacher, autoencoder or map
+            features = self._features(fitted.model, to_input_size(images.to(self.device)))
+            return Scores(fitted.gaussian.distance(features), None)
         anomaly_map, picturable, features = self._forward(fitted.model, images)
         picturable = picturable.cpu().numpy().astype(float)
         if self.mode == "efficientad":
             image_scores = picturable
         else:
-            unpicturable = fitted.gaussian.distance(features)
-            image_scores = (
-                unpicturable
-                if self.mode == "mahalanobis"
-                else fitted.picturable(picturable) + fitted.unpicturable(unpicturable)
-            )
-        if self.mode == "mahalanobis":
-            return Scores(image_scores, None)
+            image_scores = fitted.picturable(picturable) + fitted.unpicturable(fitted.gaussian.distance(features))
         maps = F.interpolate(anomaly_map, size=images.shape[-2:], mode="bilinear")[:, 0]
         return Scores(image_scores, maps.float().cpu().numpy())
 
