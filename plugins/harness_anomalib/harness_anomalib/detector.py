@@ -8,12 +8,13 @@ pre-processor, which returns raw ``pred_score`` and ``anomaly_map``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import logging
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
 
@@ -53,6 +54,36 @@ def quiet_lightning() -> None:
     for name in list(logging.root.manager.loggerDict):
         if name.startswith(("lightning", "pytorch_lightning", "anomalib")):
             logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def torch_device(accelerator: str) -> torch.device:
+    """The GPU when ``accelerator`` allows one (auto, gpu, cuda) and one is present, else the CPU."""
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def barebones_engine(accelerator: str, **limits: Any) -> Iterator[Any]:
+    """Anomalib's Engine without logger, checkpoints, validation or sanity steps, in a throwaway folder.
+
+    ``limits``: Lightning trainer arguments such as ``max_epochs`` or ``max_steps``.
+    """
+    from anomalib.engine import Engine
+
+    with tempfile.TemporaryDirectory(prefix="harness-anomalib-") as root, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet_lightning()
+        yield Engine(
+            barebones=True,
+            accelerator=accelerator,
+            devices=1,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            default_root_dir=root,
+            logger=False,
+            **limits,
+        )
 
 
 class SampleDataset(Dataset):
@@ -134,7 +165,6 @@ class AnomalibDetector:
     def fit(self, samples: Sequence[Sample]) -> AnomalibDetector:
         """Train with anomalib's Engine on ``samples`` (defect-free images only; no labels exist here)."""
         from anomalib.data import ImageBatch
-        from anomalib.engine import Engine
 
         image_size = samples[0].image.shape[:2]
         self.model = self._build((int(image_size[0]), int(image_size[1])))
@@ -148,19 +178,7 @@ class AnomalibDetector:
             collate_fn=ImageBatch.collate,
             num_workers=0,
         )
-        with tempfile.TemporaryDirectory(prefix="harness-anomalib-") as root, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quiet_lightning()
-            engine = Engine(
-                barebones=True,
-                max_epochs=max_epochs,
-                accelerator=self.accelerator,
-                devices=1,
-                limit_val_batches=0,
-                num_sanity_val_steps=0,
-                default_root_dir=root,
-                logger=False,
-            )
+        with barebones_engine(self.accelerator, max_epochs=max_epochs) as engine:
             engine.fit(self.model, train_dataloaders=loader)
         self.model.eval()
         self.model.to(self.device)  # Lightning hands the model back on the CPU after fit
@@ -169,9 +187,7 @@ class AnomalibDetector:
     @property
     def device(self) -> torch.device:
         """Where scoring runs: the GPU when the accelerator allows one and one is present."""
-        if self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
+        return torch_device(self.accelerator)
 
     @torch.inference_mode()
     def score(self, samples: Sequence[Sample]) -> Scores:

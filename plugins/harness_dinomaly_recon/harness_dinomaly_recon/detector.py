@@ -16,7 +16,7 @@ import torch
 from anomalib.models import Dinomaly
 from anomalib.models.image.dinomaly.components import StableAdamW, WarmCosineScheduler
 from anomalib.models.image.dinomaly.torch_model import DINO_ARCHITECTURES, DinomalyModel
-from harness_anomalib.detector import to_tensor
+from harness_anomalib.detector import to_tensor, torch_device
 from harness_anomalib.weights import load_into_backbones, resolve_weights_file, timm_without_download
 from tqdm.auto import tqdm
 
@@ -69,9 +69,7 @@ class DinomalyDetector:
     @property
     def device(self) -> torch.device:
         """The GPU when the accelerator allows one and one is present, else the CPU."""
-        if self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
+        return torch_device(self.accelerator)
 
     def _build(self) -> DinomalyModel:
         options = {

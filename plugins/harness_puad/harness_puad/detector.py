@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from harness_anomalib.detector import to_tensor
+from harness_anomalib.detector import to_tensor, torch_device
 
 from harness import Sample, Scores
 from harness.data.base import validation_split
@@ -136,9 +136,7 @@ class PUAD:
     @property
     def device(self) -> torch.device:
         """The GPU when the accelerator allows one and one is present, else the CPU."""
-        if self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
+        return torch_device(self.accelerator)
 
     @torch.no_grad()
     def _features(self, model: Any, batch: torch.Tensor, student_output: torch.Tensor | None = None) -> np.ndarray:

@@ -13,18 +13,15 @@ channel statistics, map quantiles) and only changes where those come from:
 
 from __future__ import annotations
 
-import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from anomalib.data import ImageBatch
-from anomalib.engine import Engine
 from anomalib.models import EfficientAd
 from anomalib.models.image.efficient_ad.torch_model import reduce_tensor_elems
-from harness_anomalib.detector import SampleDataset, quiet_lightning
+from harness_anomalib.detector import SampleDataset, barebones_engine
 from harness_anomalib.weights import read_state_dict
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
@@ -170,20 +167,7 @@ def train(
     """Fit with anomalib's Engine, then set EfficientAD's map quantiles on the validation normals."""
     if max_steps < 2:
         raise ModelError(f"options.max_steps must be at least 2 (EfficientAD's LR step is at 95 %), got {max_steps}")
-    with tempfile.TemporaryDirectory(prefix="harness-puad-") as root, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quiet_lightning()
-        engine = Engine(
-            barebones=True,
-            max_steps=max_steps,
-            max_epochs=-1,
-            accelerator=accelerator,
-            devices=1,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            default_root_dir=root,
-            logger=False,
-        )
+    with barebones_engine(accelerator, max_steps=max_steps, max_epochs=-1) as engine:
         engine.fit(module, datamodule=_Normals(samples, seed))
     module.eval()
     with torch.no_grad():
