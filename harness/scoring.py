@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import random
 import sys
@@ -115,10 +116,16 @@ class JobFailed(Exception):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (when loaded) torch, so random-init models are reproducible."""
+    """Seed Python, NumPy and torch (imported here when installed), so random-init models are reproducible.
+
+    Plugins import torch lazily, inside their factories: seeding only an already-imported torch
+    left the first torch job of a process unseeded, so its results depended on the job order.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch = sys.modules.get("torch")
+    if torch is None and importlib.util.find_spec("torch") is not None:
+        import torch
     if torch is not None:
         torch.manual_seed(seed)
 

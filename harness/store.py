@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness.errors import OutputError
 
-CACHE_SCHEMA = 2
+CACHE_SCHEMA = 3  # 3: torch seeded in every job (the first torch job of a process was not)
 """Bumped when the layout of a cache entry changes; part of every cache key."""
 
 

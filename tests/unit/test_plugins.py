@@ -63,3 +63,13 @@ def test_entry_point_plugins_are_found():
     assert {"anomalib", "example"} <= names
     assert "padim" in plugins.registry("models")
     assert "mean_colour" in plugins.registry("models")
+
+
+def test_seeding_reaches_a_torch_imported_later():
+    """The first torch job of a process is seeded too (plugins import torch inside their factories)."""
+    import subprocess
+    import sys
+
+    code = "from harness.scoring import seed_everything; seed_everything(7); import torch; print(torch.initial_seed())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "7"
