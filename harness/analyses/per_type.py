@@ -12,6 +12,9 @@ declares no families) or ``type``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd
 
 from harness import hookimpl
@@ -51,11 +54,16 @@ class PerType:
 
     latex_columns = leaderboard_columns
 
-    def analyse(self, context: AnalysisContext) -> AnalysisResult:
-        """One row per (model, category, seed, group), the group ``all`` first."""
-        group_by = context.options.get("group_by", "family")
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Reject an unknown ``group_by`` before anything is fitted."""
+        group_by = options.get("group_by", "family")
         if group_by not in ("family", "type"):
             raise HarnessError(f"analysis.group_by must be 'family' or 'type', got '{group_by}'")
+
+    def analyse(self, context: AnalysisContext) -> AnalysisResult:
+        """One row per (model, category, seed, group), the group ``all`` first."""
+        self.check_options(context.options)
+        group_by = context.options.get("group_by", "family")
         rows = []
         for job in context.jobs:
             test = job.test

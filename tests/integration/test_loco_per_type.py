@@ -63,3 +63,15 @@ calibrations: [kde]
     assert "AUROC (logical)" in (tmp_path / "out" / "report.tex").read_text()
     per_category = pd.read_csv(tmp_path / "out" / "figures" / "auroc_per_category.csv")
     assert list(per_category.columns) == ["model", "screw_bag", "mean"]
+
+
+def test_unknown_group_by_stops_before_fitting(cli, tmp_path, loco_root):
+    protocol = tmp_path / "loco.yaml"
+    protocol.write_text(f"""
+protocol: per_type
+dataset: {{layout: loco, root: {loco_root}, image_size: 32}}
+models: [{{name: fixed_scores}}]
+analysis: {{group_by: colour}}
+""")
+    code, _, stderr = cli("validate", str(protocol))
+    assert code == 2 and "analysis.group_by" in stderr and "Traceback" not in stderr
