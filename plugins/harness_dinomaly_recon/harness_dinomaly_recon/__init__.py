@@ -28,6 +28,19 @@ def dinomaly_plain(**options: Any) -> Any:
     return DinomalyDetector(reconstruction=False, **options)
 
 
+def why_unavailable() -> str | None:
+    """Why the default options cannot run here (the DINOv2 download), or None."""
+    from harness_anomalib.catalogue import hub_reachable
+
+    if hub_reachable():
+        return None
+    return "the default pretrained DINOv2 needs the Hugging Face hub; give options.weights or pretrained: false"
+
+
+dinomaly_recon.why_unavailable = why_unavailable  # type: ignore[attr-defined]
+dinomaly_plain.why_unavailable = why_unavailable  # type: ignore[attr-defined]
+
+
 @harness.hookimpl
 def harness_models() -> dict[str, Any]:
     """The hybrid and its baseline."""

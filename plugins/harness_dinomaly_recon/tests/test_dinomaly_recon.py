@@ -104,3 +104,12 @@ calibrations: [test_f1_oracle, kde]
     assert set(rows["model"]) == {"dinomaly_recon", "dinomaly_plain"}
     assert set(rows["weights"]) == {"random-init"} and rows["aupro"].notna().all()
     assert "dinomaly_recon" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_harness_list_says_what_the_defaults_need_offline(monkeypatch):
+    import harness_anomalib.catalogue
+
+    monkeypatch.setattr(harness_anomalib.catalogue, "hub_reachable", lambda: False)
+    assert "options.weights" in dinomaly_recon.why_unavailable()
+    monkeypatch.setattr(harness_anomalib.catalogue, "hub_reachable", lambda: True)
+    assert dinomaly_plain.why_unavailable() is None

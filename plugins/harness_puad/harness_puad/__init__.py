@@ -22,11 +22,31 @@ def _puad(mode: str, **options: Any) -> Any:
     return PUAD(mode=mode, **options)
 
 
+def why_unavailable() -> str | None:
+    """Why the default options cannot run here (anomalib downloads the teacher and ImageNette), or None."""
+    import socket
+
+    try:
+        socket.getaddrinfo("github.com", 443)
+    except OSError:
+        return (
+            "the default teacher and ImageNette are downloads; give options.teacher_weights (or pretrained: false) "
+            "and options.imagenet_dir (or penalty: false)"
+        )
+    return None
+
+
+def _factory(mode: str) -> Any:
+    factory = partial(_puad, mode)
+    factory.why_unavailable = why_unavailable  # type: ignore[attr-defined]
+    return factory
+
+
 @harness.hookimpl
 def harness_models() -> dict[str, Any]:
     """PUAD and its picturable (EfficientAD) and unpicturable (Mahalanobis) parts."""
     return {
-        "puad": partial(_puad, "puad"),
-        "puad_efficientad": partial(_puad, "efficientad"),
-        "puad_mahalanobis": partial(_puad, "mahalanobis"),
+        "puad": _factory("puad"),
+        "puad_efficientad": _factory("efficientad"),
+        "puad_mahalanobis": _factory("mahalanobis"),
     }

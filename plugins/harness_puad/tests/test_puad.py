@@ -180,3 +180,16 @@ calibrations: [test_f1_oracle, kde]
     report = (tmp_path / "out" / "report.html").read_text()
     assert all(name in report for name in ("puad_efficientad", "puad_mahalanobis"))
     assert len(list((tmp_path / "home" / "fits" / "puad").glob("*.pt"))) == 1  # three rows, one fit
+
+
+def test_harness_list_says_what_the_defaults_need_offline(monkeypatch):
+    import socket
+
+    from harness_puad import harness_models
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    reason = harness_models()["puad"].why_unavailable()
+    assert "teacher_weights" in reason and "penalty: false" in reason
