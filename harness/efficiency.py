@@ -138,7 +138,11 @@ class EnergyMeter:
 
 
 def footprint(detector: Any, image_size: tuple[int, int]) -> dict[str, Any]:
-    """Parameters, serialised size and GMAC of the detector's torch module, with reasons when absent."""
+    """Parameters, serialised size and GMAC of the detector's torch module, with reasons when absent.
+
+    GMAC are counted on one input of the detector's ``input_size`` (the size its network really
+    takes, e.g. 256 px for EfficientAD) when it declares one, else of the protocol's image size.
+    """
     module = getattr(detector, "torch_module", None)
     figures: dict[str, Any] = {}
     parameters = getattr(detector, "parameters", None)
@@ -161,7 +165,8 @@ def footprint(detector: Any, image_size: tuple[int, int]) -> dict[str, Any]:
         was_training = module.training
         module.eval()
         with torch.no_grad(), counter:
-            module(torch.zeros(1, 3, *image_size, device=device))
+            size = tuple(getattr(detector, "input_size", None) or image_size)
+            module(torch.zeros(1, 3, *size, device=device))
         module.train(was_training)
         figures["gmac"] = counter.get_total_flops() / 2e9
     except Exception as exc:

@@ -102,7 +102,8 @@ class Detector(Protocol):
 
     Optional attributes the harness reads when present: ``name``, ``weights`` (how the
     backbone was initialised: "pretrained", "local file: NAME", "random-init"),
-    ``parameters`` (int), ``torch_module`` (for size and GMAC), ``device``, and
+    ``parameters`` (int), ``torch_module`` (for size and GMAC), ``input_size`` ((H, W) the
+    torch module takes when it resizes inputs itself, for GMAC), ``device``, and
     ``supervised``: when True, ``fit`` is also given ``anomalies=`` (a list of
     :class:`LabelledSample`), the labelled defects a protocol's ``supervision:`` sets aside.
     """

@@ -63,6 +63,8 @@ def test_footprint_of_a_torch_module():
     assert figures["parameters"] == 3 * 8 * 9 + 8
     assert figures["gmac"] == pytest.approx(16 * 16 * 8 * 27 / 1e9)  # MACs of the convolution, bias not counted
     assert figures["size_mb"] > 0
+    Detector.input_size = (32, 32)  # the network resizes: GMAC at the size it really takes
+    assert footprint(Detector(), (16, 16))["gmac"] == pytest.approx(4 * 16 * 16 * 8 * 27 / 1e9)
 
 
 def test_rebalance_moves_train_normals_into_test():

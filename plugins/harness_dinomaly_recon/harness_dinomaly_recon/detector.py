@@ -65,6 +65,8 @@ class DinomalyDetector:
         self.accelerator = accelerator
         self.model: DinomalyRecon | None = None
         self.weights = "unknown"
+        self.input_size: tuple[int, int] | None = None
+        """The (H, W) the network takes: the image size snapped to DINOv2's patch grid (set by fit)."""
 
     @property
     def device(self) -> torch.device:
@@ -115,6 +117,7 @@ class DinomalyDetector:
         device = self.device
         model = DinomalyRecon(self._build(), self.reconstruction, self.reconstruction_weight).to(device)
         images = to_tensor(train)  # N x 3 x H x W in [0, 1], kept in memory: one decode per image
+        self.input_size = tuple(normalise(images[:1], model.patch_size).shape[-2:])
         parameters = list(model.trainable().parameters())
         optimizer = StableAdamW(
             parameters, lr=self.lr, betas=(0.9, 0.999), weight_decay=self.weight_decay, amsgrad=True, eps=1e-8

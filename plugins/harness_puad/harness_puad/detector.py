@@ -33,7 +33,7 @@ from harness.data.base import validation_split
 from harness.data.synthetic import harness_home
 from harness.errors import ModelError
 from harness.store import write_atomic
-from harness_puad.efficientad import EfficientAdTrainer, to_input_size, train
+from harness_puad.efficientad import INPUT_SIZE, EfficientAdTrainer, to_input_size, train
 from harness_puad.mahalanobis import GaussianFeatures, ZScore, pooled
 
 MODES = ("puad", "efficientad", "mahalanobis")
@@ -190,10 +190,15 @@ class PUAD:
         """How EfficientAD's teacher was initialised."""
         return self.fitted.weights if self.fitted else "unknown"
 
+    input_size = (INPUT_SIZE, INPUT_SIZE)
+    """What the networks take (samples are resized to it)."""
+
     @property
     def torch_module(self) -> torch.nn.Module | None:
-        """EfficientAD's networks (teacher, student, autoencoder): the only network PUAD runs."""
-        return None if self.fitted is None else self.fitted.model
+        """The network this row runs: EfficientAD's three (teacher, student, autoencoder), or the student alone."""
+        if self.fitted is None:
+            return None
+        return self.fitted.model.student if self.mode == "mahalanobis" else self.fitted.model
 
     @property
     def parameters(self) -> int | None:
@@ -201,7 +206,8 @@ class PUAD:
         if self.fitted is None:
             return None
         gaussian = self.fitted.gaussian.mean.size + self.fitted.gaussian.covariance.size
-        return sum(p.numel() for p in self.fitted.model.parameters()) + (0 if self.mode == "efficientad" else gaussian)
+        network = sum(p.numel() for p in self.torch_module.parameters())
+        return network + (0 if self.mode == "efficientad" else gaussian)
 
 
 def _dump(fitted: FittedPUAD) -> bytes:
