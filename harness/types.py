@@ -103,7 +103,9 @@ class Detector(Protocol):
     Optional attributes the harness reads when present: ``name``, ``weights`` (how the
     backbone was initialised: "pretrained", "local file: NAME", "random-init"),
     ``parameters`` (int), ``torch_module`` (for size and GMAC), ``input_size`` ((H, W) the
-    torch module takes when it resizes inputs itself, for GMAC), ``device``, and
+    torch module takes when it resizes inputs itself, for GMAC), ``device``,
+    ``shared_fit_seconds`` (set by a fit that loaded one trained earlier for a sibling model:
+    the training time, reported as the fit time with a note), and
     ``supervised``: when True, ``fit`` is also given ``anomalies=`` (a list of
     :class:`LabelledSample`), the labelled defects a protocol's ``supervision:`` sets aside.
     """

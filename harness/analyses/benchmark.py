@@ -40,7 +40,7 @@ EFFICIENCY_MEDIANS = (
     "gpu_util_percent",
 )
 EFFICIENCY_MAX = ("peak_rss_mb", "gpu_memory_mb")
-NOTES = ("energy_note", "gpu_note", "footprint_note", "gmac_note")
+NOTES = ("energy_note", "gpu_note", "footprint_note", "gmac_note", "fit_note")
 
 
 def bootstrap_metric(

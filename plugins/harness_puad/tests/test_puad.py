@@ -1,5 +1,7 @@
 """PUAD: the Mahalanobis score against numpy, z-statistics from validation normals, one fit for three rows."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -180,6 +182,8 @@ calibrations: [test_f1_oracle, kde]
     report = (tmp_path / "out" / "report.html").read_text()
     assert all(name in report for name in ("puad_efficientad", "puad_mahalanobis"))
     assert len(list((tmp_path / "home" / "fits" / "puad").glob("*.pt"))) == 1  # three rows, one fit
+    jobs = json.loads((tmp_path / "out" / "run.json").read_text())["jobs"]
+    assert min(job["fit_seconds"] for job in jobs) > 1  # the loaded rows report the one training's time
 
 
 def test_harness_list_says_what_the_defaults_need_offline(monkeypatch):
