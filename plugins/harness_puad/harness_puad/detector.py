@@ -13,6 +13,7 @@ so the three rows of a protocol train once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -21,6 +22,7 @@ import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +124,8 @@ class PUAD:
             time.perf_counter() - started,
         )
         if cache is not None:
-            write_atomic(cache, _dump(self.fitted))
+            with contextlib.suppress(OSError):  # an unwritable cache only costs the sibling rows a refit
+                write_atomic(cache, _dump(self.fitted))
             model.to(self.device)
         return self
 
@@ -133,8 +136,13 @@ class PUAD:
             "validation_fraction": self.validation_fraction,
             "features": self.features,
             "seed": seed,
+            "versions": [version(name) for name in ("harness-puad", "anomalib", "torch")],
             **{k: str(v) for k, v in self.trainer_options.items()},
         }
+        for option in ("teacher_weights", "imagenet_dir"):  # a replaced file or folder is a new fit
+            path = Path(str(self.trainer_options.get(option, ""))).expanduser()
+            if self.trainer_options.get(option) and path.exists():
+                settings[f"{option}_stat"] = [path.stat().st_size, path.stat().st_mtime_ns]
         digest.update(json.dumps(settings, sort_keys=True).encode())
         for sample in samples:
             digest.update(np.ascontiguousarray(sample.image).tobytes())
