@@ -18,18 +18,17 @@ from typing import Any
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, successful
 from harness.errors import HarnessError
 from harness.metrics import ranking_metrics
 
 
-def anomaly_groups(job: JobData, group_by: str) -> dict[str, list[str]]:
+def anomaly_groups(types: list[str], families: Mapping[str, str], group_by: str) -> dict[str, list[str]]:
     """``{group: [defect types]}``: every type on its own, or the dataset's families."""
-    types = sorted(job.test.loc[job.test["label"] == 1, "defect_type"].unique())
-    if group_by == "family" and job.families:
+    if group_by == "family" and families:
         groups: dict[str, list[str]] = {}
         for defect_type in types:
-            groups.setdefault(job.families.get(defect_type, defect_type), []).append(defect_type)
+            groups.setdefault(families.get(defect_type, defect_type), []).append(defect_type)
         return dict(sorted(groups.items()))
     return {t: [t] for t in types}
 
@@ -68,10 +67,8 @@ class PerType:
         for job in context.jobs:
             test = job.test
             normal = test[test["label"] == 0]
-            groups = {
-                "all": sorted(test.loc[test["label"] == 1, "defect_type"].unique()),
-                **anomaly_groups(job, group_by),
-            }
+            types = sorted(test.loc[test["label"] == 1, "defect_type"].unique())
+            groups = {"all": types, **anomaly_groups(types, job.families, group_by)}
             for group, types in groups.items():
                 part = pd.concat([normal, test[test["defect_type"].isin(types)]])
                 rows.append(

@@ -14,8 +14,9 @@ from PIL import Image, UnidentifiedImageError
 from harness.errors import DatasetError
 from harness.types import Sample
 
-NORMAL = "good"
 T = TypeVar("T")
+
+NORMAL = "good"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 

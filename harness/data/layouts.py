@@ -97,11 +97,8 @@ class LocoLayout(MVTecLayout):
     def load(self, category: str) -> Category:
         """Read one category; validation normals become training records."""
         loaded = super().load(category)
-        validation = (
-            [Record(p, "train") for p in _images(self.root / category / "validation" / NORMAL)]
-            if (self.root / category / "validation" / NORMAL).is_dir()
-            else []
-        )
+        folder = self.root / category / "validation" / NORMAL
+        validation = [Record(p, "train") for p in _images(folder)] if folder.is_dir() else []
         return Category(category, loaded.split("train") + validation + loaded.split("test"), loaded.families)
 
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from harness import Sample, Scores
 from harness.data.base import validation_split
 from harness.errors import ModelError
-from harness_dinomaly_recon.model import DinomalyRecon, normalise
+from harness_dinomaly_recon.model import DinomalyRecon, grid_size, normalise
 
 
 class DinomalyDetector:
@@ -117,7 +117,7 @@ class DinomalyDetector:
         device = self.device
         model = DinomalyRecon(self._build(), self.reconstruction, self.reconstruction_weight).to(device)
         images = to_tensor(train)  # N x 3 x H x W in [0, 1], kept in memory: one decode per image
-        self.input_size = tuple(normalise(images[:1], model.patch_size).shape[-2:])
+        self.input_size = grid_size(images.shape[-2:], model.patch_size)
         parameters = list(model.trainable().parameters())
         optimizer = StableAdamW(
             parameters, lr=self.lr, betas=(0.9, 0.999), weight_decay=self.weight_decay, amsgrad=True, eps=1e-8

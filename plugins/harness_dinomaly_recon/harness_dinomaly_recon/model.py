@@ -13,6 +13,8 @@ scale); the image score is Dinomaly's: the mean of the top 1 % of the blurred ma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from anomalib.models.image.dinomaly.torch_model import DEFAULT_MAX_RATIO, DinomalyModel
@@ -40,9 +42,15 @@ class ReconstructionHead(nn.Module):
         return self.layers(torch.stack(decoder_maps).mean(dim=0))
 
 
+def grid_size(size: Sequence[int], patch_size: int) -> tuple[int, int]:
+    """(H, W) snapped to the nearest multiple of the patch size (DINOv2's grid), at least one patch."""
+    height, width = (max(patch_size, round(s / patch_size) * patch_size) for s in size)
+    return height, width
+
+
 def normalise(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """[0, 1] images -> ImageNet-normalised, resized to a multiple of the patch size (DINOv2's grid)."""
-    height, width = (max(patch_size, round(s / patch_size) * patch_size) for s in images.shape[-2:])
+    """[0, 1] images -> ImageNet-normalised, resized to the patch grid."""
+    height, width = grid_size(images.shape[-2:], patch_size)
     if (height, width) != tuple(images.shape[-2:]):
         images = F.interpolate(images, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)

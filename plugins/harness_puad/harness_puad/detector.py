@@ -113,7 +113,7 @@ class PUAD:
         module = EfficientAdTrainer(**self.trainer_options)
         module = train(module, train_part, validation, self.max_steps, self.accelerator, seed)
         model = module.model.to(self.device).eval()
-        gaussian = GaussianFeatures().fit(self._raw(model, train_part)[1])
+        gaussian = GaussianFeatures().fit(self._pooled(model, train_part))
         picturable, features = self._raw(model, validation)
         self.fitted = FittedPUAD(
             model,
@@ -172,6 +172,11 @@ class PUAD:
         anomaly_map = 0.5 * map_st + 0.5 * map_stae  # EfficientAD's merge (anomalib's forward)
         score = torch.amax(anomaly_map, dim=(-2, -1)).flatten()
         return anomaly_map, score, self._features(model, batch, student_output)
+
+    def _pooled(self, model: Any, samples: Sequence[Sample]) -> np.ndarray:
+        """Pooled feature vectors of ``samples`` (one network pass, no maps)."""
+        batches = (to_tensor(samples[i : i + self.batch_size]) for i in range(0, len(samples), self.batch_size))
+        return np.concatenate([self._features(model, to_input_size(b.to(self.device))) for b in batches])
 
     def _raw(self, model: Any, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
         """EfficientAD scores and pooled feature vectors of ``samples``."""

@@ -94,7 +94,6 @@ class EfficientAdTrainer(EfficientAd):
         self.teacher_weights = Path(teacher_weights).expanduser() if teacher_weights else None
         self.pretrained = pretrained
         self.penalty = penalty
-        self.imagenet_loader: DataLoader | None = None
         if self.teacher_weights is not None and not self.teacher_weights.is_file():
             raise ModelError(
                 f"options.teacher_weights: {self.teacher_weights} is not a file; give anomalib's "

@@ -45,17 +45,22 @@ def fitted(tmp_path_factory):
     detector = subject.build()
     train = subject.samples("train")
     seen = []
-    original = PUAD._raw
+    originals = {name: getattr(PUAD, name) for name in ("_raw", "_pooled")}  # every pass over images in fit
 
-    def recording(self, model, samples):
-        seen.extend(s.path for s in samples)
-        return original(self, model, samples)
+    def recording(original):
+        def record(self, model, samples):
+            seen.extend(s.path for s in samples)
+            return original(self, model, samples)
 
-    PUAD._raw = recording
+        return record
+
+    for name, original in originals.items():
+        setattr(PUAD, name, recording(original))
     try:
         detector.fit(train)
     finally:
-        PUAD._raw = original
+        for name, original in originals.items():
+            setattr(PUAD, name, original)
     return detector, train, subject.samples("test"), seen
 
 
