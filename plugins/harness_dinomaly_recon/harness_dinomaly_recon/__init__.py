@@ -7,6 +7,7 @@ harness-anomalib) stays available as a third, untouched reference.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import harness
@@ -14,18 +15,22 @@ import harness
 __version__ = "0.1.0"
 
 
+def _detector(reconstruction: bool, options: dict[str, Any]) -> Any:
+    with warnings.catch_warnings():  # anomalib's deprecation notices on import are not the user's concern
+        warnings.simplefilter("ignore", FutureWarning)
+        from harness_dinomaly_recon.detector import DinomalyDetector
+
+    return DinomalyDetector(reconstruction=reconstruction, **options)
+
+
 def dinomaly_recon(**options: Any) -> Any:
     """Dinomaly with the reconstruction head (paper 000)."""
-    from harness_dinomaly_recon.detector import DinomalyDetector
-
-    return DinomalyDetector(reconstruction=True, **options)
+    return _detector(True, options)
 
 
 def dinomaly_plain(**options: Any) -> Any:
     """Dinomaly trained the same way, without the reconstruction head."""
-    from harness_dinomaly_recon.detector import DinomalyDetector
-
-    return DinomalyDetector(reconstruction=False, **options)
+    return _detector(False, options)
 
 
 def why_unavailable() -> str | None:
