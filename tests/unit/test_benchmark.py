@@ -7,9 +7,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from harness.analyses.benchmark import bootstrap_metric, rank_table
 from harness.data.base import Record
+from harness.data.shaping import rebalance
 from harness.efficiency import EnergyMeter, footprint, nvml_status, with_co2
 from harness.figures import pareto_front
-from harness.runner import rebalance
 
 
 def test_ranks_on_a_hand_made_table():
