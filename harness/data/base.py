@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -166,9 +167,11 @@ def open_image(path: Path) -> Iterator[Image.Image]:
 def unreadable_error(kind: str, path: Path, exc: BaseException) -> DatasetError:
     """The one-line error for an image or mask (``kind``) that Pillow could not open or decode."""
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
         return DatasetError(
-            f"{kind} {path} is too large to read safely ({str(exc).split(' could ')[0]}; Pillow's "
-            f"decompression-bomb limit is {Image.MAX_IMAGE_PIXELS} pixels); shrink or remove the file"
+            f"{kind} {path} has {pixels}, above Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} "
+            "(PIL.Image.MAX_IMAGE_PIXELS); shrink or remove the file"
         )
     detail = str(exc).strip() or type(exc).__name__
     return DatasetError(f"cannot read {kind} {path}: {detail}; replace or remove the file (or exclude its folder)")

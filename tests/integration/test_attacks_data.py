@@ -15,6 +15,7 @@ Data: images in every mode read as the same pixels; bad files, masks and roots a
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -127,6 +128,12 @@ def attacked(tmp_path_factory) -> dict[str, dict[str, float]]:
 CHEAT_NAMES = list(cheats.CHEATS)
 
 
+@pytest.fixture(autouse=True)
+def cheats_registered():
+    """The cheats and the honest reference, registered in this process like any plugin."""
+    _register_cheats()
+
+
 def test_the_honest_detector_is_exactly_at_chance_on_twins(attacked):
     assert attacked["files"]["honest"] == pytest.approx(0.5) == attacked["links"]["honest"]
 
@@ -169,3 +176,213 @@ def test_readlink_reads_labels_from_raw_links(tmp_path):
     test = MVTecLayout(make_twins(tmp_path / "data", links=True)).load("widget").split("test")
     scores = cheats.CHEATS["cheat_readlink"]().score(samples_for(test, (SIZE, SIZE))).image
     assert roc_auc_score([r.label for r in test], scores) == 1.0
+
+
+# -- data: image modes, bad files, roots --------------------------------------------------------
+
+GREY_PALETTE = [v for i in range(256) for v in (i, i, i)]
+
+
+def _grey(v: np.ndarray) -> np.ndarray:
+    return np.stack([v] * 3, axis=-1)
+
+
+def _palette(v: np.ndarray, transparent: bool = False) -> Image.Image:
+    image = Image.fromarray(v, "P")
+    image.putpalette(GREY_PALETTE)
+    if transparent:
+        image.info["transparency"] = 0
+    return image
+
+
+MODES = {
+    # name: (suffix, grey uint8 array -> image whose pixels read back as that grey in RGB)
+    "rgb": (".png", lambda v: Image.fromarray(_grey(v))),
+    "grey": (".png", lambda v: Image.fromarray(v, "L")),
+    "16-bit grey": (".png", lambda v: Image.fromarray(v.astype(np.uint16) * 257)),
+    "16-bit tiff": (".tif", lambda v: Image.fromarray(v.astype(np.uint16) * 257)),
+    "32-bit int": (".tif", lambda v: Image.fromarray(v.astype(np.int32) * 257)),
+    "float": (".tif", lambda v: Image.fromarray(v.astype(np.float32) / 255, "F")),
+    "palette": (".png", _palette),
+    "palette with transparency": (".png", lambda v: _palette(v, transparent=True)),
+    "rgba": (".png", lambda v: Image.fromarray(np.dstack([_grey(v), (v // 2 + 7).astype(np.uint8)]), "RGBA")),
+    "la": (".png", lambda v: Image.fromarray(np.dstack([v, 255 - v]), "LA")),
+    "cmyk": (".tif", lambda v: Image.fromarray(_grey(v)).convert("CMYK")),
+}
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    if image.mode in ("P", "PA") and "transparency" in image.info:
+        image.save(path, transparency=image.info["transparency"])
+    else:
+        image.save(path)
+
+
+def make_visible(root: Path, mode: str = "rgb", n_train: int = 8, n_test: int = 4) -> Path:
+    """``root/widget``: grey noise, defects with a bright square and a mask; images saved in ``mode``."""
+    suffix, build = MODES[mode]
+    rng = np.random.default_rng(1)
+    base = root / "widget"
+    for folder, count in (("train/good", n_train), ("test/good", n_test), ("test/crack", n_test)):
+        (base / folder).mkdir(parents=True)
+        for i in range(count):
+            grey = rng.integers(90, 110, (SIZE, SIZE), dtype=np.uint8)
+            if folder == "test/crack":
+                grey[4:9, 4:9] = 250
+                (base / "ground_truth" / "crack").mkdir(parents=True, exist_ok=True)
+                mask = np.zeros((SIZE, SIZE), np.uint8)
+                mask[4:9, 4:9] = 255
+                Image.fromarray(mask).save(base / "ground_truth" / "crack" / f"{i:03d}_mask.png")
+            _save(build(grey), base / folder / f"{i:03d}{suffix}")
+    return root
+
+
+def _data_protocol(tmp_path: Path, root: Path | str) -> Path:
+    path = tmp_path / "data.yaml"
+    path.write_text(
+        f"protocol: kde_vs_test\ndataset: {{layout: mvtec, root: '{root}', image_size: {SIZE}}}\n"
+        "models: [{name: honest}]\ncalibrations: [test_f1_oracle]\nseeds: [0]\n"
+        "analysis: {bootstrap: 0, review: 0, map_panels: false}\n"
+    )
+    return path
+
+
+def _test_scores(out: Path) -> pd.DataFrame:
+    """The run's per-image test scores by file name inside the category (mode-independent)."""
+    (scores_file,) = (out / "scores").glob("*.csv")
+    scores = pd.read_csv(scores_file)
+    scores = scores[scores["split"] == "test"].copy()
+    scores["image"] = [f"{Path(p).parent.name}/{Path(p).stem}" for p in scores["path"]]
+    return scores.set_index("image").sort_index()[["score", "label"]]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[pd.DataFrame, Path]:
+    """The 8-bit RGB dataset's scores and a results folder of an earlier run to plant in --out."""
+    from harness.cli import main
+
+    _register_cheats()
+    folder = tmp_path_factory.mktemp("reference")
+    root = make_visible(folder / "data")
+    code = main(["run", str(_data_protocol(folder, root)), "--out", str(folder / "out"), "--cache", str(folder / "c")])
+    assert code == 0
+    return _test_scores(folder / "out"), folder / "out"
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "rgb"])
+def test_an_image_mode_reads_as_the_same_pixels_through_harness_run(cli, tmp_path, reference, mode):
+    """16-bit is scaled (not clipped to white), palette/CMYK/alpha/grey converted: the scores are the 8-bit ones."""
+    root = make_visible(tmp_path / "data", mode)
+    code, _, stderr = cli("run", str(_data_protocol(tmp_path, root)), "--out", str(tmp_path / "out"))
+    assert code == 0, stderr
+    scores = _test_scores(tmp_path / "out")
+    expected = reference[0]
+    assert list(scores.index) == list(expected.index)
+    np.testing.assert_allclose(scores["score"], expected["score"], rtol=1e-6)
+    assert roc_auc_score(scores["label"], scores["score"]) == 1.0
+
+
+def _huge_png(path: Path, width: int, height: int) -> None:
+    """A valid PNG header claiming ``width`` x ``height`` pixels, with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
+
+
+def _truncate(path: Path) -> None:
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:120])
+
+
+def _resize_mask(path: Path) -> None:
+    Image.fromarray(np.full((SIZE * 2, SIZE), 255, np.uint8)).save(path)
+
+
+BROKEN = {
+    # name: (what to do to the dataset under root/widget, text the one line must hold)
+    "mask of another size": (lambda b: _resize_mask(b / "ground_truth/crack/001_mask.png"), "001_mask.png is 16x32"),
+    "defect image without a mask": (lambda b: (b / "ground_truth/crack/002_mask.png").unlink(), "002.png has no mask"),
+    "empty image file": (lambda b: (b / "test/good/000.png").write_bytes(b""), "test/good/000.png"),
+    "corrupt image": (lambda b: (b / "train/good/003.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage"), "003.png"),
+    "truncated image": (lambda b: _truncate(b / "test/crack/003.png"), "image file is truncated"),
+    "corrupt mask": (lambda b: (b / "ground_truth/crack/000_mask.png").write_bytes(b"nope"), "cannot read mask"),
+    "decompression bomb": (lambda b: _huge_png(b / "test/good/001.png", 20000, 20000), "decompression-bomb"),
+    "oversized image (Pillow's warning)": (lambda b: _huge_png(b / "train/good/000.png", 10000, 9000), "90,000,000"),
+    "broken symbolic link": (
+        lambda b: (b / "test/good/009.png").symlink_to(b / "gone.png"),
+        "009.png is a symbolic link",
+    ),
+}
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_bad_file_is_one_line_before_fitting_and_keeps_earlier_results(cli, tmp_path, reference, case):
+    change, expected = BROKEN[case]
+    root = make_visible(tmp_path / "data")
+    change(root / "widget")
+    out = tmp_path / "out"
+    shutil.copytree(reference[1], out)
+    (out / "notes.txt").write_text("a file the harness did not write")
+    (root / "README.txt").write_text("the dataset's own notes")
+    before, data_before = _snapshot(out), _snapshot(root)
+    cheats.Honest.fits = 0
+    code, stdout, stderr = cli("run", str(_data_protocol(tmp_path, root)), "--out", str(out))
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and expected in lines[0], stderr
+    assert "Traceback" not in stdout + stderr
+    assert _snapshot(out) == before and _snapshot(root) == data_before
+    if case != "truncated image":  # header checks run while planning; a damaged body is found at hand-over
+        assert cheats.Honest.fits == 0
+
+
+def _link(link: Path, target: Path) -> Path:
+    link.symlink_to(target, target_is_directory=True)
+    return link
+
+
+ROOTS = {
+    # name: (dataset under tmp_path/"real" -> the root string to give, working directory)
+    "relative root": (lambda t, real: "real/data", "tmp"),
+    "relative root with ..": (lambda t, real: "../tmp/real/data", "elsewhere"),
+    "symlinked root": (lambda t, real: str(_link(t / "link", real / "data")), None),
+    "root below a symlinked folder": (lambda t, real: str(_link(t / "parent-link", real) / "data"), None),
+    "symlinked category folder": (
+        lambda t, real: str(_relocate_category(t, real / "data")),
+        None,
+    ),
+}
+
+
+def _relocate_category(tmp_path: Path, data: Path) -> Path:
+    moved = tmp_path / "elsewhere-widget"
+    shutil.move(data / "widget", moved)
+    (data / "widget").symlink_to(moved, target_is_directory=True)
+    return data
+
+
+@pytest.mark.parametrize("case", list(ROOTS))
+def test_a_root_given_relatively_or_through_links_gives_the_same_scores(cli, tmp_path, monkeypatch, reference, case):
+    make_root, cwd = ROOTS[case]
+    work = tmp_path / "tmp"
+    work.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    real = work / "real"
+    make_visible(real / "data")
+    root = make_root(work, real)
+    if cwd:
+        monkeypatch.chdir(tmp_path / cwd)
+    code, _, stderr = cli("run", str(_data_protocol(work, root)), "--out", str(tmp_path / "out"))
+    assert code == 0, stderr
+    scores = _test_scores(tmp_path / "out")
+    np.testing.assert_allclose(scores["score"], reference[0]["score"], rtol=1e-6)
