@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness.calibration import Calibrator
-from harness.metrics import aupro, pixel_auroc, pl_at_normal_fpr, ranking_metrics
+from harness.metrics import PIXEL_METRICS, ranking_metrics
 
 
 @dataclass
@@ -52,16 +52,11 @@ class JobData:
 
     @cached_property
     def pixel_metrics(self) -> dict[str, float]:
-        """Pixel AUROC and AUPRO when the model gives maps and the dataset has masks."""
+        """Each of ``harness.metrics.PIXEL_METRICS`` when the model gives maps and the dataset has masks."""
         maps, masks = self.load_maps(), self.load_masks()
         if maps is None or masks is None or not masks.any():
-            return {"pixel_auroc": float("nan"), "aupro": float("nan"), "pl": float("nan")}
-        labels = self.test["label"].to_numpy(int)
-        return {
-            "pixel_auroc": pixel_auroc(maps, masks),
-            "aupro": aupro(maps, masks),
-            "pl": pl_at_normal_fpr(maps, masks, labels),
-        }
+            return {name: float("nan") for name in PIXEL_METRICS}
+        return {name: metric(maps, masks) for name, metric in PIXEL_METRICS.items()}
 
 
 def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:
