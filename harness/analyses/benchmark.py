@@ -24,7 +24,7 @@ from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, JobData, successful
 from harness.analyses.common import thresholds_of
 from harness.errors import HarnessError
-from harness.figures import benchmark_figures
+from harness.analyses.benchmark_figures import benchmark_figures
 from harness.metrics import ranking_metrics, threshold_metrics
 
 METRICS = ("auroc", "recall", "f1", "ap")

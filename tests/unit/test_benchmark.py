@@ -8,7 +8,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from harness.analyses.benchmark import bootstrap_metric, rank_table
 from harness.data.base import Record
 from harness.efficiency import EnergyMeter, footprint, nvml_status, with_co2
-from harness.figures import pareto_front
+from harness.analyses.benchmark_figures import pareto_front
 from harness.runner import rebalance
 
 
