@@ -16,6 +16,20 @@ import pandas as pd
 
 from harness.errors import OutputError
 
+CACHE_ENV = "HARNESS_CACHE_DIR"
+HOME_ENV = "HARNESS_HOME"
+
+
+def harness_home() -> Path:
+    """Where the harness keeps generated data and caches (``$HARNESS_HOME`` or ``~/.cache/harness``)."""
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".cache" / "harness")
+
+
+def default_cache_dir() -> Path:
+    """``$HARNESS_CACHE_DIR``, else ``$HARNESS_HOME/scores``: one score cache shared by every protocol."""
+    return Path(os.environ.get(CACHE_ENV) or harness_home() / "scores")
+
+
 CACHE_SCHEMA = 3  # 3: torch seeded in every job (the first torch job of a process was not)
 """Bumped when the layout of a cache entry changes; part of every cache key."""
 

@@ -6,10 +6,10 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from harness.analyses.benchmark import bootstrap_metric, rank_table
-from harness.data.base import Record
-from harness.efficiency import EnergyMeter, footprint, nvml_status, with_co2
 from harness.analyses.benchmark_figures import pareto_front
-from harness.runner import rebalance
+from harness.data.base import Record
+from harness.data.shaping import rebalance
+from harness.efficiency import EnergyMeter, footprint, nvml_status, with_co2
 
 
 def test_ranks_on_a_hand_made_table():
