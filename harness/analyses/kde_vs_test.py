@@ -23,7 +23,19 @@ from harness.analyses.review import map_panel_figure, review_candidates, review_
 from harness.figures import confusion_bars, grouped_metric_bars, save, score_distributions
 from harness.metrics import bootstrap_intervals, threshold_metrics
 
-SUMMARY_MEANS = ["accuracy", "precision", "recall", "f1", "auroc", "ap", "pixel_auroc", "pixel_aupr", "aupro", "pro", "pl"]
+SUMMARY_MEANS = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "auroc",
+    "ap",
+    "pixel_auroc",
+    "pixel_aupr",
+    "aupro",
+    "pro",
+    "pl",
+]
 SUMMARY_SUMS = ["false_negatives", "false_positives", "n_test", "n_anomalous"]
 
 
