@@ -39,6 +39,7 @@ from harness.analyses.base import (
 )
 from harness.analyses.benchmark_figures import benchmark_figures, critical_difference_figure
 from harness.analyses.common import thresholds_of
+from harness.calibration import tie_note
 from harness.errors import HarnessError
 from harness.metrics import ranking_metrics, threshold_metrics
 
@@ -318,12 +319,13 @@ class Benchmark:
             "calibration": spec.label,
             "weights": job.weights,
             "threshold": threshold,
+            "threshold_note": (tie := tie_note(threshold, job.holdout)),
             **ranking_metrics(scores, labels),
             **threshold_metrics(scores, labels, threshold),
             **job.pixel_metrics,
             "n_test": labels.size,
             **{k: figures.get(k, np.nan) for k in (*EFFICIENCY_SUMS, *EFFICIENCY_MEDIANS, *EFFICIENCY_MAX)},
-            "notes": "; ".join(sorted({str(figures[k]) for k in NOTES if figures.get(k)})),
+            "notes": "; ".join(sorted({str(figures[k]) for k in NOTES if figures.get(k)} | {tie} - {""})),
             "cache_key": job.key,
         }
 
