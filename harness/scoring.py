@@ -209,6 +209,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     n_holdout = len(holdout_records)
     test_maps = None if all_maps is None else all_maps[n_holdout:]
     records = holdout_records + test_records
+    supervision = {r.path for category in job.evaluated for r in category.split("supervised")}
     holdout_sources = [_source(job.category, r) for r in holdout_records]
     table = pd.DataFrame(
         {
@@ -219,6 +220,8 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
             # joined after scoring: the detector never saw these
             "label": [r.label for r in records],
             "defect_type": [r.defect_type for r in records],
+            # a test image the protocol's supervision split also hands to supervised models
+            "supervision": [r.path in supervision for r in records],
         }
     )
     meta = {
@@ -229,6 +232,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "plugin_version": job.plugin_version,
         "factory_version": job.factory_version,
         "weights": str(getattr(detector, "weights", "unknown")),
+        "supervised": bool(getattr(detector, "supervised", False)),
         "category": job.category.name,
         "test_categories": [c.name for c in job.evaluated],
         "seed": job.seed,
