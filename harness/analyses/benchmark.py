@@ -23,6 +23,7 @@ from scipy.stats import rankdata
 from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, JobData, successful
 from harness.analyses.common import thresholds_of
+from harness.analyses.options import BenchmarkOptions
 from harness.errors import HarnessError
 from harness.figures import benchmark_figures
 from harness.metrics import ranking_metrics, threshold_metrics
@@ -86,6 +87,7 @@ class Benchmark:
         "Efficiency figures were measured while the jobs ran; an empty cell says the figure could not be "
         "measured here (the notes column says why)."
     )
+    options_model = BenchmarkOptions
     options = ("calibration", "groups", "bootstrap", "metrics")
     leaderboard_note = (
         "Mean over categories (and seeds; results.csv has the std over seeds in *_std); time, energy "
