@@ -112,8 +112,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, _, value = text.partition("=")
     if not key.strip():
         raise ProtocolError(f"--set {text!r} has an empty key")
-    parsed = load_yaml_value(value, f"--set {key.strip()}") if value.strip() else None
-    return key.strip().split("."), parsed
+    key = key.strip()
+    try:
+        parsed = load_yaml_value(value, f"--set {key}") if value.strip() else None
+    except ProtocolError as exc:
+        if "malformed YAML" not in str(exc):
+            raise
+        raise ProtocolError(
+            f"--set {key}: value {value!r} is not valid YAML; quote it, e.g. --set \"{key}='{value}'\""
+        ) from None
+    return key.split("."), parsed
 
 
 def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> None:
