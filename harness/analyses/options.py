@@ -43,8 +43,13 @@ class BenchmarkOptions(OptionsModel):
     metrics: Annotated[tuple[Literal[BENCHMARK_METRICS], ...], Field(min_length=1)] = Field(
         BENCHMARK_METRICS, description="metrics to rank by"
     )
+    rank_by: Literal["metric_mean", "mean_rank"] = Field(
+        "metric_mean", description="order by the first metric's mean (paper 001) or by the mean rank (ours)"
+    )
     bootstrap: NonNegativeInt = Field(1000, description="paired-bootstrap resamples for the '*' marks; 0 = off")
-    groups: Groups = Field(default_factory=dict, description="{group: [categories]} aggregated beside all")
+    groups: Str | Groups = Field(
+        default_factory=dict, description="a named group set (e.g. mvtec_ad_paper001) or {group: [categories]}"
+    )
 
     @field_validator("calibration")
     @classmethod
