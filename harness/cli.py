@@ -82,14 +82,12 @@ def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tup
 )
 def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Path | None, executor: str | None) -> None:
     """Run PROTOCOL: fit and score (cached), calibrate, write results and reports."""
-    from harness.config.check import check_protocol
     from harness.protocol import load_protocol
     from harness.runner import run_protocol
 
     if executor:
         overrides = (f"executor.name={executor}", *overrides)
     config = load_protocol(protocol, overrides)
-    check_protocol(config, models=False)  # model options: only for the models that will be fitted
     out = out or Path("results") / protocol.stem
     summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv)
     click.echo(
@@ -111,14 +109,12 @@ def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Pat
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
 def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
     """Check PROTOCOL (keys, values, names, options, dataset) without running a model; print what it found."""
-    from harness.config.check import check_protocol
     from harness.config.summary import dataset_table
     from harness.protocol import load_protocol
     from harness.runner import plan
 
     config = load_protocol(protocol, overrides)
-    check_protocol(config)
-    jobs, calibrations, _ = plan(config)
+    jobs, calibrations, _ = plan(config)  # checks every name and option (harness.config.check) and the dataset
     categories = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
     click.echo(
         f"{protocol}: valid · protocol {config.kind} v{config.version} · {len(config.models)} model(s) · "
