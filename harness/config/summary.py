@@ -23,15 +23,20 @@ def category_counts(category: Category, holdout_fraction: float) -> dict[str, ob
         "test normal": len(test) - len(defects),
         "defect": len(defects),
         "masks": sum(1 for r in defects if r.mask_paths),
+        "supervised": len(category.split("supervised")),
         "defect types": ", ".join(types) or "-",
     }
 
 
 def dataset_table(categories: Iterable[Category], holdout_fraction: float) -> str:
-    """A fixed-width table, one row per category (train = images the model is fitted on)."""
+    """A fixed-width table, one row per category (train = images the model is fitted on).
+
+    ``supervised`` (labelled anomalies set aside for supervised models) shows only when there are any.
+    """
     rows = [category_counts(c, holdout_fraction) for c in categories]
-    cells = [list(COLUMNS)] + [[str(row[c]) for c in COLUMNS] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
+    columns = [c for c in (*COLUMNS[:-1], "supervised", COLUMNS[-1]) if c != "supervised" or any(r[c] for r in rows)]
+    cells = [columns] + [[str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns) - 1)]
     lines = []
     for line in cells:
         padded = [line[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(line[1:-1], widths[1:], strict=True)]
