@@ -73,8 +73,12 @@ def dotted(path: Sequence[str | int]) -> str:
 
 def _describe(error: dict[str, Any], path: Path_, model: type[BaseModel] | None, data: Any) -> str:
     kind, last = error["type"], str(path[-1]) if path else ""
-    parent = model_at(model, path[:-1], data)
-    field = parent.model_fields.get(last) if parent is not None else None
+    named = list(path)
+    while named and isinstance(named[-1], int):  # an item of a list: the list's own doc
+        named.pop()
+    parent = model_at(model, tuple(named[:-1]), data)
+    field = parent.model_fields.get(str(named[-1])) if parent is not None and named else None
+    last = last if field is None or kind == "extra_forbidden" else str(named[-1])
     hint = f" ({last}: {field.description})" if field is not None and field.description else ""
     if kind == "extra_forbidden":
         allowed = parent.model_fields if parent is not None else ()
