@@ -107,10 +107,12 @@ def _plugin_models(kind: str) -> list[tuple[str, type[BaseModel]]]:
 
 
 def reference_markdown() -> str:
-    """The protocol reference: one table per section, per built-in protocol kind and per calibration."""
+    """The protocol reference: one table per section, per built-in layout, protocol kind and calibration."""
     parts = []
     for title, model in _section_models():
         parts += [f"#### {title}", "", model_table(model), ""]
+    for name, model in _plugin_models("datasets"):
+        parts += [f"#### `dataset.options:` of `layout: {name}`", "", model_table(model), ""]
     for name, model in _plugin_models("protocols"):
         parts += [f"#### `analysis:` of `protocol: {name}`", "", model_table(model), ""]
     for name, model in _plugin_models("calibrations"):

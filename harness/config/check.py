@@ -30,7 +30,9 @@ def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, mo
     plugins = plugins or get_plugins()
     analysis = lookup(config, plugins, "protocols", config.kind, ("protocol",))
     check_analysis_options(config, analysis)
-    lookup(config, plugins, "datasets", config.dataset.effective_layout, ("dataset", "layout"))
+    check_layout_options(
+        config, lookup(config, plugins, "datasets", config.dataset.effective_layout, ("dataset", "layout"))
+    )
     for index, entry in enumerate(config.models):
         factory = lookup(config, plugins, "models", entry.name, ("models", index, "name"))
         if getattr(factory, "supervised", False) and not config.supervision:
@@ -65,6 +67,15 @@ def _validate(config: ProtocolConfig, model: Any, options: dict[str, Any], path:
         model.model_validate(options, context=context)
     except ValidationError as exc:
         raise config.located(exc, options, model, path) from None
+
+
+def check_layout_options(config: ProtocolConfig, layout: Any) -> None:
+    """The layout's options (``dataset.options``) against its ``options_model``, when it declares one."""
+    model = getattr(layout, "options_model", None)
+    if model is not None:
+        synthetic = config.dataset.effective_layout == "synthetic"
+        path = ("dataset", "synthetic" if synthetic else "options")
+        _validate(config, model, config.dataset.effective_options, path)
 
 
 def check_analysis_options(config: ProtocolConfig, analysis: Any) -> None:

@@ -12,6 +12,7 @@ import yaml
 from harness import hookimpl
 from harness.data import synthetic
 from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record, absolute
+from harness.data.folder_options import FolderOptions
 from harness.errors import DatasetError
 
 
@@ -122,6 +123,8 @@ class FolderLayout:
         category: the category name (default: the root folder's name).
         families: ``{family: [types]}``.
     """
+
+    options_model = FolderOptions
 
     def __init__(
         self,

@@ -80,6 +80,16 @@ CASES = {
     "duplicate key": (body(extra="seeds: [1]"), [], "duplicate key 'seeds' (first at line 10)"),
     "alias bomb": (BOMB, [], "aliases expand to more than"),
     "missing protocol": ("models: [fixed_scores]\n", [], "missing key 'protocol'"),
+    "folder split_seed text": (
+        body(),
+        ["dataset.layout=folder", "dataset.root=/tmp", "dataset.options={normal_dir: good, split_seed: abc}"],
+        "key 'dataset.options.split_seed'",
+    ),
+    "folder mask placeholder": (
+        body(),
+        ["dataset.layout=folder", "dataset.root=/tmp", "dataset.options={normal_dir: good, mask_pattern: '{stm}.png'}"],
+        "placeholders {stem} and {name}",
+    ),
     "set value not yaml": (body(), ["dataset.options.mask_pattern={stem}.png"], "quote it"),
 }
 
