@@ -108,18 +108,29 @@ def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Pat
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
 def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
-    """Check PROTOCOL (keys, names, dataset, options) without running a model."""
+    """Check PROTOCOL (keys, values, names, options, dataset) without running a model; print what it found."""
+    from harness.config.summary import dataset_table
     from harness.protocol import load_protocol
     from harness.runner import plan
 
     config = load_protocol(protocol, overrides)
-    jobs, calibrations, _ = plan(config)
-    categories = sorted({c.name for job in jobs for c in job.evaluated})
+    jobs, calibrations, _ = plan(config)  # checks every name and option (harness.config.check) and the dataset
+    categories = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
     click.echo(
-        f"{protocol}: valid · protocol {config.protocol} v{config.version} · {len(config.models)} model(s) · "
-        f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
+        f"{protocol}: valid · protocol {config.kind} v{config.version} · {len(config.models)} model(s) · "
+        f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(sorted(categories))}) · "
         f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)"
     )
+    click.echo(dataset_table(sorted(categories.values(), key=lambda c: c.name), config.holdout_fraction))
+
+
+@cli.command()
+@click.option("--markdown", is_flag=True, help="The README's reference tables instead of the JSON schema.")
+def schema(markdown: bool) -> None:
+    """Print the protocol file's JSON schema (every key, its type, default and meaning)."""
+    from harness.schema import protocol_schema, reference_markdown
+
+    click.echo(reference_markdown() if markdown else json.dumps(protocol_schema(), indent=2), nl=not markdown)
 
 
 @cli.command(name="list")

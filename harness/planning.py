@@ -6,15 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.analyses.base import CalibrationSpec
+from harness.config import check as config_check
 from harness.data.base import Category
 from harness.data.shaping import load_categories, open_dataset
-from harness.errors import ProtocolError, unknown_name_message
+from harness.errors import ProtocolError
 from harness.plugins import Plugins, get_plugins
-from harness.protocol import ModelConfig, Protocol
+from harness.protocol import ModelConfig, ProtocolConfig
 from harness.scoring import Job, TrainingSubset
 
 
-def build_calibrations(protocol: Protocol, plugins: Plugins) -> list[CalibrationSpec]:
+def build_calibrations(protocol: ProtocolConfig, plugins: Plugins) -> list[CalibrationSpec]:
     """Instantiate the protocol's calibrators (bad options are protocol errors)."""
     specs = []
     for index, entry in enumerate(protocol.calibrations):
@@ -31,51 +32,18 @@ def build_calibrations(protocol: Protocol, plugins: Plugins) -> list[Calibration
     return specs
 
 
-def check_model_options(protocol: Protocol, plugins: Plugins, labels: set[str] | None = None) -> None:
-    """Let each model's factory reject unknown options (may import the model's library)."""
+def check_model_options(protocol: ProtocolConfig, plugins: Plugins, labels: set[str] | None = None) -> None:
+    """Let each model's factory check its options (may import the model's library); ``labels`` limits which."""
     for index, model in enumerate(protocol.models):
-        if labels is not None and model.label not in labels:
-            continue
-        check = getattr(plugins.get("models", model.name), "check_options", None)
-        if check is not None:
-            try:
-                check(dict(model.options), key=f"models.{index}.options")
-            except ProtocolError as exc:
-                raise ProtocolError(str(exc), path=protocol.path) from None
-
-
-def check_analysis_options(protocol: Protocol, analysis: Any) -> None:
-    """Reject analysis options the protocol kind does not declare, then let it check the values."""
-    accepted = set(getattr(analysis, "options", ()))
-    for name in protocol.analysis:
-        if name not in accepted:
-            raise ProtocolError(
-                unknown_name_message(f"analysis option of {protocol.protocol}", str(name), accepted),
-                path=protocol.path,
-                key=f"analysis.{name}",
-            )
-    check = getattr(analysis, "check_options", None)
-    if check is not None:
-        check(dict(protocol.analysis))
-
-
-def check_supervision(protocol: Protocol, plugins: Plugins) -> None:
-    """A supervised model needs the protocol to declare how many labelled anomalies it may train on."""
-    for index, model in enumerate(protocol.models):
-        if getattr(plugins.get("models", model.name), "supervised", False) and not protocol.supervision:
-            raise ProtocolError(
-                f"model '{model.name}' is supervised: declare how many labelled anomalies it may "
-                "train on, e.g. supervision: {anomaly_train_fraction: 0.5}",
-                path=protocol.path,
-                key=f"models.{index}.name",
-            )
+        if labels is None or model.label in labels:
+            config_check.check_model_options(protocol, plugins.get("models", model.name), index)
 
 
 @dataclass(frozen=True)
 class JobMaker:
     """Builds jobs for a protocol; analyses that need other jobs than the standard ones use it."""
 
-    protocol: Protocol
+    protocol: ProtocolConfig
     plugins: Plugins
 
     def __call__(
@@ -112,28 +80,22 @@ class JobMaker:
 class RunPlan:
     """What a run will do: its jobs, calibrators, analysis (protocol kind) and categories."""
 
-    protocol: Protocol
+    protocol: ProtocolConfig
     jobs: list[Job]
     calibrations: list[CalibrationSpec]
     analysis: Any
     categories: list[Category]
 
 
-def resolve(protocol: Protocol, plugins: Plugins | None = None, check_options: bool = True) -> RunPlan:
+def resolve(protocol: ProtocolConfig, plugins: Plugins | None = None, check_options: bool = True) -> RunPlan:
     """Validate everything a run needs and list its jobs; runs no model.
 
     ``check_options=False`` leaves model options to be checked only for the models that will be
     fitted (cached jobs need no model library).
     """
     plugins = plugins or get_plugins()
-    analysis = plugins.get("protocols", protocol.protocol, key="protocol")
-    check_analysis_options(protocol, analysis)
-    for index, model in enumerate(protocol.models):
-        plugins.get("models", model.name, key=f"models.{index}.name")
-    if check_options:
-        check_model_options(protocol, plugins)
+    analysis = config_check.check_protocol(protocol, plugins, models=check_options)
     calibrations = build_calibrations(protocol, plugins)
-    check_supervision(protocol, plugins)
     categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset, protocol.supervision)
     maker = JobMaker(protocol, plugins)
     planner = getattr(analysis, "plan_jobs", None)
@@ -142,7 +104,7 @@ def resolve(protocol: Protocol, plugins: Plugins | None = None, check_options: b
 
 
 def plan(
-    protocol: Protocol, plugins: Plugins | None = None, check_options: bool = True
+    protocol: ProtocolConfig, plugins: Plugins | None = None, check_options: bool = True
 ) -> tuple[list[Job], list[CalibrationSpec], Any]:
     """``(jobs, calibrations, analysis)`` of :func:`resolve` (kept for callers of the first release)."""
     resolved = resolve(protocol, plugins, check_options)
