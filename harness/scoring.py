@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import os
 import random
 import sys
 import time
@@ -26,6 +27,7 @@ from harness import efficiency
 from harness.data.base import Category, Record
 from harness.data.handover import HandOver, SampleFolder
 from harness.errors import HarnessError
+from harness.integrity import by_content
 from harness.protocol import ModelConfig
 from harness.store import CACHE_SCHEMA, ScoreCache
 from harness.types import LabelledSample, Scores
@@ -85,11 +87,21 @@ class Job:
 
     @property
     def key(self) -> str:
-        """Content hash of the model config, data, subset, seed and versions."""
+        """Content hash of the model config, data, subset, seed and versions.
+
+        Nothing absolute enters it: data by content and relative paths (``Category.fingerprint``),
+        options that name existing files or folders by their content hash (so new weights at the
+        same path are a new job, and the same weights elsewhere are the same job).
+        """
+        if "_key" not in self.__dict__:
+            object.__setattr__(self, "_key", self._compute_key())
+        return self.__dict__["_key"]
+
+    def _compute_key(self) -> str:
         payload = {
             "schema": CACHE_SCHEMA,
             "model": self.model.name,
-            "options": self.model.options,
+            "options": by_content(dict(self.model.options)),
             "plugin": [self.plugin, self.plugin_version, self.factory_version],
             "data": self.category.fingerprint(),
             "category": self.category.name,
@@ -101,6 +113,24 @@ class Job:
             payload["tests"] = [[c.name, c.fingerprint()] for c in self.test_categories]
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
+
+    def data_root(self) -> Path:
+        """The deepest folder holding every image of this job; cached rows name images relative to it."""
+        paths = [str(r.path.resolve().parent) for c in (self.category, *self.evaluated) for r in c.records]
+        return Path(os.path.commonpath(paths)) if paths else Path("/")
+
+    def record_id(self, record: Record) -> str:
+        """How a cached row names ``record``: its path relative to :meth:`data_root` (POSIX)."""
+        return record.path.resolve().relative_to(self.data_root()).as_posix()
+
+
+def cached_scores(job: Job, cache: ScoreCache) -> pd.DataFrame:
+    """The job's cached rows with ``path`` joined back to the current records (the dataset may have moved)."""
+    table = cache.scores(job.key)
+    root = job.data_root()
+    current = {job.record_id(r): str(r.path) for c in (job.category, *job.evaluated) for r in c.records}
+    table["path"] = [current.get(str(name), str(root / str(name))) for name in table["path"]]
+    return table
 
 
 @dataclass
@@ -140,6 +170,8 @@ def _check_scores(scores: object, n: int, size: tuple[int, int], model: str) -> 
         raise JobFailed(f"{model}.score() returned non-finite image scores (NaN or inf)")
     if scores.maps is not None and scores.maps.shape[1:] != size:
         raise JobFailed(f"{model}.score() returned maps of size {scores.maps.shape[1:]}; expected {size}")
+    if scores.maps is not None and not np.all(np.isfinite(scores.maps)):
+        raise JobFailed(f"{model}.score() returned non-finite anomaly maps (NaN or inf)")
     return scores
 
 
@@ -177,16 +209,19 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     n_holdout = len(holdout_records)
     test_maps = None if all_maps is None else all_maps[n_holdout:]
     records = holdout_records + test_records
+    supervision = {r.path for category in job.evaluated for r in category.split("supervised")}
     holdout_sources = [_source(job.category, r) for r in holdout_records]
     table = pd.DataFrame(
         {
-            "path": [str(r.path) for r in records],
+            "path": [job.record_id(r) for r in records],  # relative: a moved dataset reuses the entry
             "split": ["holdout"] * len(holdout_records) + ["test"] * len(test_records),
             "category": holdout_sources + [name for name, _ in tests],
             "score": all_scores if records else [],
             # joined after scoring: the detector never saw these
             "label": [r.label for r in records],
             "defect_type": [r.defect_type for r in records],
+            # a test image the protocol's supervision split also hands to supervised models
+            "supervision": [r.path in supervision for r in records],
         }
     )
     meta = {
@@ -197,6 +232,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "plugin_version": job.plugin_version,
         "factory_version": job.factory_version,
         "weights": str(getattr(detector, "weights", "unknown")),
+        "supervised": bool(getattr(detector, "supervised", False)),
         "category": job.category.name,
         "test_categories": [c.name for c in job.evaluated],
         "seed": job.seed,
