@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness.errors import OutputError
 from harness.integrity import sha256_file
+from harness.ownership import LOCK_NAME, check_not_foreign, check_output_folder, folder_files, owned_files, record
 
 logger = logging.getLogger("harness.cache")
 
@@ -72,7 +73,7 @@ def json_dumps(data: Any) -> str:
     return json.dumps(data, indent=2, default=default, sort_keys=False)
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(folder: Path, what: str = "output folder", hint: str = "choose another --out") -> None:
     """Fail with one clear line when ``folder`` cannot be created or written."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def check_writable(folder: Path) -> None:
         os.unlink(probe)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise OutputError(f"cannot write to output folder {folder}: {reason}; choose another --out") from None
+        raise OutputError(f"cannot write to {what} {folder}: {reason}; {hint}") from None
 
 
 class CacheEntryDamaged(Exception):
@@ -273,9 +274,6 @@ def _verify_counts(folder: Path, meta: dict[str, Any], integrity: dict[str, Any]
         raise CacheEntryDamaged(f"maps of shape {shape} for {n_test} test images of size {meta.get('image_size')}")
 
 
-LOCK_NAME = ".harness.lock"
-
-
 @contextlib.contextmanager
 def output_lock(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``out`` for a run; a second run into the same folder stops at once."""
@@ -304,27 +302,42 @@ def output_lock(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def preflight(out: Path, cache_root: Path, force: bool = False) -> None:
+    """Check ``HARNESS_HOME``, the cache and ``out`` before anything is fitted; each problem is one line (exit 2)."""
+    home = harness_home()
+    if home.exists() and not home.is_dir():
+        raise OutputError(f"{HOME_ENV}={home} is a file, not a folder; point {HOME_ENV} at a folder")
+    if cache_root.exists() and not cache_root.is_dir():
+        raise OutputError(f"score cache {cache_root} is a file, not a folder; choose another --cache")
+    check_writable(cache_root, what="score cache", hint="choose another --cache or set HARNESS_CACHE_DIR")
+    check_output_folder(out, cache_root, force)
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    check_writable(existing)  # the nearest folder that exists: nothing is created before the run starts
+
+
 @contextlib.contextmanager
 def staged_output(out: Path) -> Iterator[Path]:
     """Yield a staging folder inside ``out``; on success move its files into ``out``.
 
-    On failure nothing in ``out`` changes, so earlier results stay as they were.
+    Only files the harness wrote are replaced or removed (``.harness-owned.json``); a staged file
+    whose name is taken by a foreign file stops the move before anything changes. On failure
+    nothing in ``out`` changes, so earlier results stay as they were.
     """
     check_writable(out)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
         yield staging
-        for item in sorted(staging.iterdir()):
-            target = out / item.name
-            if item.is_dir():
-                old = None
-                if target.exists():
-                    old = Path(tempfile.mkdtemp(prefix=".old-", dir=out))
-                    os.replace(target, old / item.name)
-                os.replace(item, target)
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(item, target)
+        new = folder_files(staging)
+        check_not_foreign(out, new)
+        old = owned_files(out)
+        record(out, old | set(new))  # listed before they land: a crash leaves nothing foreign
+        for name in new:
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, target)
+        for name in sorted(old - set(new)):  # our own stale outputs (an earlier run's figures)
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                (out / name).unlink()
+        record(out, new, replace=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
