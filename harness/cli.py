@@ -20,6 +20,28 @@ from harness.errors import ExitCode, HarnessError
 PROTOCOL_DIRS = (Path.cwd() / "protocols", Path(__file__).resolve().parent.parent / "protocols")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (so captured and redirected streams work)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _show_harness_warnings() -> None:
+    """The harness's own warnings (a damaged cache entry refitted) as one ``Warning:`` line each on stderr."""
+    logger = logging.getLogger("harness")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("Warning: %(message)s"))
+        logger.addHandler(handler)
+
+
 def _quiet_libraries() -> None:
     """Keep third-party chatter (Lightning tips, hub retries) out of the user's terminal."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "anomalib", "pytorch_lightning"):
@@ -46,6 +68,7 @@ def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tup
     """Evaluate visual anomaly detectors under declared protocols, with honest thresholds."""
     ctx.obj = {"debug": debug}
     _quiet_libraries()
+    _show_harness_warnings()
     if no_plugin_autoload or disabled:
         from harness.plugins import configure
 

@@ -7,6 +7,7 @@ Measured on a 2-core CPU machine, the fork and the pipe cost about 0.05 s per jo
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
@@ -40,6 +41,12 @@ def _torch_probe() -> None:
     torch = sys.modules["torch"]
     torch.ones(1 << 20).add_(1).sum()
     (torch.randn(64, 64) @ torch.randn(64, 64)).sum()
+
+
+def _import_torch() -> None:
+    """Import torch (when installed) once here, not in every job's process: importing starts no threads."""
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is not None:
+        import torch  # noqa: F401
 
 
 def torch_survives_fork(context: Any, seconds: float = 5.0) -> bool:
@@ -104,6 +111,7 @@ class IsolatedJobs:
     def run(self, jobs: list[Job], cache_root: str) -> Iterator[Result]:
         """Yield each job's result as its process ends."""
         pending, running = list(jobs), []
+        _import_torch()
         self.one_thread = bool(jobs) and not torch_survives_fork(self.context)
         progress = tqdm(total=len(jobs), desc="fit + score", unit="job", disable=None, file=sys.stderr)
         try:

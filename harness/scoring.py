@@ -115,8 +115,10 @@ class Job:
 
     def data_root(self) -> Path:
         """The deepest folder holding every image of this job; cached rows name images relative to it."""
-        paths = [str(r.path.resolve().parent) for c in (self.category, *self.evaluated) for r in c.records]
-        return Path(os.path.commonpath(paths)) if paths else Path("/")
+        if "_data_root" not in self.__dict__:
+            paths = [str(r.path.resolve().parent) for c in (self.category, *self.evaluated) for r in c.records]
+            object.__setattr__(self, "_data_root", Path(os.path.commonpath(paths)) if paths else Path("/"))
+        return self.__dict__["_data_root"]
 
     def record_id(self, record: Record) -> str:
         """How a cached row names ``record``: its path relative to :meth:`data_root` (POSIX)."""

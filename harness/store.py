@@ -272,6 +272,19 @@ def _verify_counts(folder: Path, meta: dict[str, Any], integrity: dict[str, Any]
     shape = integrity.get("maps_shape")
     if shape is not None and (shape[0] != n_test or list(shape[1:]) != list(meta.get("image_size", shape[1:]))):
         raise CacheEntryDamaged(f"maps of shape {shape} for {n_test} test images of size {meta.get('image_size')}")
+    if (folder / "maps.npz").is_file():
+        _verify_maps(folder / "maps.npz", shape)
+
+
+def _verify_maps(path: Path, shape: list[int] | None) -> None:
+    """maps.npz holds one float16 array ``maps`` of the recorded shape (never a pickled object)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            maps = data["maps"]
+    except (ValueError, OSError, KeyError, EOFError) as exc:
+        raise CacheEntryDamaged(f"maps.npz cannot be read as plain arrays: {exc}") from None
+    if maps.dtype != np.float16 or shape is None or list(maps.shape) != list(shape):
+        raise CacheEntryDamaged(f"maps.npz holds {maps.dtype} maps of shape {list(maps.shape)}, expected {shape}")
 
 
 @contextlib.contextmanager

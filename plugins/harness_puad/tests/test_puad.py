@@ -186,7 +186,7 @@ calibrations: [test_f1_oracle, kde]
     assert rows.loc[rows["model"] == "puad_mahalanobis", "pixel_auroc"].isna().all()
     report = (tmp_path / "out" / "report.html").read_text()
     assert all(name in report for name in ("puad_efficientad", "puad_mahalanobis"))
-    assert len(list((tmp_path / "home" / "fits" / "puad").glob("*.pt"))) == 1  # three rows, one fit
+    assert len(list((tmp_path / "home" / "fits" / "puad").glob("*.safetensors"))) == 1  # three rows, one fit
     jobs = json.loads((tmp_path / "out" / "run.json").read_text())["jobs"]
     assert min(job["fit_seconds"] for job in jobs) > 1  # the loaded rows report the one training's time
 
