@@ -89,7 +89,12 @@ class CacheEntryDamaged(Exception):
     """A cache entry that fails its checks (missing file, truncated, checksum or count mismatch)."""
 
 
+class _Swapped(CacheEntryDamaged):
+    """The version a link named was removed by a concurrent writer: read the link again."""
+
+
 ENTRY_FILES = ("scores.csv", "maps.npz")
+RETRIES = 5
 ENTRIES = ".entries"
 """Sub-folder of the cache holding the versioned entry folders that ``ROOT/<key>`` links point to."""
 
@@ -124,7 +129,7 @@ class ScoreCache:
             raise CacheEntryDamaged(f"link points outside the cache ({target})")
         resolved = self.root / folder
         if not resolved.is_dir():
-            raise CacheEntryDamaged("missing (its version folder is gone)")
+            raise _Swapped("missing (its version folder is gone)")
         return resolved
 
     def has(self, key: str) -> bool:
@@ -139,14 +144,37 @@ class ScoreCache:
         return True
 
     def _entry(self, key: str) -> Path:
-        """The verified version folder of ``key`` (checks run once per version and file state)."""
-        folder = self.resolve(key)
-        state = tuple(_stat(folder / name) for name in ("meta.json", *ENTRY_FILES))
-        known = self._verified.get(key)
-        if known is None or known != (folder, state):
-            verify_entry(folder)
-            self._verified[key] = (folder, state)
-        return folder
+        """The verified version folder of ``key`` (checks run once per version and file state).
+
+        A version a concurrent writer replaced and removed while it was being read is read again
+        through the new link, so a reader never takes a rewrite for a missing entry.
+        """
+        for _ in range(RETRIES):
+            try:
+                folder = self.resolve(key)
+            except _Swapped:
+                continue
+            try:
+                state = tuple(_stat(folder / name) for name in ("meta.json", *ENTRY_FILES))
+                if self._verified.get(key) != (folder, state):
+                    verify_entry(folder)
+                    self._verified[key] = (folder, state)
+                return folder
+            except (CacheEntryDamaged, FileNotFoundError):
+                if folder.is_dir():  # still there: really damaged
+                    raise
+        raise CacheEntryDamaged("missing")
+
+    def _read(self, key: str, read: Any) -> Any:
+        """``read(folder)`` on the verified version of ``key``, again on the new one if it was swapped meanwhile."""
+        for attempt in range(RETRIES):
+            folder = self._entry(key)
+            try:
+                return read(folder)
+            except FileNotFoundError:
+                if attempt == RETRIES - 1 or folder.is_dir():
+                    raise
+        raise CacheEntryDamaged("missing")
 
     def put(self, key: str, scores: pd.DataFrame, maps: np.ndarray | None, meta: dict[str, Any]) -> None:
         """Store one job; maps are kept as compressed float16. Checksums and counts go into ``meta.json``."""
@@ -157,15 +185,16 @@ class ScoreCache:
         try:
             write_entry(staging, scores, maps, meta)
             os.symlink(f"{ENTRIES}/{staging.name}", link)
-            old = self._current(key)
-            os.replace(link, self.path(key))  # the atomic swap: readers see the old entry or the new one
+            with _key_lock(versions / f"{key}.lock"):  # writers swap one at a time; readers never wait
+                old = self._current(key)
+                os.replace(link, self.path(key))  # the atomic swap: readers see the old entry or the new one
+                if old is not None and old != staging:
+                    _remove_version(old)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(link)
             raise
-        if old is not None and old != staging:
-            shutil.rmtree(old, ignore_errors=True)
 
     def _current(self, key: str) -> Path | None:
         """The version folder ``key`` points to now (to delete after the swap); moves a plain folder aside."""
@@ -183,19 +212,46 @@ class ScoreCache:
 
     def scores(self, key: str) -> pd.DataFrame:
         """Per-image scores of one entry."""
-        return pd.read_csv(self._entry(key) / "scores.csv", keep_default_na=False)
+        return self._read(key, lambda folder: pd.read_csv(folder / "scores.csv", keep_default_na=False))
 
     def maps(self, key: str) -> np.ndarray | None:
         """Anomaly maps of the entry's test images (float32), or ``None``."""
-        path = self._entry(key) / "maps.npz"
-        if not path.is_file():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return data["maps"].astype(np.float32)
+        return self._read(key, _read_maps)
 
     def meta(self, key: str) -> dict[str, Any]:
         """Metadata of one entry (model, options, weights, timings, versions, integrity)."""
-        return json.loads((self._entry(key) / "meta.json").read_text())
+        return self._read(key, lambda folder: json.loads((folder / "meta.json").read_text()))
+
+
+@contextlib.contextmanager
+def _key_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_version(folder: Path) -> None:
+    """Rename a replaced version away first (atomic), then delete it: a reader never sees it half deleted."""
+    trash = folder.with_name(f"{folder.name}.removed")
+    try:
+        os.rename(folder, trash)
+    except OSError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _read_maps(folder: Path) -> np.ndarray | None:
+    if not (folder / "maps.npz").is_file():
+        if not folder.is_dir():
+            raise FileNotFoundError(folder)
+        return None
+    with np.load(folder / "maps.npz", allow_pickle=False) as data:
+        return data["maps"].astype(np.float32)
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:

@@ -142,7 +142,7 @@ def test_damaged_cache_entry_is_named_and_refitted(cli, ran, tmp_path, damage):
 
 
 def test_cache_link_pointing_outside_is_not_followed(cli, ran, tmp_path):
-    path, _, cache, first = ran
+    path, _, cache, _ = ran
     (link,) = [p for p in cache.iterdir() if p.is_symlink()]
     outside = tmp_path / "elsewhere"
     shutil.copytree(link.resolve(), outside)
@@ -154,7 +154,7 @@ def test_cache_link_pointing_outside_is_not_followed(cli, ran, tmp_path):
 
 
 def test_second_run_reuses_a_healthy_entry_silently(cli, ran, tmp_path):
-    path, _, cache, first = ran
+    path, _, cache, _ = ran
     code, _, err = cli("run", str(path), "--out", str(tmp_path / "again"), "--cache", str(cache))
     assert code == 0 and err.strip() == "" and FixedScores.calls == []
 
@@ -176,7 +176,7 @@ def test_options_naming_files_are_keyed_by_content(cli, tmp_path, change):
         target = tmp_path / "moved.bin"
         (shutil.move if change == "moved_same_bytes" else shutil.copy)(weights, target)
     models = f"[{{name: file_weights, options: {{weights: {target}}}}}]"
-    code, out, err = cli("run", str(protocol(tmp_path, models)), "--out", str(tmp_path / "b"), "--cache", str(cache))
+    code, _, err = cli("run", str(protocol(tmp_path, models)), "--out", str(tmp_path / "b"), "--cache", str(cache))
     assert code == 0, err
     second = json.loads((tmp_path / "b" / "run.json").read_text())["jobs"][0]
     if change == "rewritten_in_place":
@@ -446,7 +446,7 @@ def test_plugin_fault_fails_its_own_rows(cli, ran, tmp_path, fault):
     extra = "executor: {timeout: 2}" if fault == "hang" else ""
     path = protocol(tmp_path, models, extra=extra, name="faults")
     target = tmp_path / "faults-out"
-    code, stdout, err = cli("run", str(path), "--out", str(target), "--cache", str(cache))
+    code, _, err = cli("run", str(path), "--out", str(target), "--cache", str(cache))
     assert code == 1, err
     assert "job(s) failed" in one_line(err)
     rows = pd.read_csv(target / "results.csv")
