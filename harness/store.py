@@ -132,12 +132,12 @@ class ScoreCache:
             raise _Swapped("missing (its version folder is gone)")
         return resolved
 
-    def has(self, key: str) -> bool:
-        """Whether the entry exists and passes its checks; a damaged one is reported once and counts as missing."""
+    def has(self, key: str, report: bool = True) -> bool:
+        """Whether the entry exists and passes its checks; a damaged one counts as missing (named if ``report``)."""
         try:
             self._entry(key)
         except CacheEntryDamaged as exc:
-            if str(exc) != "missing" and key not in self._warned:
+            if report and str(exc) != "missing" and key not in self._warned:
                 self._warned.add(key)
                 logger.warning("cache entry %s is damaged (%s); refitting it", self.path(key), exc)
             return False

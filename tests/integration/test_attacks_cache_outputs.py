@@ -483,3 +483,29 @@ def test_unwritable_places_are_found_before_fitting(cli, tmp_path, monkeypatch, 
     assert one_line(err).startswith("Error: ") and str(blocker) in err
     assert FixedScores.calls == []
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.slow
+def test_damaged_entry_is_one_line_in_a_real_terminal_run(tmp_path):
+    """The same through ``python -m harness.cli`` (the job's own process must not repeat the warning)."""
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "HARNESS_PLUGINS": "faulty",
+        "PYTHONPATH": os.pathsep.join([str(TESTS / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    }
+    path = protocol(tmp_path, "[{name: faulty, options: {fault: none}}]")
+    cache = tmp_path / "cache"
+
+    def run(out: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "harness.cli", "run", str(path), "--out", str(tmp_path / out)]
+        return subprocess.run([*command, "--cache", str(cache)], env=env, capture_output=True, text=True, timeout=600)
+
+    assert run("a").returncode == 0
+    _drop_rows(entry_folder(cache) / "scores.csv")
+    result = run("b")
+    assert result.returncode == 0, result.stderr
+    assert "damaged" in one_line(result.stderr)
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["counts"]["fitted"] == 1
