@@ -24,7 +24,7 @@ from harness.plugins import Plugins, get_plugins
 from harness.protocol import ProtocolConfig
 from harness.provenance import build_run_record
 from harness.scoring import Job, JobOutcome, cached_scores
-from harness.store import CACHE_ENV, ScoreCache, default_cache_dir, output_lock  # noqa: F401 (re-exported)
+from harness.store import CACHE_ENV, ScoreCache, default_cache_dir, output_lock, preflight  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -111,10 +111,18 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
 
 
 def run_protocol(
-    protocol: ProtocolConfig, out: Path, cache_dir: Path | None = None, argv: list[str] | None = None
+    protocol: ProtocolConfig,
+    out: Path,
+    cache_dir: Path | None = None,
+    argv: list[str] | None = None,
+    force: bool = False,
 ) -> RunSummary:
-    """Run ``protocol`` into ``out``: results.csv, figures/, report.html, report.tex, run.json, scores/."""
+    """Run ``protocol`` into ``out``: results.csv, figures/, report.html, report.tex, run.json, scores/.
+
+    ``force`` writes into a folder holding files the harness did not write (they are kept).
+    """
     started = time.time()
+    preflight(out, cache_dir or default_cache_dir(), force)
     plugins = get_plugins()
     run = RunState(resolve(protocol, plugins, check_options=False), plugins, out, started)
     executor = build_executor(protocol.executor)
