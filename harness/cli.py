@@ -142,7 +142,7 @@ def list_(kind: str) -> None:
     width = max((len(n) for n in registry), default=10) + 2
     for name, entry in sorted(registry.items()):
         owner = plugins.owner(kind, name).name
-        reason = entry.why_unavailable() if hasattr(entry, "why_unavailable") else None
+        reason = entry.reason_unavailable() if kind == "models" else None
         status = f"cannot run here: {reason}" if reason else "ok"
         oracle = "  (oracle: reads test labels)" if kind == "calibrations" and getattr(entry, "oracle", False) else ""
         click.echo(f"{name:{width}s} {owner:20s} {status}{oracle}")

@@ -27,7 +27,7 @@ from harness.data.base import Category, Record, samples_for
 from harness.errors import HarnessError
 from harness.protocol import ModelConfig
 from harness.store import CACHE_SCHEMA, ScoreCache
-from harness.types import LabelledSample, Scores
+from harness.types import LabelledSample, Scores, detector_info
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         with efficiency.Sampler(measure["sample_seconds"]).running() as sampler, energy_meter as energy:
             detector = factory(**dict(job.model.options))
             started = time.perf_counter()
-            if getattr(detector, "supervised", False):
+            if detector_info(detector).supervised:
                 detector.fit(fit_samples, anomalies=labelled_samples(job))
             else:
                 detector.fit(fit_samples)
@@ -188,7 +188,8 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
             test_scores, test_maps = _score_in_batches(detector, test_samples)
             score_seconds = time.perf_counter() - started
             test_seconds = time.perf_counter() - test_started
-        shared = getattr(detector, "shared_fit_seconds", None)
+        info = detector_info(detector)  # read after scoring: a fit may set these
+        shared = info.shared_fit_seconds
         fit_note = {}
         if shared is not None:  # the detector loaded a fit made once for sibling models
             fit_note = {"fit_note": f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)"}
@@ -203,7 +204,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         }
         if test_samples and measure["latency_repeats"]:
             figures["latency_ms"] = efficiency.latency_ms(detector, test_samples[0], int(measure["latency_repeats"]))
-        figures.update(efficiency.footprint(detector, job.image_size))
+        figures.update(efficiency.footprint(info, job.image_size))
         efficiency.with_co2(figures, float(measure["grid_intensity"]))
     except (HarnessError, KeyboardInterrupt, JobFailed):
         raise
@@ -230,7 +231,9 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "plugin": job.plugin,
         "plugin_version": job.plugin_version,
         "factory_version": job.factory_version,
-        "weights": str(getattr(detector, "weights", "unknown")),
+        "weights": info.weights,
+        "detector": info.name,
+        "device": info.device,
         "category": job.category.name,
         "test_categories": [c.name for c in job.evaluated],
         "seed": job.seed,

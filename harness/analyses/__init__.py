@@ -1,5 +1,21 @@
 """Protocol kinds: analyses over cached scores (one module each)."""
 
-from harness.analyses.base import Analysis, AnalysisContext, AnalysisResult, FigureRecord, JobData
+from harness.analyses.base import (
+    Analysis,
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    FigureRecord,
+    JobData,
+    analysis_spec,
+)
 
-__all__ = ["Analysis", "AnalysisContext", "AnalysisResult", "FigureRecord", "JobData"]
+__all__ = [
+    "Analysis",
+    "AnalysisContext",
+    "AnalysisResult",
+    "AnalysisSpec",
+    "FigureRecord",
+    "JobData",
+    "analysis_spec",
+]

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, JobData, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, JobData, successful
 from harness.analyses.common import thresholds_of
 from harness.errors import HarnessError
 from harness.figures import benchmark_figures
@@ -75,7 +75,7 @@ def rank_table(table: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
     return table.sort_values(["mean_rank", metrics[0]], ascending=[True, False]).reset_index(drop=True)
 
 
-class Benchmark:
+class Benchmark(AnalysisSpec):
     """The benchmark protocol kind."""
 
     title = "Ranked benchmark with efficiency and CO2"
