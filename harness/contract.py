@@ -128,9 +128,9 @@ class MetricSpec:
         name: the result column it fills.
         higher_is_better: its direction (report arrows, ranking).
         level: "image": ``function(scores, labels) -> float`` over the test images' scores and
-            0/1 labels; "pixel": ``function(maps, masks, labels) -> float`` over the test images'
-            anomaly maps (N, H, W), boolean masks and labels, computed only when the model gives
-            maps and the dataset has masks.
+            0/1 labels; "pixel": ``function(maps, masks) -> float`` over the test images' anomaly
+            maps (N, H, W) and boolean masks, computed only when the model gives maps and the
+            dataset has masks.
         function: computes the metric; NaN when it is undefined (e.g. a single class).
         description: one line for the documentation.
 

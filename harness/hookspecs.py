@@ -110,9 +110,10 @@ def harness_metrics() -> Mapping[str, MetricSpec]:
     Returns:
         A mapping from metric name (the result column it fills) to a
         :class:`harness.MetricSpec`: ``higher_is_better``, ``level`` ("image":
-        ``function(scores, labels)``; "pixel": ``function(maps, masks, labels)``, computed
+        ``function(scores, labels)``; "pixel": ``function(maps, masks)``, computed
         when the model gives maps and the dataset has masks) and ``function`` returning a
-        float. The built-in AUROC, AP, pixel AUROC, AUPRO and PL are registered this way.
+        float. The built-in AUROC, AP and pixel metrics (pixel AUROC, AUPRO, PL, ...) are
+        registered this way.
 
     .. versionadded:: 0.2
 
