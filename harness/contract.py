@@ -19,6 +19,7 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import ProtocolError
+from harness.integrity import content_digest
 from harness.types import Detector, DetectorFactory
 
 
@@ -88,6 +89,18 @@ class ModelSpec:
     def files(self, options: Mapping[str, Any]) -> list[Path]:
         """The files and folders the model reads with ``options`` (for the cache key)."""
         return [Path(p) for p in self.cache_files(options)] if self.cache_files is not None else []
+
+    def identity(self, options: Mapping[str, Any]) -> str:
+        """What enters the score-cache key for the model's code and files.
+
+        ``version``, plus the content hash of every file :meth:`files` names (a missing one enters as
+        "missing"), so new weights at the same path give new scores.
+        """
+        files = self.files(options)
+        if not files:
+            return self.version
+        parts = [f"{p.name}:{content_digest(p) if p.exists() else 'missing'}" for p in files]
+        return f"{self.version} files[{', '.join(parts)}]"
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -96,7 +96,7 @@ class JobMaker:
         """A job fitting ``model`` on ``category`` with ``seed``, scoring ``test_categories`` (default itself)."""
         info = self.plugins.owner("models", model.name)
         spec = self.models.get(model.name) or self.plugins.model(model.name)
-        factory_version = spec.version
+        factory_version = spec.identity(model.options)  # version, and the content of the files it reads
         subset = TrainingSubset(self.protocol.holdout_fraction, seed)
         return Job(
             model,

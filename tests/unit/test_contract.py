@@ -220,3 +220,26 @@ def test_a_clashing_plugin_is_rejected_whole_naming_both():
     assert "registered by both 'harness.calibration' and 'clashing'" in info.error
     assert "fresh_model" not in plugins.registry("models") and info.registers == {}
     assert not plugins.manager.is_registered(Clashing) and plugins.manager.get_plugin("clashing") is None
+
+
+def test_files_a_model_reads_enter_the_cache_key_by_content(tmp_path, small_protocol):
+    from harness.planning import resolve
+    from harness.protocol import load_protocol
+
+    weights = tmp_path / "teacher.bin"
+    weights.write_bytes(b"first")
+    spec = harness.ModelSpec(Constant, version="1", cache_files=lambda options: [weights])
+
+    class Plugin:
+        @harness.hookimpl
+        def harness_models(self):
+            return {"constant": spec}
+
+    plugins = Plugins(autoload=False)
+    plugins.register(Plugin(), "constant-plugin")
+    protocol = load_protocol(small_protocol, ("models=[{name: constant}]",))
+    before = [job.key for job in resolve(protocol, plugins).jobs]
+    assert resolve(protocol, plugins).models["constant"] is spec
+    weights.write_bytes(b"second")  # same path, new content
+    after = [job.key for job in resolve(protocol, plugins).jobs]
+    assert before and not set(before) & set(after)
