@@ -51,7 +51,7 @@ _LAZY = {
     "ModelError": "harness.errors",
     "unknown_name_message": "harness.errors",
     "validation_split": "harness.data.base",
-    "harness_home": "harness.data.synthetic",
+    "harness_home": "harness.store",
     "write_atomic": "harness.store",
     "check_detector": "harness.testing",
     "parametrize_checks": "harness.testing",
@@ -108,7 +108,6 @@ if TYPE_CHECKING:
     from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData
     from harness.contract import MetricSpec, ModelSpec, ReportSection
     from harness.data.base import validation_split
-    from harness.data.synthetic import harness_home
     from harness.errors import DatasetError, HarnessError, ModelError, ProtocolError, unknown_name_message
-    from harness.store import write_atomic
+    from harness.store import harness_home, write_atomic
     from harness.testing import ConformanceError, check_detector, parametrize_checks
