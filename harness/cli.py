@@ -123,9 +123,9 @@ def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
 
 
 @cli.command(name="list")
-@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols"]))
+@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols", "metrics"]))
 def list_(kind: str) -> None:
-    """List registered models, dataset layouts, calibrations or protocols."""
+    """List registered models, dataset layouts, calibrations, protocols or metrics."""
     from harness.plugins import get_plugins
 
     plugins = get_plugins()
@@ -144,6 +144,8 @@ def list_(kind: str) -> None:
         owner = plugins.owner(kind, name).name
         reason = entry.reason_unavailable() if kind == "models" else None
         status = f"cannot run here: {reason}" if reason else "ok"
+        if kind == "metrics":
+            status = f"{entry.level} level, {'higher' if entry.higher_is_better else 'lower'} is better"
         oracle = "  (oracle: reads test labels)" if kind == "calibrations" and getattr(entry, "oracle", False) else ""
         click.echo(f"{name:{width}s} {owner:20s} {status}{oracle}")
     failed = [i for i in plugins.infos if i.error]

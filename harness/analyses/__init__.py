@@ -1,7 +1,9 @@
 """Protocol kinds: analyses over cached scores (one module each)."""
 
+from typing import Any
+
+from harness.analyses import base
 from harness.analyses.base import (
-    Analysis,
     AnalysisContext,
     AnalysisResult,
     AnalysisSpec,
@@ -11,7 +13,6 @@ from harness.analyses.base import (
 )
 
 __all__ = [
-    "Analysis",
     "AnalysisContext",
     "AnalysisResult",
     "AnalysisSpec",
@@ -19,3 +20,7 @@ __all__ = [
     "JobData",
     "analysis_spec",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(base, name)  # deprecated names warn there (``Analysis``)

@@ -278,8 +278,16 @@ class AnalysisSpec:
         return list(columns(summary) if callable(columns) else columns)
 
 
-Analysis = AnalysisSpec
-"""The former name of :class:`AnalysisSpec`."""
+def __getattr__(name: str) -> Any:
+    if name == "Analysis":  # the typing.Protocol of the first release
+        warnings.warn(
+            "harness.analyses.Analysis is renamed harness.AnalysisSpec; import that instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return AnalysisSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _EXTENSION_ATTRIBUTES = (
     "title",

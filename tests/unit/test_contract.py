@@ -243,3 +243,18 @@ def test_files_a_model_reads_enter_the_cache_key_by_content(tmp_path, small_prot
     weights.write_bytes(b"second")  # same path, new content
     after = [job.key for job in resolve(protocol, plugins).jobs]
     assert before and not set(before) & set(after)
+
+
+def test_the_former_analysis_name_warns_and_still_works():
+    import harness.analyses
+
+    with pytest.warns(DeprecationWarning, match="AnalysisSpec"):
+        from harness.analyses import Analysis
+    assert Analysis is harness.AnalysisSpec
+    with pytest.warns(DeprecationWarning):
+        assert harness.analyses.base.Analysis is harness.AnalysisSpec
+
+
+def test_list_metrics_shows_level_and_direction(cli):
+    code, out, _ = cli("list", "metrics")
+    assert code == 0 and "auroc" in out and "image level, higher is better" in out and "pixel level" in out
