@@ -164,9 +164,9 @@ def schema(markdown: bool) -> None:
 
 
 @cli.command(name="list")
-@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols"]))
+@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols", "metrics"]))
 def list_(kind: str) -> None:
-    """List registered models, dataset layouts, calibrations or protocols."""
+    """List registered models, dataset layouts, calibrations, protocols or metrics."""
     from harness.plugins import get_plugins
 
     plugins = get_plugins()
@@ -183,8 +183,10 @@ def list_(kind: str) -> None:
     width = max((len(n) for n in registry), default=10) + 2
     for name, entry in sorted(registry.items()):
         owner = plugins.owner(kind, name).name
-        reason = entry.why_unavailable() if hasattr(entry, "why_unavailable") else None
+        reason = entry.reason_unavailable() if kind == "models" else None
         status = f"cannot run here: {reason}" if reason else "ok"
+        if kind == "metrics":
+            status = f"{entry.level} level, {'higher' if entry.higher_is_better else 'lower'} is better"
         oracle = "  (oracle: reads test labels)" if kind == "calibrations" and getattr(entry, "oracle", False) else ""
         click.echo(f"{name:{width}s} {owner:20s} {status}{oracle}")
     failed = [i for i in plugins.infos if i.error]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from harness.analyses.base import CalibrationSpec
+from harness.analyses.base import AnalysisSpec, CalibrationSpec
 from harness.config import check as config_check
+from harness.contract import ModelSpec
 from harness.data.base import Category
 from harness.data.shaping import load_categories, open_dataset
 from harness.errors import ProtocolError
@@ -32,11 +33,25 @@ def build_calibrations(protocol: ProtocolConfig, plugins: Plugins) -> list[Calib
     return specs
 
 
-def check_model_options(protocol: ProtocolConfig, plugins: Plugins, labels: set[str] | None = None) -> None:
-    """Let each model's factory check its options (may import the model's library); ``labels`` limits which."""
+def resolve_models(protocol: ProtocolConfig, plugins: Plugins) -> dict[str, ModelSpec]:
+    """Each model of the protocol (by name) looked up once; an unknown name raises with its key."""
+    return {
+        model.name: plugins.model(model.name, key=f"models.{index}.name") for index, model in enumerate(protocol.models)
+    }
+
+
+def check_model_options(
+    protocol: ProtocolConfig, models: Mapping[str, ModelSpec] | Plugins, labels: set[str] | None = None
+) -> None:
+    """Check each model's options against its spec (may import the model's library); ``labels`` limits which.
+
+    ``models`` is :func:`resolve_models`'s mapping, or the plugins to look them up in. Errors name the
+    protocol file's line.
+    """
+    specs = resolve_models(protocol, models) if isinstance(models, Plugins) else models
     for index, model in enumerate(protocol.models):
         if labels is None or model.label in labels:
-            config_check.check_model_options(protocol, plugins.get("models", model.name), index)
+            config_check.check_model_options(protocol, specs[model.name], index)
 
 
 @dataclass(frozen=True)
@@ -45,13 +60,16 @@ class JobMaker:
 
     protocol: ProtocolConfig
     plugins: Plugins
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    """The protocol's models as :func:`resolve_models` found them (looked up here when absent)."""
 
     def __call__(
         self, model: ModelConfig, category: Category, seed: int, test_categories: tuple[Category, ...] = ()
     ) -> Job:
         """A job fitting ``model`` on ``category`` with ``seed``, scoring ``test_categories`` (default itself)."""
         info = self.plugins.owner("models", model.name)
-        factory_version = str(getattr(self.plugins.get("models", model.name), "version", ""))
+        spec = self.models.get(model.name) or self.plugins.model(model.name)
+        factory_version = spec.identity(model.options)  # version, and the content of the files it reads
         subset = TrainingSubset(self.protocol.holdout_fraction, seed)
         return Job(
             model,
@@ -83,8 +101,10 @@ class RunPlan:
     protocol: ProtocolConfig
     jobs: list[Job]
     calibrations: list[CalibrationSpec]
-    analysis: Any
+    analysis: AnalysisSpec
     categories: list[Category]
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    """Each model name's :class:`ModelSpec`, looked up once."""
 
 
 def resolve(protocol: ProtocolConfig, plugins: Plugins | None = None, check_options: bool = True) -> RunPlan:
@@ -94,18 +114,18 @@ def resolve(protocol: ProtocolConfig, plugins: Plugins | None = None, check_opti
     fitted (cached jobs need no model library).
     """
     plugins = plugins or get_plugins()
-    analysis = config_check.check_protocol(protocol, plugins, models=check_options)
+    config_check.check_protocol(protocol, plugins, models=check_options)
+    analysis = plugins.analysis(protocol.protocol, key="protocol")
+    models = resolve_models(protocol, plugins)
     calibrations = build_calibrations(protocol, plugins)
     categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset, protocol.supervision)
-    maker = JobMaker(protocol, plugins)
-    planner = getattr(analysis, "plan_jobs", None)
-    jobs = planner(protocol, categories, maker) if planner else maker.standard(categories)
-    return RunPlan(protocol, jobs, calibrations, analysis, categories)
+    jobs = analysis.plan_jobs(protocol, categories, JobMaker(protocol, plugins, models))
+    return RunPlan(protocol, jobs, calibrations, analysis, categories, models)
 
 
 def plan(
     protocol: ProtocolConfig, plugins: Plugins | None = None, check_options: bool = True
-) -> tuple[list[Job], list[CalibrationSpec], Any]:
+) -> tuple[list[Job], list[CalibrationSpec], AnalysisSpec]:
     """``(jobs, calibrations, analysis)`` of :func:`resolve` (kept for callers of the first release)."""
     resolved = resolve(protocol, plugins, check_options)
     return resolved.jobs, resolved.calibrations, resolved.analysis

@@ -33,7 +33,7 @@ from harness.data.handover import SampleFolder
 from harness.data.layouts import MVTecLayout
 from harness.data.synthetic import ensure_generated
 from harness.scoring import seed_everything
-from harness.types import LabelledSample, Sample, Scores
+from harness.types import LabelledSample, Sample, Scores, detector_info
 
 __all__ = ["CHECKS", "ConformanceError", "check_detector", "parametrize_checks", "suite"]
 
@@ -84,7 +84,7 @@ class Subject:
     def fitted(self, seed: int = 0) -> Any:
         seed_everything(seed)
         detector = self.build()
-        if getattr(detector, "supervised", False):
+        if detector_info(detector).supervised:
             detector.fit(self.samples("train"), anomalies=self.labelled())
         else:
             detector.fit(self.samples("train"))

@@ -32,6 +32,7 @@ from harness import hookimpl
 from harness.analyses.base import (
     AnalysisContext,
     AnalysisResult,
+    AnalysisSpec,
     FigureRecord,
     JobData,
     successful,
@@ -129,7 +130,7 @@ def resolve_groups(groups: object) -> dict[str, list[str]]:
     return {str(k): [str(c) for c in v] for k, v in (groups or {}).items()}
 
 
-class Benchmark:
+class Benchmark(AnalysisSpec):
     """The benchmark protocol kind."""
 
     title = "Ranked benchmark with efficiency and CO2"

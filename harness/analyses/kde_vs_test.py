@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
 from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
 from harness.analyses.options import KdeVsTestOptions
 from harness.analyses.review import map_panel_figure, review_candidates, review_figure
@@ -78,7 +78,7 @@ def calibrate_rows(job: JobData, context: AnalysisContext) -> list[dict[str, obj
     return rows
 
 
-class KdeVsTest:
+class KdeVsTest(AnalysisSpec):
     """The kde_vs_test protocol kind."""
 
     title = "Test-calibrated vs KDE-calibrated thresholds"

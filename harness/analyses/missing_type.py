@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
 from harness.analyses.common import slug, thresholds_of
 from harness.analyses.options import MissingTypeOptions
 from harness.analyses.stress import calibrate_on, oracle_function
@@ -49,7 +49,7 @@ def _families(job: JobData, context: AnalysisContext) -> dict[str, str]:
     return dict(job.families)
 
 
-class MissingType:
+class MissingType(AnalysisSpec):
     """The missing_type protocol kind."""
 
     title = "Oracle thresholds calibrated without some defect types"

@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, restrict, successful
+from harness.analyses.base import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    FigureRecord,
+    JobData,
+    restrict,
+    successful,
+)
 from harness.analyses.common import slug, thresholds_of
 from harness.analyses.options import MulticlassOptions
 from harness.data.base import Category
@@ -58,7 +66,7 @@ def pooled_row(parts: list[tuple[np.ndarray, np.ndarray, float]]) -> dict[str, f
     }
 
 
-class MulticlassUnified:
+class MulticlassUnified(AnalysisSpec):
     """The multiclass_unified protocol kind."""
 
     title = "Unified model vs one model per category"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
 from harness.analyses.common import job_rng, slug, thresholds_of
 from harness.analyses.options import PartialAnomalyOptions
 from harness.analyses.stress import calibrate_on, oracle_function, split_specs
@@ -62,7 +62,7 @@ def _options(options) -> tuple[tuple[float, ...], int]:
     return fractions, draws
 
 
-class PartialAnomaly:
+class PartialAnomaly(AnalysisSpec):
     """The partial_anomaly protocol kind."""
 
     title = "Oracle thresholds from part of the test anomalies"

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, successful
 from harness.analyses.options import PerTypeOptions
 from harness.errors import HarnessError
 from harness.metrics import ranking_metrics
@@ -34,7 +34,7 @@ def anomaly_groups(types: list[str], families: Mapping[str, str], group_by: str)
     return {t: [t] for t in types}
 
 
-class PerType:
+class PerType(AnalysisSpec):
     """The per_type protocol kind."""
 
     title = "AUROC per anomaly type"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, ProtocolError, unknown_name_message
 from harness.plugins import Plugins, get_plugins
@@ -78,10 +78,19 @@ def check_layout_options(config: ProtocolConfig, layout: Any) -> None:
         _validate(config, model, config.dataset.effective_options, path)
 
 
+def options_model_of(thing: Any) -> type[BaseModel] | None:
+    """The pydantic model a registration declares: ``options_model``, or ``options`` when it is one (ModelSpec)."""
+    for name in ("options_model", "options"):
+        model = getattr(thing, name, None)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model
+    return None
+
+
 def check_analysis_options(config: ProtocolConfig, analysis: Any) -> None:
     """The ``analysis:`` keys against the kind's ``options_model`` (or its legacy ``options`` tuple)."""
     options = dict(config.analysis)
-    model = getattr(analysis, "options_model", None)
+    model = options_model_of(analysis)
     if model is not None:
         _validate(config, model, options, ("analysis",))
     else:
@@ -125,7 +134,7 @@ def check_model_options(config: ProtocolConfig, factory: Any, index: int) -> Non
     """A model's options against the factory's ``options_model`` and its ``check_options``."""
     entry = config.models[index]
     path = ("models", index, "options")
-    model = getattr(factory, "options_model", None)
+    model = options_model_of(factory)
     if model is not None:
         _validate(config, model, dict(entry.options), path)
     check = getattr(factory, "check_options", None)
