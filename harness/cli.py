@@ -107,7 +107,16 @@ def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Pat
 @cli.command()
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
-def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
+@click.option(
+    "--audit",
+    "audit_csv",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[CSV]",
+    help="Also audit the dataset (duplicates, label conflicts, masks, unreadable files); CSV: write findings.",
+)
+def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) -> None:
     """Check PROTOCOL (keys, names, dataset, options) without running a model."""
     from harness.protocol import load_protocol
     from harness.runner import plan
@@ -120,6 +129,13 @@ def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
         f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
         f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)"
     )
+    from harness.audit import describe, run_audit
+
+    shown = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
+    for category in shown.values():
+        click.echo(describe(category))
+    if audit_csv is not None:
+        run_audit(list(shown.values()), None if audit_csv == "-" else Path(audit_csv), click.echo)
 
 
 @cli.command(name="list")

@@ -40,6 +40,9 @@ class TrainingSubset:
     def split(self, category: Category) -> tuple[list[Record], list[Record]]:
         """(fit, holdout): a seeded split of the defect-free training images (paper 000: 75 / 25).
 
+        A dataset that ships its own held-out normals (records of the split ``"holdout"``) is not
+        carved: all training images are fitted on and those are held out.
+
         A merged category (a unified model over several categories) is split per member, so each
         category keeps the same held-out images as its own model would.
         """
@@ -47,6 +50,8 @@ class TrainingSubset:
             parts = [self.split(member) for member in category.members]
             return [r for fit, _ in parts for r in fit], [r for _, held in parts for r in held]
         train = category.split("train")
+        if category.split("holdout"):  # the dataset's own held-out normals (MVTec AD 2 validation/good)
+            return train, category.split("holdout")
         n_holdout = round(len(train) * self.fraction_held_out)
         order = np.random.default_rng(self.split_seed).permutation(len(train))
         held = set(order[:n_holdout].tolist())

@@ -78,7 +78,8 @@ def shape_category(category: Category, config: Any, supervision: Mapping[str, An
             f"category '{category.name}' needs both defect-free and defective test images; "
             f"found {len(test)} test images ({sum(r.label for r in test)} defective)"
         )
-    return Category(category.name, train + test, category.families)
+    holdout = category.split("holdout")  # a dataset's own held-out normals, kept whole
+    return Category(category.name, train + holdout + test, category.families)
 
 
 def load_categories(source: Any, config: Any, supervision: Mapping[str, Any] | None = None) -> list[Category]:
