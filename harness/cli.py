@@ -207,6 +207,17 @@ def report(out: Path, formats: tuple[str, ...]) -> None:
         click.echo(f"wrote {path}")
 
 
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Path(path_type=Path), required=True, help="Folder to write into.")
+def export(out: Path, target: Path) -> None:
+    """Write OUT's scores (CSV) and maps (float TIFF) in the layout the precomputed model reads."""
+    from harness.export import export_run
+
+    for folder in export_run(out, target):
+        click.echo(f"wrote {folder}")
+
+
 @cli.command(name="new-plugin")
 @click.argument("name")
 @click.option(

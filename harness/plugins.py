@@ -28,6 +28,7 @@ EXTRA_PLUGINS_ENV = "HARNESS_PLUGINS"
 DEFAULT_PLUGINS = (
     "harness.data.layouts",
     "harness.data.public_layouts",
+    "harness.precomputed",
     "harness.calibration",
     "harness.analyses.kde_vs_test",
     "harness.analyses.partial_anomaly",

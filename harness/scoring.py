@@ -188,7 +188,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
                 detector.fit(fit_samples)
             fit_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            holdout_scores, _ = _score_in_batches(detector, samples_for(holdout_records, job.image_size))
+            holdout_scores, holdout_maps = _score_in_batches(detector, samples_for(holdout_records, job.image_size))
             test_started = time.perf_counter()
             test_scores, test_maps = _score_in_batches(detector, test_samples)
             score_seconds = time.perf_counter() - started
@@ -249,7 +249,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "efficiency": figures,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    cache.put(job.key, table, test_maps, meta)
+    cache.put(job.key, table, test_maps, meta, holdout_maps=holdout_maps if test_maps is not None else None)
 
 
 def labelled_samples(job: Job) -> list[LabelledSample]:

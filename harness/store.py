@@ -97,14 +97,22 @@ class ScoreCache:
         """Whether the entry exists and is complete."""
         return (self.path(key) / "meta.json").is_file()
 
-    def put(self, key: str, scores: pd.DataFrame, maps: np.ndarray | None, meta: dict[str, Any]) -> None:
-        """Store one job; maps are kept as compressed float16."""
+    def put(
+        self,
+        key: str,
+        scores: pd.DataFrame,
+        maps: np.ndarray | None,
+        meta: dict[str, Any],
+        holdout_maps: np.ndarray | None = None,
+    ) -> None:
+        """Store one job; maps (of the test images, and of the held-out normals) are kept as compressed float16."""
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
         try:
             scores.to_csv(staging / "scores.csv", index=False)
             if maps is not None:
-                np.savez_compressed(staging / "maps.npz", maps=maps.astype(np.float16))
+                extra = {} if holdout_maps is None else {"holdout": holdout_maps.astype(np.float16)}
+                np.savez_compressed(staging / "maps.npz", maps=maps.astype(np.float16), **extra)
             (staging / "meta.json").write_text(json_dumps(meta))
             target = self.path(key)
             if target.exists():  # an incomplete leftover, or a concurrent writer's identical entry
@@ -125,6 +133,14 @@ class ScoreCache:
             return None
         with np.load(path) as data:
             return data["maps"].astype(np.float32)
+
+    def holdout_maps(self, key: str) -> np.ndarray | None:
+        """Anomaly maps of the entry's held-out normals (float32), or ``None`` (no maps, or an older entry)."""
+        path = self.path(key) / "maps.npz"
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return data["holdout"].astype(np.float32) if "holdout" in data.files else None
 
     def meta(self, key: str) -> dict[str, Any]:
         """Metadata of one entry (model, options, weights, timings, versions)."""
