@@ -29,6 +29,8 @@ class JobData:
     load_masks: Callable[[], np.ndarray | None] = field(repr=False)
     families: Mapping[str, str] = field(default_factory=dict)
     """Defect type -> family, as the dataset declares them."""
+    load_holdout_maps: Callable[[], np.ndarray | None] = field(default=lambda: None, repr=False)
+    """Maps of the held-out normals (rows of ``holdout`` order), or ``None`` (no maps, or an older cache entry)."""
 
     @property
     def weights(self) -> str:

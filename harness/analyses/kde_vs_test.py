@@ -22,6 +22,7 @@ from harness.analyses.common import job_rng, reference_calibration, slug, thresh
 from harness.analyses.review import map_panel_figure, review_candidates, review_figure
 from harness.figures import confusion_bars, grouped_metric_bars, save, score_distributions
 from harness.metrics import bootstrap_intervals, threshold_metrics
+from harness.segmentation import segmentation_report
 
 SUMMARY_MEANS = ["accuracy", "precision", "recall", "f1", "auroc", "ap", "pixel_auroc", "aupro", "pl"]
 SUMMARY_SUMS = ["false_negatives", "false_positives", "n_test", "n_anomalous"]
@@ -93,6 +94,8 @@ class KdeVsTest:
         "pixel_auroc",
         "aupro",
         "pl",
+        "seg_f1",
+        "seg_f1_oracle",
     )
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
@@ -120,7 +123,8 @@ class KdeVsTest:
                 figures.extend([figure] if figure else [])
         if reviews:
             pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
-        table = pd.DataFrame(rows)
+        table, segmentation_tables = segmentation_report(context, pd.DataFrame(rows))
+        figures.extend(segmentation_tables)
         if not table.empty:
             name = "summary_metrics.png"
             grouped_metric_bars(
