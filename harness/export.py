@@ -5,8 +5,13 @@ For every (model, seed) of the run, ``DIR/<model>/seed<seed>/`` gets:
 - ``scores.csv``: ``path,score,split`` for every scored image (held-out normals and test images),
   ``path`` relative to the dataset root as the layout lists it;
 - ``anomaly_images/<path with .tiff>``: each map as a float32 TIFF (when the model gives maps),
-  the held-out normals' too when the cache has them. For MVTec AD 2 this is its submission
-  folder's layout (``anomaly_images/<object>/test_private/000_regular.tiff``).
+  the held-out normals' and unlabelled images' too when the cache has them;
+- ``anomaly_images_thresholded/<path with .png>``: each map binarised (0/255) at the pixel
+  threshold from the held-out normals only (:func:`harness.segmentation.holdout_pixel_threshold`),
+  when their maps are cached.
+
+For MVTec AD 2 (layout option ``private: true``) this is its submission folder's layout
+(``anomaly_images/<object>/test_private/000_regular.tiff`` and ``anomaly_images_thresholded/...png``).
 
 The run's jobs are found again from ``run.json`` (its protocol and job keys) and read from the
 score cache; nothing is fitted. Files are written only inside ``DIR`` (a new or empty folder, or
@@ -26,6 +31,7 @@ import yaml
 
 from harness.errors import HarnessError, OutputError
 from harness.scoring import Job
+from harness.segmentation import holdout_pixel_threshold
 from harness.store import ScoreCache, write_atomic
 
 MARKER = ".harness-export"
@@ -54,17 +60,19 @@ def _plan(out: Path) -> tuple[dict[str, Any], list[Job], Path]:
 
 
 def _rows(job: Job, table: pd.DataFrame, root: Path) -> pd.DataFrame:
-    """The cached rows with ``path`` relative to the dataset root (rows are in holdout-then-test order)."""
+    """The cached rows with ``path`` relative to the dataset root (rows: held-out, test, then unlabelled)."""
     _, holdout = job.subset.split(job.category)
-    records = holdout + [r for c in job.evaluated for r in c.split("test")]
+    records = holdout + [r for split in ("test", "unlabelled") for c in job.evaluated for r in c.split(split)]
     if len(records) != len(table):
         raise HarnessError(f"cache entry {job.key} has {len(table)} rows for {len(records)} images; rerun the protocol")
     relative = [r.path.resolve().relative_to(root).as_posix() for r in records]
     return pd.DataFrame({"path": relative, "score": table["score"].to_numpy(float), "split": table["split"]})
 
 
-def _write_maps(folder: Path, rows: pd.DataFrame, maps: np.ndarray | None, split: str) -> int:
+def _write_maps(folder: Path, rows: pd.DataFrame, maps: np.ndarray | None, split: str, threshold: float) -> int:
+    """Float maps as TIFF; binary ones (0/255 PNG) at the held-out pixel threshold when there is one."""
     import tifffile
+    from PIL import Image
 
     if maps is None:
         return 0
@@ -73,6 +81,10 @@ def _write_maps(folder: Path, rows: pd.DataFrame, maps: np.ndarray | None, split
         target = folder / "anomaly_images" / Path(relative).with_suffix(".tiff")
         target.parent.mkdir(parents=True, exist_ok=True)
         tifffile.imwrite(target, np.asarray(values, dtype=np.float32))
+        if np.isfinite(threshold):
+            binary = folder / "anomaly_images_thresholded" / Path(relative).with_suffix(".png")
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(((values >= threshold) * 255).astype(np.uint8)).save(binary)
     return len(paths)
 
 
@@ -95,8 +107,11 @@ def export_run(out: Path, target: Path) -> list[Path]:
             raise HarnessError(f"job {job.key} of {out} is no longer in the cache {cache.root}; rerun the protocol")
         folder = target / job.model.label / f"seed{job.seed}"
         rows = _rows(job, cache.scores(job.key), root)
-        _write_maps(folder, rows, cache.maps(job.key), "test")
-        _write_maps(folder, rows, cache.holdout_maps(job.key), "holdout")
+        held = cache.split_maps(job.key, "holdout")
+        threshold = holdout_pixel_threshold(held)
+        _write_maps(folder, rows, cache.maps(job.key), "test", threshold)
+        _write_maps(folder, rows, held, "holdout", threshold)
+        _write_maps(folder, rows, cache.split_maps(job.key, "unlabelled"), "unlabelled", threshold)
         tables.setdefault(folder, []).append(rows)
     for folder, parts in tables.items():
         table = pd.concat(parts).drop_duplicates("path")

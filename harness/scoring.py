@@ -166,6 +166,8 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     fit_records, holdout_records = job.subset.split(job.category)
     tests = [(category.name, record) for category in job.evaluated for record in category.split("test")]
     test_records = [record for _, record in tests]
+    # images scored without labels (MVTec AD 2's private test sets): cached and exportable, never evaluated
+    unlabelled = [(c.name, r) for c in job.evaluated for r in c.split("unlabelled")]
     seed_everything(job.seed)
     fit_samples = samples_for(fit_records, job.image_size)
     test_samples = samples_for(test_records, job.image_size)
@@ -188,7 +190,8 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
                 detector.fit(fit_samples)
             fit_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            holdout_scores, holdout_maps = _score_in_batches(detector, samples_for(holdout_records, job.image_size))
+            held = holdout_records + [r for _, r in unlabelled]
+            held_scores, held_maps = _score_in_batches(detector, samples_for(held, job.image_size))
             test_started = time.perf_counter()
             test_scores, test_maps = _score_in_batches(detector, test_samples)
             score_seconds = time.perf_counter() - started
@@ -215,17 +218,19 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     except Exception as exc:
         tail = traceback.extract_tb(exc.__traceback__)[-1]
         raise JobFailed(f"{type(exc).__name__}: {exc} (at {Path(tail.filename).name}:{tail.lineno})") from exc
-    records = holdout_records + test_records
+    n_holdout = len(holdout_records)
+    holdout_scores, unlabelled_scores = held_scores[:n_holdout], held_scores[n_holdout:]
+    records = holdout_records + test_records + [r for _, r in unlabelled]
     holdout_sources = [_source(job.category, r) for r in holdout_records]
     table = pd.DataFrame(
         {
             "path": [str(r.path) for r in records],
-            "split": ["holdout"] * len(holdout_records) + ["test"] * len(test_records),
-            "category": holdout_sources + [name for name, _ in tests],
-            "score": np.concatenate([holdout_scores, test_scores]) if records else [],
+            "split": ["holdout"] * n_holdout + ["test"] * len(test_records) + ["unlabelled"] * len(unlabelled),
+            "category": holdout_sources + [name for name, _ in tests] + [name for name, _ in unlabelled],
+            "score": np.concatenate([holdout_scores, test_scores, unlabelled_scores]) if records else [],
             # joined after scoring: the detector never saw these
-            "label": [r.label for r in records],
-            "defect_type": [r.defect_type for r in records],
+            "label": [r.label for r in holdout_records + test_records] + [-1] * len(unlabelled),
+            "defect_type": [r.defect_type for r in holdout_records + test_records] + [""] * len(unlabelled),
         }
     )
     meta = {
@@ -249,7 +254,10 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "efficiency": figures,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    cache.put(job.key, table, test_maps, meta, holdout_maps=holdout_maps if test_maps is not None else None)
+    split_maps = {} if test_maps is None or held_maps is None else {"holdout": held_maps[:n_holdout]}
+    if split_maps and unlabelled:
+        split_maps["unlabelled"] = held_maps[n_holdout:]
+    cache.put(job.key, table, test_maps, meta, split_maps=split_maps)
 
 
 def labelled_samples(job: Job) -> list[LabelledSample]:

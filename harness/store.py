@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,15 +103,19 @@ class ScoreCache:
         scores: pd.DataFrame,
         maps: np.ndarray | None,
         meta: dict[str, Any],
-        holdout_maps: np.ndarray | None = None,
+        split_maps: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        """Store one job; maps (of the test images, and of the held-out normals) are kept as compressed float16."""
+        """Store one job; maps are kept as compressed float16.
+
+        ``maps`` are the test images'; ``split_maps`` those of other scored splits
+        (``{"holdout": ..., "unlabelled": ...}``), read back with :meth:`split_maps`.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
         try:
             scores.to_csv(staging / "scores.csv", index=False)
             if maps is not None:
-                extra = {} if holdout_maps is None else {"holdout": holdout_maps.astype(np.float16)}
+                extra = {name: m.astype(np.float16) for name, m in (split_maps or {}).items() if m is not None}
                 np.savez_compressed(staging / "maps.npz", maps=maps.astype(np.float16), **extra)
             (staging / "meta.json").write_text(json_dumps(meta))
             target = self.path(key)
@@ -134,13 +138,16 @@ class ScoreCache:
         with np.load(path) as data:
             return data["maps"].astype(np.float32)
 
-    def holdout_maps(self, key: str) -> np.ndarray | None:
-        """Anomaly maps of the entry's held-out normals (float32), or ``None`` (no maps, or an older entry)."""
+    def split_maps(self, key: str, split: str) -> np.ndarray | None:
+        """Anomaly maps of the entry's ``split`` ("holdout", "unlabelled") as float32, or ``None``.
+
+        ``None`` also for entries written before those maps were kept.
+        """
         path = self.path(key) / "maps.npz"
-        if not path.is_file():
+        if not path.is_file() or split in ("maps", "test"):
             return None
         with np.load(path, allow_pickle=False) as data:
-            return data["holdout"].astype(np.float32) if "holdout" in data.files else None
+            return data[split].astype(np.float32) if split in data.files else None
 
     def meta(self, key: str) -> dict[str, Any]:
         """Metadata of one entry (model, options, weights, timings, versions)."""

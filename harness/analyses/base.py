@@ -75,7 +75,7 @@ def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:
     scores = job.scores
     is_test = scores["split"] == "test"
     in_category = scores["category"] == category
-    keep_holdout = ~is_test & (in_category if holdout == "own" else True)
+    keep_holdout = (scores["split"] == "holdout") & (in_category if holdout == "own" else True)
     frame = scores[keep_holdout | (is_test & in_category)].reset_index(drop=True)
     positions = np.flatnonzero(in_category[is_test].to_numpy())
 

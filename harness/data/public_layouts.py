@@ -27,6 +27,8 @@ from harness.errors import DatasetError
 
 HOLDOUT = "holdout"
 """Split of the defect-free validation images a benchmark provides for calibration."""
+UNLABELLED = "unlabelled"
+"""Split of images scored without labels (MVTec AD 2's private test sets); their defect type is unused."""
 
 
 def _root(root: Path | None, layout: str, hint: str) -> Path:
@@ -76,15 +78,18 @@ class MVTecAD2Layout(_SubfolderCategories):
     """MVTec AD 2: ``<cat>/{train/good, validation/good, test_public/{good,bad}, test_public/ground_truth/bad}``.
 
     ``validation/good`` are the held-out normals thresholds are calibrated on (never carved from
-    train). The private test sets (``test_private``, ``test_private_mixed``) carry no labels; they are
-    scored by running a model and exporting its maps (README, "Models run elsewhere").
+    train). With ``private: true`` the private test sets (``test_private``, ``test_private_mixed``),
+    which carry no labels, are scored too as the split ``"unlabelled"``: cached and exported with
+    ``harness export`` for MVTec AD 2's evaluation server, never part of a metric.
     """
 
     marker = "train/good"
+    PRIVATE = ("test_private", "test_private_mixed")
 
-    def __init__(self, root: Path | None, families: Mapping[str, object] | None = None) -> None:
+    def __init__(self, root: Path | None, families: Mapping[str, object] | None = None, private: bool = False) -> None:
         self.root = _root(root, "mvtec_ad2", "mvtec_ad_2")
         self.families = _families_from(families)
+        self.private = bool(private)
 
     def load(self, category: str) -> Category:
         """Train, held-out and public test records of one scenario."""
@@ -96,6 +101,8 @@ class MVTecAD2Layout(_SubfolderCategories):
         for image in _images(public / "bad") if (public / "bad").is_dir() else []:
             masks = _same_stem(public / "ground_truth" / "bad", image.stem, "_mask")
             records.append(Record(image, "test", "bad", masks))
+        for folder in (base / name for name in self.PRIVATE if self.private):
+            records += [Record(p, UNLABELLED) for p in _images(folder)] if folder.is_dir() else []
         return Category(category, records, dict(self.families))
 
 

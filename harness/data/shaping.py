@@ -78,8 +78,8 @@ def shape_category(category: Category, config: Any, supervision: Mapping[str, An
             f"category '{category.name}' needs both defect-free and defective test images; "
             f"found {len(test)} test images ({sum(r.label for r in test)} defective)"
         )
-    holdout = category.split("holdout")  # a dataset's own held-out normals, kept whole
-    return Category(category.name, train + holdout + test, category.families)
+    kept = category.split("holdout") + category.split("unlabelled")  # a dataset's own held-out normals, private tests
+    return Category(category.name, train + kept + test, category.families)
 
 
 def load_categories(source: Any, config: Any, supervision: Mapping[str, Any] | None = None) -> list[Category]:

@@ -172,7 +172,16 @@ def test_seg_f1_beside_image_results_with_a_held_out_pixel_threshold(cli, tmp_pa
     masks[:, :4, :4] = True
     jobs = [
         JobData(
-            "m", "c", 0, key, {}, scores, lambda: cache.maps(key), lambda m=m: m, {}, lambda: cache.holdout_maps(key)
+            "m",
+            "c",
+            0,
+            key,
+            {},
+            scores,
+            lambda: cache.maps(key),
+            lambda m=m: m,
+            {},
+            lambda: cache.split_maps(key, "holdout"),
         )
         for m in (masks, ~masks)
     ]

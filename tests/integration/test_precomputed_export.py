@@ -6,13 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_protocol
+from PIL import Image
 from public_datasets import WRITERS
 
 METRICS = ["calibration", "category", "threshold", "accuracy", "precision", "recall", "f1", "auroc", "ap"]
-PIXEL = ["pixel_auroc", "aupro", "pl"]
+PIXEL = ["pixel_auroc", "aupro", "pl", "seg_f1", "seg_f1_oracle"]
+PRIVATE = "{private: true}"  # MVTec AD 2's unlabelled private test sets are scored and exported too
 
 
-def protocol(tmp_path, name, layout, root, model_yaml):
+def protocol(tmp_path, name, layout, root, model_yaml, options="{}"):
     return write_protocol(
         tmp_path / f"{name}.yaml",
         f"""
@@ -20,6 +22,7 @@ protocol: kde_vs_test
 dataset:
   layout: {layout}
   root: {root}
+  options: {options}
   image_size: 32
 models:
 {model_yaml}
@@ -42,9 +45,8 @@ def precomputed_yaml(root, exported, scores=True, maps=True, extra=""):
 def exported_run(cli, tmp_path):
     root = WRITERS["mvtec_ad2"](tmp_path / "ad2")
     first = tmp_path / "first"
-    code, out, err = cli(
-        "run", str(protocol(tmp_path, "a", "mvtec_ad2", root, "  - name: fixed_scores")), "--out", str(first)
-    )
+    spec = protocol(tmp_path, "a", "mvtec_ad2", root, "  - name: fixed_scores", PRIVATE)
+    code, out, err = cli("run", str(spec), "--out", str(first))
     assert code == 0, out + err
     code, out, err = cli("export", str(first), "--to", str(tmp_path / "export"))
     assert code == 0, out + err
@@ -60,12 +62,31 @@ def test_export_writes_scores_and_maps_in_the_dataset_layout(exported_run):
     maps = sorted((exported / "anomaly_images").rglob("*.tiff"))
     assert len(maps) == len(table)
     assert (exported / "anomaly_images" / "can" / "test_public" / "bad" / "000_regular.tiff").is_file()
+    # MVTec AD 2's submission layout: the private test set's float maps and binary maps at the held-out threshold
+    assert set(table.loc[table["split"] == "unlabelled", "path"]) == {
+        f"{c}/test_private/{i:03d}_regular.png" for c in ("can", "vial") for i in range(2)
+    }
+    assert (exported / "anomaly_images" / "can" / "test_private" / "001_regular.tiff").is_file()
+    binary = np.asarray(
+        Image.open(exported / "anomaly_images_thresholded" / "can" / "test_private" / "001_regular.png")
+    )
+    assert set(np.unique(binary)) <= {0, 255}
+
+
+def test_unlabelled_private_images_never_enter_a_metric(cli, tmp_path, exported_run):
+    root, first, _ = exported_run
+    plain = tmp_path / "plain"
+    spec = protocol(tmp_path, "p", "mvtec_ad2", root, "  - name: fixed_scores")
+    assert cli("run", str(spec), "--out", str(plain))[0] == 0
+    a, b = pd.read_csv(first / "results.csv"), pd.read_csv(plain / "results.csv")
+    pd.testing.assert_frame_equal(a[METRICS + PIXEL], b[METRICS + PIXEL], check_exact=True)
+    assert (a["n_test"] == 8).all()
 
 
 def test_export_then_precomputed_gives_identical_metrics(cli, tmp_path, exported_run):
     root, first, exported = exported_run
     second = tmp_path / "second"
-    spec = protocol(tmp_path, "b", "mvtec_ad2", root, precomputed_yaml(root, exported))
+    spec = protocol(tmp_path, "b", "mvtec_ad2", root, precomputed_yaml(root, exported), PRIVATE)
     code, out, err = cli("run", str(spec), "--out", str(second))
     assert code == 0, out + err
     a, b = pd.read_csv(first / "results.csv"), pd.read_csv(second / "results.csv")
@@ -76,7 +97,6 @@ def test_export_then_precomputed_gives_identical_metrics(cli, tmp_path, exported
 
 def test_maps_only_and_png_maps_with_a_declared_range(cli, tmp_path, exported_run):
     import tifffile
-    from PIL import Image
 
     root, first, exported = exported_run
     png = tmp_path / "png_maps"
