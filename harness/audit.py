@@ -19,6 +19,7 @@ import csv
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -153,6 +154,16 @@ def write_csv(findings: Sequence[Finding], path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=["kind", "category", "path", "detail"])
         writer.writeheader()
         writer.writerows(asdict(f) for f in findings)
+
+
+def audit_dataset(protocol: Any, csv_path: Path | None, echo: Callable[[str], None]) -> list[Finding]:
+    """Audit the protocol's categories as the layout lists them (before any check), print, write ``csv_path``."""
+    from harness.data.shaping import open_dataset
+    from harness.plugins import get_plugins
+
+    source = open_dataset(protocol.dataset, get_plugins())
+    names = list(protocol.dataset.categories or source.categories())
+    return run_audit([source.load(name) for name in names], csv_path, echo)
 
 
 def run_audit(categories: Sequence[Category], csv_path: Path | None, echo: Callable[[str], None]) -> list[Finding]:

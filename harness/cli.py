@@ -122,6 +122,10 @@ def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) 
     from harness.runner import plan
 
     config = load_protocol(protocol, overrides)
+    if audit_csv is not None:  # before the checks: an audit lists every problem, validation stops at the first
+        from harness.audit import audit_dataset
+
+        audit_dataset(config, None if audit_csv == "-" else Path(audit_csv), click.echo)
     jobs, calibrations, _ = plan(config)
     categories = sorted({c.name for job in jobs for c in job.evaluated})
     click.echo(
@@ -129,13 +133,10 @@ def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) 
         f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
         f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)"
     )
-    from harness.audit import describe, run_audit
+    from harness.audit import describe
 
-    shown = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
-    for category in shown.values():
+    for category in {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}.values():
         click.echo(describe(category))
-    if audit_csv is not None:
-        run_audit(list(shown.values()), None if audit_csv == "-" else Path(audit_csv), click.echo)
 
 
 @cli.command(name="list")
