@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from harness import hookimpl
@@ -289,6 +290,17 @@ def real_iad_object(path: Path | str) -> str:
     """The object a Real-IAD view belongs to: its sample folder (``S0001``) under the category."""
     parts = Path(path).parts
     return next((part for part in reversed(parts[:-1]) if part[:1] == "S" and part[1:].isdigit()), Path(path).stem)
+
+
+def per_object(scores: pd.DataFrame) -> pd.DataFrame:
+    """Real-IAD results per object: a view table (``path, score, label``) reduced to one row per object.
+
+    An object is anomalous when any of its views is, and scores as its most anomalous view (the
+    Real-IAD paper's sample-level evaluation takes the maximum over the five views).
+    """
+    objects = scores.assign(object=[real_iad_object(p) for p in scores["path"]])
+    grouped = objects.groupby("object", sort=True)
+    return grouped.agg(score=("score", "max"), label=("label", "max"), views=("score", "size")).reset_index()
 
 
 @hookimpl

@@ -98,8 +98,22 @@ def test_real_iad_views_keep_their_object(tmp_path):
     category = RealIADLayout(WRITERS["real_iad"](tmp_path / "riad")).load("audiojack")
     objects = {real_iad_object(r.path) for r in category.split("test")}
     assert objects == {"S0004", "S0005", "S0006"}
-    per_object = pd.Series([real_iad_object(r.path) for r in category.records]).value_counts()
-    assert (per_object == 5).all()  # five camera views per object
+    per_view = pd.Series([real_iad_object(r.path) for r in category.records]).value_counts()
+    assert (per_view == 5).all()  # five camera views per object
+
+
+def test_real_iad_results_aggregate_per_object(cli, tmp_path):
+    from harness.data.public_layouts import per_object
+
+    out = tmp_path / "out"
+    assert cli("run", str(layout_protocol(tmp_path, "real_iad")), "--out", str(out))[0] == 0
+    key = json.loads((out / "run.json").read_text())["jobs"][0]["key"]
+    views = pd.read_csv(out / "scores" / f"{key}.csv")
+    objects = per_object(views[views["split"] == "test"])
+    assert list(objects["object"]) == ["S0004", "S0005", "S0006"] and (objects["views"] == 5).all()
+    assert list(objects["label"]) == [0, 1, 1]
+    test = views[views["split"] == "test"]
+    assert objects["score"].iloc[1] == test.loc[test["path"].str.contains("S0005"), "score"].max()
 
 
 def test_kolektor_defect_is_a_mask_with_a_defect_pixel(tmp_path):

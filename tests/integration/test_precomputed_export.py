@@ -142,3 +142,17 @@ def test_bad_precomputed_options_are_one_clear_line(cli, tmp_path):
     model = "  - name: precomputed\n    options: {root: " + f"{root}" + "}"
     code, _, err = cli("validate", str(protocol(tmp_path, "e", "mpdd", root, model)))
     assert code == 2 and "needs scores" in err and "Traceback" not in err
+
+
+def test_new_scores_in_the_same_file_are_a_new_job_never_a_stale_cache_entry(cli, tmp_path, exported_run):
+    root, _, exported = exported_run
+    csv = tmp_path / "scores.csv"
+    table = pd.read_csv(exported / "scores.csv")
+    table.to_csv(csv, index=False)
+    model = "  - name: precomputed\n    options: {root: " + f"{root}, scores: {csv}" + "}"
+    spec = protocol(tmp_path, "s", "mvtec_ad2", root, model, PRIVATE)
+    assert cli("run", str(spec), "--out", str(tmp_path / "s1"))[0] == 0
+    table.assign(score=-table["score"]).to_csv(csv, index=False)  # another model's scores, same path
+    assert cli("run", str(spec), "--out", str(tmp_path / "s2"))[0] == 0
+    first, second = (pd.read_csv(tmp_path / name / "results.csv") for name in ("s1", "s2"))
+    assert (first["auroc"] + second["auroc"]).round(9).eq(1).all()  # reversed scores: AUROC 1 - a
