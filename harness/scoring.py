@@ -204,8 +204,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     fit_records, holdout_records = job.subset.split(job.category)
     tests = [(category.name, record) for category in job.evaluated for record in category.split("test")]
     test_records = [record for _, record in tests]
-    # images scored without labels (MVTec AD 2's private test sets): cached and exportable, never evaluated
-    unlabelled = [(c.name, r) for c in job.evaluated for r in c.split("unlabelled")]
+    unlabelled = [(c.name, r) for c in job.evaluated for r in c.split("unlabelled")]  # no labels: never evaluated
     seed_everything(job.seed)
     with SampleFolder(job.image_size, job.seed) as folder:
         # every image is decoded and written before the detector exists: a corrupt one is a data error
@@ -214,7 +213,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
     all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
     n_holdout, n_labelled = len(holdout_records), len(holdout_records) + len(test_records)
-    test_maps = None if all_maps is None else all_maps[n_holdout:n_labelled]
+    test_maps, split_maps = _maps_by_split(all_maps, n_holdout, n_labelled)
     records = holdout_records + test_records + [r for _, r in unlabelled]
     supervision = {r.path for category in job.evaluated for r in category.split("supervised")}
     holdout_sources = [_source(job.category, r) for r in holdout_records]
@@ -254,8 +253,17 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "efficiency": figures,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    split_maps = {} if all_maps is None else {"holdout": all_maps[:n_holdout], "unlabelled": all_maps[n_labelled:]}
-    cache.put(job.key, table, test_maps, meta, split_maps={k: v for k, v in split_maps.items() if len(v)})
+    cache.put(job.key, table, test_maps, meta, split_maps=split_maps)
+
+
+def _maps_by_split(
+    maps: np.ndarray | None, n_holdout: int, n_labelled: int
+) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """(test maps, the other splits' maps) from maps in held-out, test, unlabelled order."""
+    if maps is None:
+        return None, {}
+    others = {"holdout": maps[:n_holdout], "unlabelled": maps[n_labelled:]}
+    return maps[n_holdout:n_labelled], {name: part for name, part in others.items() if len(part)}
 
 
 def _fit_and_score(
