@@ -156,3 +156,15 @@ def test_new_scores_in_the_same_file_are_a_new_job_never_a_stale_cache_entry(cli
     assert cli("run", str(spec), "--out", str(tmp_path / "s2"))[0] == 0
     first, second = (pd.read_csv(tmp_path / name / "results.csv") for name in ("s1", "s2"))
     assert (first["auroc"] + second["auroc"]).round(9).eq(1).all()  # reversed scores: AUROC 1 - a
+
+
+def test_export_refuses_a_folder_it_did_not_write_and_a_folder_without_a_run(cli, tmp_path, exported_run):
+    _, first, _ = exported_run
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    code, _, err = cli("export", str(first), "--to", str(foreign))
+    assert code == 2 and "not written by harness export" in err and (foreign / "notes.txt").read_text() == "mine"
+    code, _, err = cli("export", str(tmp_path / "nothing"), "--to", str(tmp_path / "x"))
+    assert code == 2 and "no run.json" in err and "Traceback" not in err
+    assert cli("export", str(first), "--to", str(tmp_path / "export"))[0] == 0  # its own folder: written again
