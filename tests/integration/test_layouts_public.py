@@ -202,3 +202,13 @@ def test_seg_f1_beside_image_results_with_a_held_out_pixel_threshold(cli, tmp_pa
     first, second = (job_segmentation(j) for j in jobs)
     assert first["seg_threshold"] == second["seg_threshold"] and np.isfinite(first["seg_threshold"])
     assert first["seg_threshold_oracle"] != second["seg_threshold_oracle"]
+
+
+@pytest.mark.parametrize("layout", sorted(EXPECTED))
+def test_a_root_without_the_layouts_tree_is_one_clear_line(cli, tmp_path, layout):
+    protocol = layout_protocol(tmp_path, layout)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, stderr = cli("validate", str(protocol), "--set", f"dataset.root={empty}")
+    assert code == 2 and "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    assert str(empty) in stderr
