@@ -44,20 +44,6 @@ class Finding:
         return f"  {self.kind:18s} {self.category}: {self.path}" + (f" ({self.detail})" if self.detail else "")
 
 
-def describe(category: Category) -> str:
-    """One line of counts: training, held-out, test images (defective of them), masks."""
-    test = category.split("test")
-    defective = sum(r.label for r in test)
-    masks = sum(bool(r.mask_paths) for r in test if r.label)
-    held = len(category.split("holdout"))
-    holdout = f", {held} held-out normals (the dataset's own)" if held else ""
-    types = ", ".join(category.defect_types) or "none"
-    return (
-        f"  {category.name}: {len(category.split('train'))} train{holdout}, {len(test)} test "
-        f"({defective} defective with {masks} masks; types: {types})"
-    )
-
-
 def _phash(path: Path) -> np.ndarray | None:
     import imagehash
 
