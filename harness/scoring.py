@@ -206,7 +206,6 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         scored = folder.hand_over(holdout_records + test_records, "score")
         detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
     all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
-    info = detector_info(detector)
     n_holdout = len(holdout_records)
     test_maps = None if all_maps is None else all_maps[n_holdout:]
     records = holdout_records + test_records
@@ -232,10 +231,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "plugin": job.plugin,
         "plugin_version": job.plugin_version,
         "factory_version": job.factory_version,
-        "weights": info.weights,
-        "supervised": info.supervised,
-        "detector": info.name,
-        "device": info.device,
+        **detector_info(detector).record(),  # weights, supervised, detector name, device
         "category": job.category.name,
         "test_categories": [c.name for c in job.evaluated],
         "seed": job.seed,
