@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness import efficiency
-from harness.data.base import Category, Record
+from harness.data.base import Category, Record, absolute
 from harness.data.handover import HandOver, SampleFolder
 from harness.errors import HarnessError
 from harness.integrity import by_content
@@ -116,12 +116,14 @@ class Job:
 
     def data_root(self) -> Path:
         """The deepest folder holding every image of this job; cached rows name images relative to it."""
-        paths = [str(r.path.resolve().parent) for c in (self.category, *self.evaluated) for r in c.records]
-        return Path(os.path.commonpath(paths)) if paths else Path("/")
+        if "_data_root" not in self.__dict__:
+            paths = [str(absolute(r.path).parent) for c in (self.category, *self.evaluated) for r in c.records]
+            object.__setattr__(self, "_data_root", Path(os.path.commonpath(paths)) if paths else Path("/"))
+        return self.__dict__["_data_root"]
 
     def record_id(self, record: Record) -> str:
         """How a cached row names ``record``: its path relative to :meth:`data_root` (POSIX)."""
-        return record.path.resolve().relative_to(self.data_root()).as_posix()
+        return absolute(record.path).relative_to(self.data_root()).as_posix()
 
 
 def cached_scores(job: Job, cache: ScoreCache) -> pd.DataFrame:

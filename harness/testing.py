@@ -40,6 +40,9 @@ __all__ = ["CHECKS", "ConformanceError", "check_detector", "parametrize_checks",
 EMBEDDED = {"n_train": 12, "n_test_good": 4, "n_per_defect": 2, "size": 48, "seed": 0}
 
 
+_SAMPLE_FOLDERS: dict[int, SampleFolder] = {}
+
+
 class ConformanceError(AssertionError):
     """A detector does not have a property of the contract."""
 
@@ -59,8 +62,9 @@ class Subject:
         return self.factory(**dict(self.options))
 
     def _folder(self) -> SampleFolder:
+        # one folder per image size for the process: samples outlive a Subject built inline
         if self.folder is None:
-            self.folder = SampleFolder((self.image_size, self.image_size), seed=0)
+            self.folder = _SAMPLE_FOLDERS.setdefault(self.image_size, SampleFolder((self.image_size,) * 2, seed=0))
         return self.folder
 
     def records(self, split: str, category: str | None = None) -> list[Record]:

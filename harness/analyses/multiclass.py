@@ -34,6 +34,7 @@ from harness.analyses.base import (
     successful,
 )
 from harness.analyses.common import slug, thresholds_of
+from harness.analyses.options import MulticlassOptions
 from harness.data.base import Category
 from harness.figures import save
 from harness.metrics import ranking_metrics, threshold_metrics
@@ -76,6 +77,7 @@ class MulticlassUnified(AnalysisSpec):
         "AUROC mixes different models' score scales). The matrix gives each training category's model "
         "tested on every category."
     )
+    options_model = MulticlassOptions
     options = ("unified", "cross_matrix")
     leaderboard_note = "The two aggregates per setting, mean over seeds: mean of categories, and pooled."
     leaderboard_columns = (

@@ -18,6 +18,7 @@ import pandas as pd
 from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
 from harness.analyses.common import job_rng, slug, thresholds_of
+from harness.analyses.options import PartialAnomalyOptions
 from harness.analyses.stress import calibrate_on, oracle_function, split_specs
 from harness.errors import HarnessError
 from harness.figures import save
@@ -70,6 +71,7 @@ class PartialAnomaly(AnalysisSpec):
         "(N seeded draws per fraction) and evaluated on the whole test set. Rows give the spread over draws. "
         "Deployable calibrations use no anomaly and appear at fraction 0 as the reference."
     )
+    options_model = PartialAnomalyOptions
     options = ("fractions", "draws")
     leaderboard_note = (
         "Per fraction: threshold cv = mean over categories of the threshold's coefficient of variation across "

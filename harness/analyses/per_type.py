@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, successful
+from harness.analyses.options import PerTypeOptions
 from harness.errors import HarnessError
 from harness.metrics import ranking_metrics
 
@@ -42,6 +43,7 @@ class PerType(AnalysisSpec):
         "alone: logical vs structural anomalies on MVTec LOCO (paper 003, Table 1). Threshold-free, "
         "so no calibration is involved."
     )
+    options_model = PerTypeOptions
     options = ("group_by",)
     leaderboard_note = "Mean over categories and seeds."
     detail_columns = ("model", "seed", "group", "auroc", "ap", "n_normal", "n_anomalous")

@@ -19,9 +19,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from harness.analyses.base import DETAIL_COLUMNS as _DETAIL
 from harness.analyses.base import LATEX_COLUMNS as _LATEX
 from harness.analyses.base import LEADERBOARD_COLUMNS as _LEADERBOARD
-from harness.errors import OutputError
 from harness.metrics import HIGHER_IS_BETTER
 from harness.report.assets import templates_dir
+from harness.report.inputs import load_results
 from harness.store import write_atomic
 
 LEADERBOARD_COLUMNS = list(_LEADERBOARD)
@@ -116,22 +116,6 @@ def _environment() -> Environment:
     )
 
 
-def load_results(out: Path) -> tuple[pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
-    """``results.csv``, ``run.json`` and the figure manifest of an output folder."""
-    results_path, run_path = out / "results.csv", out / "run.json"
-    if not results_path.is_file() or not run_path.is_file():
-        raise OutputError(
-            f"{out} holds no finished run (results.csv and run.json); run `harness run PROTOCOL --out {out}` first"
-        )
-    rows = pd.read_csv(results_path, keep_default_na=True)
-    if "error" in rows:
-        rows["error"] = rows["error"].fillna("")
-    run = json.loads(run_path.read_text())
-    manifest_path = out / "figures" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else []
-    return rows, run, manifest
-
-
 def render_reports(
     out: Path, formats: tuple[str, ...] | list[str], figure_dir: Path | None = None, target: Path | None = None
 ) -> list[Path]:
@@ -173,9 +157,9 @@ def render_reports(
 def _figure_data(manifest: list[dict[str, Any]], figure_dir: Path) -> list[dict[str, Any]]:
     """Figures as inline PNG data, tables as rendered rows."""
     items = []
-    for entry in manifest:
+    for entry in manifest:  # checked by load_results: plain names of files inside figure_dir
         path = figure_dir / entry["file"]
-        if not path.is_file():
+        if not path.is_file() or path.is_symlink():
             continue
         if entry.get("kind") == "table":
             frame = pd.read_csv(path)
@@ -231,9 +215,28 @@ LATEX_SPECIALS = {
 }
 
 
+class _Escaped(str):
+    """Text already escaped for LaTeX (escaping it again is a no-op)."""
+
+    __slots__ = ()
+
+
 def latex_escape(text: object) -> str:
-    """Escape LaTeX special characters in ``text``."""
-    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+    """Escape LaTeX special characters in ``text`` (control characters dropped)."""
+    if isinstance(text, _Escaped):
+        return text
+    return _Escaped("".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text) if ch >= " " or ch in "\t"))
+
+
+def _escaped_tree(value: Any) -> Any:
+    """Every string in a JSON tree (run.json, which may come from anyone) escaped for LaTeX; numbers kept."""
+    if isinstance(value, dict):
+        return {k: _escaped_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped_tree(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    return latex_escape(value)
 
 
 def _latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
@@ -280,7 +283,7 @@ def _render_latex(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict
     return template.render(
         title=latex_escape(context["title"]),
         description=latex_escape(analysis.description),
-        run=context["run"],
+        run=_escaped_tree(context["run"]),
         esc=latex_escape,
         summary=_latex_table(summary, summary_columns) if not summary.empty else None,
         figures=figures(None),
