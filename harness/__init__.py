@@ -53,6 +53,7 @@ _LAZY = {
     "validation_split": "harness.data.base",
     "harness_home": "harness.store",
     "write_atomic": "harness.store",
+    "by_content": "harness.integrity",
     "check_detector": "harness.testing",
     "parametrize_checks": "harness.testing",
     "ConformanceError": "harness.testing",
@@ -80,6 +81,7 @@ __all__ = [
     "Sample",
     "Scores",
     "__version__",
+    "by_content",
     "check_detector",
     "detector_info",
     "harness_home",
@@ -109,5 +111,6 @@ if TYPE_CHECKING:
     from harness.contract import MetricSpec, ModelSpec, ReportSection
     from harness.data.base import validation_split
     from harness.errors import DatasetError, HarnessError, ModelError, ProtocolError, unknown_name_message
+    from harness.integrity import by_content
     from harness.store import harness_home, write_atomic
     from harness.testing import ConformanceError, check_detector, parametrize_checks

@@ -276,3 +276,20 @@ def test_a_run_records_the_detector_info_in_its_cache_entry(cli, tmp_path, small
         None,
         False,
     )
+
+
+def test_options_models_are_part_of_both_specs():
+    class Options(BaseModel):
+        draws: int = 10
+
+    class Kind(harness.AnalysisSpec):
+        options_model = Options
+
+    assert analysis_spec(Kind()).option_names() == {"draws"}
+    assert harness.AnalysisSpec.options_model is None
+
+    def build(**options):
+        return Constant(**options)
+
+    build.options_model = Options
+    assert model_spec(build).options is Options
