@@ -54,6 +54,7 @@ _LAZY = {
     "harness_home": "harness.store",
     "by_content": "harness.integrity",
     "write_atomic": "harness.store",
+    "by_content": "harness.integrity",
     "check_detector": "harness.testing",
     "parametrize_checks": "harness.testing",
     "ConformanceError": "harness.testing",
@@ -111,5 +112,6 @@ if TYPE_CHECKING:
     from harness.contract import MetricSpec, ModelSpec, ReportSection
     from harness.data.base import validation_split
     from harness.errors import DatasetError, HarnessError, ModelError, ProtocolError, unknown_name_message
+    from harness.integrity import by_content
     from harness.store import harness_home, write_atomic
     from harness.testing import ConformanceError, check_detector, parametrize_checks

@@ -214,7 +214,6 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         scored = folder.hand_over(holdout_records + test_records + [r for _, r in unlabelled], "score")
         detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
     all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
-    info = detector_info(detector)
     n_holdout, n_labelled = len(holdout_records), len(holdout_records) + len(test_records)
     test_maps, split_maps = _maps_by_split(all_maps, n_holdout, n_labelled)
     records = holdout_records + test_records + [r for _, r in unlabelled]
@@ -240,10 +239,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "plugin": job.plugin,
         "plugin_version": job.plugin_version,
         "factory_version": job.factory_version,
-        "weights": info.weights,
-        "supervised": info.supervised,
-        "detector": info.name,
-        "device": info.device,
+        **detector_info(detector).record(),  # weights, supervised, detector name, device
         "category": job.category.name,
         "test_categories": [c.name for c in job.evaluated],
         "seed": job.seed,
