@@ -34,6 +34,9 @@ DEFAULT_PLUGINS = (
     "harness.analyses.multiclass",
     "harness.analyses.benchmark",
     "harness.analyses.per_type",
+    "harness.analyses.few_shot",
+    "harness.analyses.noisy_training",
+    "harness.analyses.continual",
 )
 """Built-in plugins, registered like any other so that they show in ``harness plugins``."""
 

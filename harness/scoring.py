@@ -177,8 +177,13 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         with efficiency.Sampler(measure["sample_seconds"]).running() as sampler, energy_meter as energy:
             detector = factory(**dict(job.model.options))
             started = time.perf_counter()
+            stages = getattr(job.subset, "stages", lambda _: None)(job.category)  # a continual sequence
             if getattr(detector, "supervised", False):
                 detector.fit(fit_samples, anomalies=labelled_samples(job))
+            elif stages:
+                from harness.subsets import teach
+
+                teach(detector, [samples_for(stage, job.image_size) for stage in stages])
             else:
                 detector.fit(fit_samples)
             fit_seconds = time.perf_counter() - started
