@@ -69,7 +69,9 @@ def parse_options(options: Any, names: list[str] | None = None) -> tuple[list[st
         if isinstance(sequence, str):
             sequence = [sequence]
         if not isinstance(sequence, list) or not all(isinstance(s, str) for s in sequence) or len(sequence) < 2:
-            raise ProtocolError(f"expected a list of two or more category names, got {sequence!r}", key="analysis.sequence")
+            raise ProtocolError(
+                f"expected a list of two or more category names, got {sequence!r}", key="analysis.sequence"
+            )
         if len(set(sequence)) != len(sequence):
             raise ProtocolError(f"a category appears twice in {sequence}", key="analysis.sequence")
         if names is not None:
