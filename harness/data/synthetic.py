@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -19,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy.ndimage import gaussian_filter
+
+from harness.store import harness_home
 
 GENERATOR_VERSION = 1
 CATEGORIES = ("weave", "disc", "grain")
@@ -30,11 +31,6 @@ FAMILIES = {
     "hole": "structure",
 }
 DEFECT_TYPES = tuple(FAMILIES)
-
-
-def harness_home() -> Path:
-    """Where the harness keeps generated data (``$HARNESS_HOME`` or ``~/.cache/harness``)."""
-    return Path(os.environ.get("HARNESS_HOME", Path.home() / ".cache" / "harness"))
 
 
 def _weave(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -11,9 +11,9 @@ from conftest import FixedScores
 
 from harness.analyses.base import AnalysisContext, JobData
 from harness.analyses.kde_vs_test import calibrate_rows
+from harness.planning import build_calibrations
 from harness.plugins import get_plugins
 from harness.protocol import load_protocol
-from harness.runner import build_calibrations
 
 REQUIRED_COLUMNS = [
     "model",

@@ -1,0 +1,58 @@
+"""Write: results, figures, per-image scores, the run record and the reports, staged into the output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.analyses.base import AnalysisContext, AnalysisResult
+from harness.provenance import RunRecord
+from harness.report import render_reports
+from harness.store import json_dumps, staged_output, write_atomic
+
+
+def failure_rows(outcomes: list[Any]) -> pd.DataFrame:
+    """One row per failed job: who failed, why, and its cache key."""
+    return pd.DataFrame(
+        [
+            {
+                "model": o.job.model.label,
+                "category": o.job.category.name,
+                "seed": o.job.seed,
+                "status": "failed",
+                "error": o.error,
+                "cache_key": o.job.key,
+            }
+            for o in outcomes
+            if o.status == "failed"
+        ]
+    )
+
+
+def analyse(run: Any, job_data: list[Any], figure_dir: Path) -> AnalysisResult:
+    """Run the protocol kind's analysis over the cached scores (it never sees a detector)."""
+    protocol = run.plan.protocol
+    context = AnalysisContext(job_data, run.plan.calibrations, figure_dir, protocol.analysis, protocol.seeds[0])
+    return run.plan.analysis.analyse(context)
+
+
+def write_outputs(run: Any, job_data: list[Any], record: Any) -> None:
+    """Analyse and write everything into ``run.out`` through a staging folder (earlier results survive a failure).
+
+    ``record`` is called with no argument once the analysis is done and returns the :class:`RunRecord`.
+    """
+    with staged_output(run.out) as stage:
+        figure_dir = stage / "figures"
+        figure_dir.mkdir()
+        result = analyse(run, job_data, figure_dir)
+        failures = failure_rows(run.outcomes)
+        rows = pd.concat([result.rows, failures], ignore_index=True) if not failures.empty else result.rows
+        write_atomic(stage / "results.csv", rows.to_csv(index=False))
+        write_atomic(figure_dir / "manifest.json", json_dumps([vars(f) for f in result.figures]))
+        for job in job_data:  # the per-image scores behind this report, beside it
+            write_atomic(stage / "scores" / f"{job.key}.csv", job.scores.to_csv(index=False))
+        run_record: RunRecord = record()
+        write_atomic(stage / "run.json", json_dumps(run_record.to_json()))
+        render_reports(stage, run.plan.protocol.report_formats, figure_dir=figure_dir)
