@@ -2,8 +2,8 @@
 
 ``mean_colour`` models each pixel's colour on defect-free images by its mean and standard
 deviation; its anomaly map is the largest per-channel z-score, its image score the map's maximum.
-It can continue fitting (``continual = True``, ``fit_more``): the statistics are updated exactly,
-so after several categories it equals a model fitted on their union.
+It can continue fitting (``continual = True``, ``fit_more``, for the continual protocol): the
+statistics are pooled exactly, so after several categories it equals a fit on their union.
 """
 
 import numpy as np
@@ -21,23 +21,21 @@ class MeanColour:
         self.epsilon = epsilon
 
     def fit(self, samples):
-        images = np.stack([s.image for s in samples]).astype(np.float64)
-        self.count, self.running_mean = len(images), images.mean(axis=0)
-        self.squares = ((images - self.running_mean) ** 2).sum(axis=0)
-        return self._finish()
+        images = np.stack([s.image for s in samples]).astype(np.float32)
+        self.mean, self.std = images.mean(axis=0), images.std(axis=0) + self.epsilon
+        self.count = len(images)
+        return self
 
     def fit_more(self, samples):
-        """Add ``samples`` to the statistics (Chan et al.'s pairwise update), keeping what was learned."""
+        """Keep what was learned and add ``samples``: the pooled mean and std of every image seen."""
         images = np.stack([s.image for s in samples]).astype(np.float64)
-        mean, count = images.mean(axis=0), len(images)
-        delta, both = mean - self.running_mean, self.count + count
-        self.squares += ((images - mean) ** 2).sum(axis=0) + delta**2 * self.count * count / both
-        self.running_mean, self.count = self.running_mean + delta * count / both, both
-        return self._finish()
-
-    def _finish(self):
-        self.mean = self.running_mean.astype(np.float32)
-        self.std = (np.sqrt(self.squares / self.count) + self.epsilon).astype(np.float32)
+        n, m = self.count, len(images)
+        mean, var = self.mean.astype(np.float64), (self.std.astype(np.float64) - self.epsilon) ** 2
+        new_mean, new_var = images.mean(axis=0), images.var(axis=0)
+        pooled = (n * mean + m * new_mean) / (n + m)
+        var = (n * (var + (mean - pooled) ** 2) + m * (new_var + (new_mean - pooled) ** 2)) / (n + m)
+        self.mean, self.std = pooled.astype(np.float32), (np.sqrt(var) + self.epsilon).astype(np.float32)
+        self.count = n + m
         return self
 
     def score(self, samples):

@@ -260,3 +260,19 @@ def test_shipped_paradigm_protocols_run_on_the_embedded_dataset(cli, tmp_path, n
     assert (out / "report.html").is_file() and (out / "report.tex").is_file()
     column = {"few_shot": "shots", "noisy_training": "contamination", "continual": "forgetting"}[name]
     assert column in rows
+
+
+def test_mean_colour_taught_incrementally_matches_its_union_fit(cli, tmp_path, grey_root):
+    # the example plugin pools its statistics exactly, so fit + fit_more equals one fit on the union
+    results = {}
+    for design in ("auto", "union"):
+        path = _protocol(tmp_path, grey_root, "continual", ["A", "B", "C"], "[mean_colour]", f"{{design: {design}}}")
+        out = tmp_path / design
+        code, _, stderr = cli("run", str(path), "--out", str(out))
+        assert code == 0, stderr
+        rows = pd.read_csv(out / "results.csv")
+        results[design] = rows[rows["calibration"] == "quantile"].sort_values(["step", "category"])
+    assert set(results["auto"]["design"]) == {"incremental"} and set(results["union"]["design"]) == {"union"}
+    assert results["auto"]["auroc"].tolist() == pytest.approx(results["union"]["auroc"].tolist())
+    shared = set(results["auto"]["cache_key"]) & set(results["union"]["cache_key"])
+    assert shared == set(results["auto"].loc[results["auto"]["step"] == 1, "cache_key"])  # only step 1 is one job
