@@ -105,18 +105,25 @@ class UnionSubset(TrainingSubset):
         return {**super().describe(), "union": list(self.categories), "design": design}
 
 
-def supports_continual(factory: Any) -> bool:
-    """Whether a model's registration declares that its detectors can continue fitting (``fit_more``).
+def supports_continual(model: Any) -> bool:
+    """Whether a registered model declares that its detectors can continue fitting.
 
-    Read from the registered factory's ``continual`` attribute (also the flag of a model
-    registration object, when a plugin registers one).
+    ``model`` is what the plugin manager returns for the name: a model registration (whose
+    ``continual`` flag is read) or a plain factory (its ``continual`` attribute). A registration
+    wrapping a plain factory also counts the factory's own attribute.
     """
-    return bool(getattr(factory, "continual", False))
+    factory = getattr(model, "factory", None)
+    return bool(getattr(model, "continual", False) or getattr(factory, "continual", False))
 
 
 def teach(detector: Any, stages: Sequence[Sequence[Any]]) -> None:
-    """``fit`` on the first stage's samples, then ``fit_more`` on each later stage's (the continual contract)."""
+    """The continual contract: ``fit`` on the first stage, then each later stage added to what was learnt.
+
+    A later stage goes to ``fit_more(samples)`` when the detector has it, else to ``fit(samples)``
+    again (a model registered as continual promises that a second ``fit`` adds to the first).
+    """
     first, *rest = stages
     detector.fit(first)
+    more = getattr(detector, "fit_more", None) or detector.fit
     for samples in rest:
-        detector.fit_more(samples)
+        more(samples)

@@ -11,7 +11,7 @@ from harness.analyses.continual import forgetting, mean_forgetting
 from harness.data.base import Category, Record
 from harness.protocol import ModelConfig
 from harness.scoring import Job, TrainingSubset
-from harness.subsets import ContaminatedSubset, FewShotSubset, UnionSubset, contaminant_count, supports_continual
+from harness.subsets import ContaminatedSubset, FewShotSubset, UnionSubset, contaminant_count, supports_continual, teach
 
 
 def _category(name: str, n_train: int = 8) -> Category:
@@ -84,7 +84,34 @@ def test_supports_continual_reads_the_registration_flag():
     class Continues:
         continual = True
 
+    class Registration:  # a registration object wrapping a factory (what plugins may register)
+        def __init__(self, factory, continual=False):
+            self.factory, self.continual = factory, continual
+
     assert not supports_continual(Plain) and supports_continual(Continues)
+    assert supports_continual(Registration(Plain, continual=True)) and supports_continual(Registration(Continues))
+    assert not supports_continual(Registration(Plain))
+
+
+def test_teach_uses_fit_more_or_fit_again():
+    class WithMore:
+        def __init__(self):
+            self.calls = []
+
+        def fit(self, samples):
+            self.calls.append(("fit", samples))
+
+        def fit_more(self, samples):
+            self.calls.append(("fit_more", samples))
+
+    class FitAgain(WithMore):
+        fit_more = None
+
+    with_more, again = WithMore(), FitAgain()
+    teach(with_more, [[1], [2], [3]])
+    teach(again, [[1], [2]])
+    assert with_more.calls == [("fit", [1]), ("fit_more", [2]), ("fit_more", [3])]
+    assert again.calls == [("fit", [1]), ("fit", [2])]
 
 
 def test_forgetting_measure_by_hand():
