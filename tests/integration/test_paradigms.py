@@ -276,3 +276,12 @@ def test_mean_colour_taught_incrementally_matches_its_union_fit(cli, tmp_path, g
     assert results["auto"]["auroc"].tolist() == pytest.approx(results["union"]["auroc"].tolist())
     shared = set(results["auto"]["cache_key"]) & set(results["union"]["cache_key"])
     assert shared == set(results["auto"].loc[results["auto"]["step"] == 1, "cache_key"])  # only step 1 is one job
+
+
+def test_few_shot_all_is_kde_vs_tests_job(cli, tmp_path, grey_root):
+    kde = _protocol(tmp_path, grey_root, "kde_vs_test", ["F"], "[nearest]", "{bootstrap: 0}")
+    assert cli("run", str(kde), "--out", str(tmp_path / "kv"))[0] == 0
+    path = _protocol(tmp_path, grey_root, "few_shot", ["F"], "[nearest]", "{shots: [1, all], draws: 2}")
+    assert cli("run", str(path), "--out", str(tmp_path / "fs"))[0] == 0
+    counts = json.loads((tmp_path / "fs" / "run.json").read_text())["counts"]
+    assert counts == {"fitted": 2, "cached": 1, "failed": 0}
