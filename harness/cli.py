@@ -20,6 +20,28 @@ from harness.errors import ExitCode, HarnessError
 PROTOCOL_DIRS = (Path.cwd() / "protocols", Path(__file__).resolve().parent.parent / "protocols")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (so captured and redirected streams work)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _show_harness_warnings() -> None:
+    """The harness's own warnings (a damaged cache entry refitted) as one ``Warning:`` line each on stderr."""
+    logger = logging.getLogger("harness")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("Warning: %(message)s"))
+        logger.addHandler(handler)
+
+
 def _quiet_libraries() -> None:
     """Keep third-party chatter (Lightning tips, hub retries) out of the user's terminal."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "anomalib", "pytorch_lightning"):
@@ -46,6 +68,7 @@ def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tup
     """Evaluate visual anomaly detectors under declared protocols, with honest thresholds."""
     ctx.obj = {"debug": debug}
     _quiet_libraries()
+    _show_harness_warnings()
     if no_plugin_autoload or disabled:
         from harness.plugins import configure
 
@@ -80,7 +103,14 @@ def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tup
     metavar="NAME",
     help="Where jobs run: local (default), ray, submitit; options via --set executor.KEY=VALUE.",
 )
-def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Path | None, executor: str | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into an output folder that holds files the harness did not write; they are kept, never removed.",
+)
+def run(
+    protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Path | None, executor: str | None, force: bool
+) -> None:
     """Run PROTOCOL: fit and score (cached), calibrate, write results and reports."""
     from harness.protocol import load_protocol
     from harness.runner import run_protocol
@@ -89,7 +119,7 @@ def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Pat
         overrides = (f"executor.name={executor}", *overrides)
     config = load_protocol(protocol, overrides)
     out = out or Path("results") / protocol.stem
-    summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv)
+    summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv, force=force)
     click.echo(
         f"jobs: {summary.count('fitted')} fitted, {summary.count('cached')} from cache, "
         f"{summary.count('failed')} failed"
@@ -108,24 +138,35 @@ def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Pat
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
 def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
-    """Check PROTOCOL (keys, names, dataset, options) without running a model."""
+    """Check PROTOCOL (keys, values, names, options, dataset) without running a model; print what it found."""
+    from harness.config.summary import dataset_table
     from harness.protocol import load_protocol
     from harness.runner import plan
 
     config = load_protocol(protocol, overrides)
-    jobs, calibrations, _ = plan(config)
-    categories = sorted({c.name for job in jobs for c in job.evaluated})
+    jobs, calibrations, _ = plan(config)  # checks every name and option (harness.config.check) and the dataset
+    categories = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
     click.echo(
-        f"{protocol}: valid · protocol {config.protocol} v{config.version} · {len(config.models)} model(s) · "
-        f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
+        f"{protocol}: valid · protocol {config.kind} v{config.version} · {len(config.models)} model(s) · "
+        f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(sorted(categories))}) · "
         f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)"
     )
+    click.echo(dataset_table(sorted(categories.values(), key=lambda c: c.name), config.holdout_fraction))
+
+
+@cli.command()
+@click.option("--markdown", is_flag=True, help="The README's reference tables instead of the JSON schema.")
+def schema(markdown: bool) -> None:
+    """Print the protocol file's JSON schema (every key, its type, default and meaning)."""
+    from harness.schema import protocol_schema, reference_markdown
+
+    click.echo(reference_markdown() if markdown else json.dumps(protocol_schema(), indent=2), nl=not markdown)
 
 
 @cli.command(name="list")
-@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols"]))
+@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols", "metrics"]))
 def list_(kind: str) -> None:
-    """List registered models, dataset layouts, calibrations or protocols."""
+    """List registered models, dataset layouts, calibrations, protocols or metrics."""
     from harness.plugins import get_plugins
 
     plugins = get_plugins()
@@ -142,8 +183,10 @@ def list_(kind: str) -> None:
     width = max((len(n) for n in registry), default=10) + 2
     for name, entry in sorted(registry.items()):
         owner = plugins.owner(kind, name).name
-        reason = entry.why_unavailable() if hasattr(entry, "why_unavailable") else None
+        reason = entry.reason_unavailable() if kind == "models" else None
         status = f"cannot run here: {reason}" if reason else "ok"
+        if kind == "metrics":
+            status = f"{entry.level} level, {'higher' if entry.higher_is_better else 'lower'} is better"
         oracle = "  (oracle: reads test labels)" if kind == "calibrations" and getattr(entry, "oracle", False) else ""
         click.echo(f"{name:{width}s} {owner:20s} {status}{oracle}")
     failed = [i for i in plugins.infos if i.error]
@@ -182,12 +225,16 @@ def plugins(as_json: bool) -> None:
 )
 def report(out: Path, formats: tuple[str, ...]) -> None:
     """Re-render OUT's report.html and report.tex from its stored results (no model runs)."""
+    from harness.ownership import check_not_foreign, record
     from harness.report import load_results, render_reports
     from harness.store import check_writable
 
     _, run_info, _ = load_results(out)
     check_writable(out)
-    for path in render_reports(out, formats or tuple(run_info.get("report_formats", ["html", "latex"]))):
+    check_not_foreign(out, ["report.html", "report.tex"])
+    written = render_reports(out, formats or tuple(run_info.get("report_formats", ["html", "latex"])))
+    record(out, [path.name for path in written])
+    for path in written:
         click.echo(f"wrote {path}")
 
 

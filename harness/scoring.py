@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 
 from harness import efficiency
-from harness.data.base import Category, Record
+from harness.data.base import Category, Record, absolute
 from harness.data.handover import HandOver, SampleFolder
 from harness.errors import HarnessError
 from harness.integrity import by_content
 from harness.protocol import ModelConfig
 from harness.store import CACHE_SCHEMA, ScoreCache
-from harness.types import LabelledSample, Scores
+from harness.types import LabelledSample, Scores, detector_info
 
 
 @dataclass(frozen=True)
@@ -116,12 +116,14 @@ class Job:
 
     def data_root(self) -> Path:
         """The deepest folder holding every image of this job; cached rows name images relative to it."""
-        paths = [str(r.path.resolve().parent) for c in (self.category, *self.evaluated) for r in c.records]
-        return Path(os.path.commonpath(paths)) if paths else Path("/")
+        if "_data_root" not in self.__dict__:
+            paths = [str(absolute(r.path).parent) for c in (self.category, *self.evaluated) for r in c.records]
+            object.__setattr__(self, "_data_root", Path(os.path.commonpath(paths)) if paths else Path("/"))
+        return self.__dict__["_data_root"]
 
     def record_id(self, record: Record) -> str:
         """How a cached row names ``record``: its path relative to :meth:`data_root` (POSIX)."""
-        return record.path.resolve().relative_to(self.data_root()).as_posix()
+        return absolute(record.path).relative_to(self.data_root()).as_posix()
 
 
 def cached_scores(job: Job, cache: ScoreCache) -> pd.DataFrame:
@@ -206,6 +208,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         scored = folder.hand_over(holdout_records + test_records, "score")
         detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
     all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
+    info = detector_info(detector)
     n_holdout = len(holdout_records)
     test_maps = None if all_maps is None else all_maps[n_holdout:]
     records = holdout_records + test_records
@@ -231,8 +234,10 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "plugin": job.plugin,
         "plugin_version": job.plugin_version,
         "factory_version": job.factory_version,
-        "weights": str(getattr(detector, "weights", "unknown")),
-        "supervised": bool(getattr(detector, "supervised", False)),
+        "weights": info.weights,
+        "supervised": info.supervised,
+        "detector": info.name,
+        "device": info.device,
         "category": job.category.name,
         "test_categories": [c.name for c in job.evaluated],
         "seed": job.seed,
@@ -268,7 +273,7 @@ def _fit_and_score(
             detector = factory(**dict(job.model.options))
             started = time.perf_counter()
             stages = getattr(job.subset, "stages", lambda _: None)(job.category)  # a continual sequence
-            if getattr(detector, "supervised", False):
+            if detector_info(detector).supervised:
                 detector.fit(fit.samples, anomalies=labelled_samples(job, folder))
             elif stages:  # files already written for the fit hand-over: these only reorder them per stage
                 from harness.subsets import teach
@@ -281,7 +286,7 @@ def _fit_and_score(
             scores, maps = _score_in_batches(detector, scored.samples)
             score_seconds = time.perf_counter() - started
         figures: dict[str, Any] = {}
-        shared = getattr(detector, "shared_fit_seconds", None)
+        shared = detector_info(detector).shared_fit_seconds  # read after scoring: a fit may set it
         if shared is not None:  # the detector loaded a fit made once for sibling models
             figures["fit_note"] = f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)"
             fit_seconds = float(shared)
@@ -294,7 +299,7 @@ def _fit_and_score(
         )
         if scored.samples and measure["latency_repeats"]:
             figures["latency_ms"] = efficiency.latency_ms(detector, scored.samples[0], int(measure["latency_repeats"]))
-        figures.update(efficiency.footprint(detector, job.image_size))
+        figures.update(efficiency.footprint(detector_info(detector), job.image_size))
         efficiency.with_co2(figures, float(measure["grid_intensity"]))
     except (HarnessError, KeyboardInterrupt, JobFailed):
         raise

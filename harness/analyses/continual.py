@@ -24,16 +24,26 @@ Analysis options: ``sequence`` (category names), ``metric`` (auroc | ap), ``desi
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, restrict, successful
+from harness.analyses.base import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    FigureRecord,
+    JobData,
+    restrict,
+    successful,
+)
 from harness.analyses.common import slug
 from harness.analyses.sweep import job_rows
+from harness.config.types import OptionsModel, Str
 from harness.data.base import Category
 from harness.errors import ProtocolError
 from harness.figures import save
@@ -41,6 +51,18 @@ from harness.subsets import UnionSubset, supports_continual
 
 METRICS = ("auroc", "ap")
 DESIGNS = ("auto", "union")
+
+
+class ContinualOptions(OptionsModel):
+    """Options of ``continual`` (paper 004, section 3.9, Table 4.3)."""
+
+    sequence: Annotated[tuple[Str, ...], Field(min_length=2)] | None = Field(
+        None, description="the categories in teaching order; null = the dataset's category order"
+    )
+    metric: Literal[METRICS] = Field("auroc", description="what the matrix T holds: auroc or ap")
+    design: Literal[DESIGNS] = Field(
+        "auto", description="auto: incremental where the model declares it; union: refit on the union everywhere"
+    )
 
 
 def forgetting(matrix: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +120,7 @@ def step_of(job: JobData) -> tuple[int, tuple[str, ...], str]:
     return len(seen), seen, str(subset.get("design", "first step"))
 
 
-class Continual:
+class Continual(AnalysisSpec):
     """The continual protocol kind."""
 
     title = "Continual learning: categories taught in sequence, with the forgetting measure"
@@ -110,6 +132,7 @@ class Continual:
         "continue fitting, so it is refitted on the union of the categories seen so far (a joint-training "
         "reference, not continual learning). Thresholds use each category's own held-out normals."
     )
+    options_model = ContinualOptions
     options = ("sequence", "metric", "design")
     leaderboard_note = (
         "Per model, design and step: the mean of the metric over the categories seen so far, and the mean "

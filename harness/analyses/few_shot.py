@@ -16,20 +16,31 @@ Analysis options: ``shots`` (list of positive integers and/or ``all``), ``draws`
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord
 from harness.analyses.common import reference_calibration
 from harness.analyses.sweep import job_rows, metric_figure, numeric_order, spread
+from harness.config.types import OptionsModel, PositiveInt
 from harness.data.base import Category
 from harness.errors import ProtocolError
 from harness.subsets import FewShotSubset
 
 DEFAULT_SHOTS = (1, 2, 4, 8, 16, "all")
 ALL = "all"
+
+
+class FewShotOptions(OptionsModel):
+    """Options of ``few_shot`` (paper 004, section 3.6)."""
+
+    shots: Annotated[tuple[PositiveInt | Literal["all"], ...], Field(min_length=1)] = Field(
+        DEFAULT_SHOTS, description="numbers of normal training images (k), and/or all"
+    )
+    draws: PositiveInt = Field(5, description="seeded draws of the k training images per k")
 
 
 def parse_options(options: Any) -> tuple[tuple[int | str, ...], int]:
@@ -56,7 +67,7 @@ def shots_of(meta: dict[str, Any]) -> tuple[int | str, int]:
     return subset.get("shots", ALL), int(subset.get("draw", 0))
 
 
-class FewShot:
+class FewShot(AnalysisSpec):
     """The few_shot protocol kind."""
 
     title = "Few-shot training: metrics against the number of normal training images"
@@ -66,6 +77,7 @@ class FewShot:
         "set varies (paper 004, section 3.6). The leaderboard gives, per k, the mean and the standard deviation "
         "over draws and seeds of the mean over categories."
     )
+    options_model = FewShotOptions
     options = ("shots", "draws")
     leaderboard_note = "Per k: mean over categories, then mean and std over draws and seeds."
     leaderboard_columns = (

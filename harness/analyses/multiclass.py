@@ -37,8 +37,17 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, restrict, successful
+from harness.analyses.base import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    FigureRecord,
+    JobData,
+    restrict,
+    successful,
+)
 from harness.analyses.common import slug, thresholds_of
+from harness.analyses.options import MulticlassOptions
 from harness.data.base import Category
 from harness.errors import ProtocolError, unknown_name_message
 from harness.figures import save
@@ -73,7 +82,7 @@ def pooled_row(parts: list[tuple[np.ndarray, np.ndarray, float]]) -> dict[str, f
     }
 
 
-class MulticlassUnified:
+class MulticlassUnified(AnalysisSpec):
     """The multiclass_unified protocol kind."""
 
     title = "Unified model vs one model per category"
@@ -86,6 +95,7 @@ class MulticlassUnified:
         "all, with one threshold (paper 004, Table 5.17). The design column names each row's training design: "
         "union, per category, or chosen."
     )
+    options_model = MulticlassOptions
     options = ("unified", "cross_matrix", "train_on")
     leaderboard_note = "The two aggregates per setting, mean over seeds: mean of categories, and pooled."
     leaderboard_columns = (

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord
 from harness.analyses.common import reference_calibration
 from harness.analyses.sweep import job_rows, metric_figure, numeric_order, spread
+from harness.config.types import Float, Fraction, NonNegativeInt, OptionsModel
 from harness.data.base import Category, Record
 from harness.errors import ProtocolError
 from harness.scoring import TrainingSubset
@@ -35,6 +37,16 @@ from harness.subsets import ContaminatedSubset, contaminant_count
 DEFAULT_RATES = (0.0, 0.05, 0.1, 0.2)
 CONTAMINANT = "contaminant"
 """The split of the candidate contaminants: out of every evaluation."""
+
+
+class NoisyTrainingOptions(OptionsModel):
+    """Options of ``noisy_training`` (paper 004, section 3.8)."""
+
+    rates: Annotated[tuple[Annotated[Float, Field(ge=0, lt=1)], ...], Field(min_length=1)] = Field(
+        DEFAULT_RATES, description="defective shares of the training set, each in [0, 1)"
+    )
+    contamination_seed: NonNegativeInt = Field(0, description="seed of the draw of candidate contaminants")
+    max_pool_share: Fraction = Field(0.5, description="at most this share of a category's test anomalies is drawn")
 
 
 def parse_options(options: Any) -> tuple[tuple[float, ...], int, float]:
@@ -74,7 +86,7 @@ def without_pool(category: Category, pool: list[Record]) -> tuple[Category, list
     return Category(category.name, records, category.families), [moved[r] for r in pool]
 
 
-class NoisyTraining:
+class NoisyTraining(AnalysisSpec):
     """The noisy_training protocol kind."""
 
     title = "Noisy training: defects slipped into the training set"
@@ -85,6 +97,7 @@ class NoisyTraining:
         "deployable calibrations stay clean. contamination_actual is the share reached when a category has "
         "too few anomalies."
     )
+    options_model = NoisyTrainingOptions
     options = ("rates", "contamination_seed", "max_pool_share")
     leaderboard_note = "Per rate: mean over categories, then mean and std over seeds."
     leaderboard_columns = (

@@ -386,3 +386,24 @@ def test_a_root_given_relatively_or_through_links_gives_the_same_scores(cli, tmp
     assert code == 0, stderr
     scores = _test_scores(tmp_path / "out")
     np.testing.assert_allclose(scores["score"], reference[0]["score"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_cheats_stay_at_chance_in_worker_processes(tmp_path):
+    """The console script with a process pool: workers load the cheats by HARNESS_PLUGINS and hand over alike."""
+    import subprocess
+
+    root = make_twins(tmp_path / "data")
+    protocol = _protocol(tmp_path, root, ["cheat_path_substring_good", "cheat_file_size", "cheat_position", "honest"])
+    env = {
+        **os.environ,
+        "HARNESS_PLUGINS": "cheats",
+        "PYTHONPATH": os.pathsep.join([str(TESTS / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "harness.cli", "run", str(protocol), "--out", str(tmp_path / "out")]
+    command += ["--cache", str(tmp_path / "cache"), "--set", "executor.workers=2"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    aurocs = _aurocs(tmp_path / "out")
+    assert aurocs["cheat_path_substring_good"] == pytest.approx(0.5) == aurocs["cheat_file_size"]
+    assert abs(aurocs["cheat_position"] - 0.5) < 0.25 and aurocs["honest"] == pytest.approx(0.5)

@@ -33,15 +33,30 @@ def _values(samples) -> np.ndarray:
     return np.array([float(s.image.mean()) for s in samples])
 
 
+class Log:
+    """What the detectors were taught, one JSON line per call, in a file: jobs run in child processes."""
+
+    path: typing.ClassVar[Path | None] = None
+
+    @classmethod
+    def write(cls, call: str, values: np.ndarray) -> None:
+        with cls.path.open("a") as file:
+            file.write(json.dumps([call, sorted(values.tolist())]) + "\n")
+
+    @classmethod
+    def read(cls, call: str) -> list[list[float]]:
+        lines = cls.path.read_text().splitlines() if cls.path.is_file() else []
+        return [values for name, values in map(json.loads, lines) if name == call]
+
+
 class Nearest:
     """Score = distance to the nearest training grey level. Cannot continue fitting."""
 
     weights = "none"
-    fitted: typing.ClassVar[list[list[float]]] = []
 
     def fit(self, samples):
         self.memory = _values(samples)
-        Nearest.fitted.append(sorted(self.memory.tolist()))
+        Log.write("fit", self.memory)
         return self
 
     def score(self, samples):
@@ -53,15 +68,10 @@ class Forgetful(Nearest):
     """Declares continual fitting; ``fit_more`` keeps only the newest images (catastrophic forgetting)."""
 
     continual = True
-    taught: typing.ClassVar[list[str]] = []
-
-    def fit(self, samples):
-        Forgetful.taught.append("fit")
-        return super().fit(samples)
 
     def fit_more(self, samples):
-        Forgetful.taught.append("fit_more")
         self.memory = _values(samples)
+        Log.write("fit_more", self.memory)
         return self
 
 
@@ -81,7 +91,7 @@ def grey_root(tmp_path):
             for i, v in enumerate(values):
                 Image.fromarray(np.full((8, 8, 3), v, np.uint8)).save(root / name / folder / f"v{v}_{i}.png")
     get_plugins().register(ParadigmPlugin(), "paradigm-plugin")
-    Nearest.fitted, Forgetful.taught = [], []
+    Log.path = tmp_path / "taught.jsonl"
     yield root
     get_plugins().unregister("paradigm-plugin")
 
@@ -125,7 +135,7 @@ def test_few_shot_numbers_draws_and_fixed_holdout(cli, tmp_path, grey_root):
     assert len(holdouts) == 1  # the same held-out normals for every k and draw
     held = sorted(_value(p) for p in next(iter(holdouts)))
     fit = [v for v in CATEGORIES["F"][0] if v not in held]
-    assert all(not set(memory) & set(held) for memory in Nearest.fitted)  # never trained on a held-out normal
+    assert all(not set(memory) & set(held) for memory in Log.read("fit"))  # never trained on a held-out normal
     _, normals, anomalies = CATEGORIES["F"]
     assert rows.loc[rows["shots"] == "all", "auroc"].item() == pytest.approx(_auroc(fit, normals, anomalies))
     expected = []
@@ -161,9 +171,9 @@ def test_noisy_training_numbers_and_one_test_set_for_every_rate(cli, tmp_path, g
     # clean: anomalies 100 away, normals 0..10 -> AUROC 1; with a 200 in memory the anomalies score 0:
     # each ties the normal scoring 0 and loses to the other three -> 0.5 / 4
     assert rows["auroc"].tolist() == pytest.approx([1.0, 0.125, 0.125])
-    contaminated = [m for m in Nearest.fitted if 200.0 in m]
+    contaminated = [m for m in Log.read("fit") if 200.0 in m]
     assert sorted(m.count(200.0) for m in contaminated) == [1, 2]
-    assert all(len(m) - m.count(200.0) == 4 for m in Nearest.fitted)  # the same 4 normals at every rate
+    assert all(len(m) - m.count(200.0) == 4 for m in Log.read("fit"))  # the same 4 normals at every rate
 
 
 T_FORGETFUL = {1: {"A": 1.0}, 2: {"A": 1 / 3, "B": 1.0}, 3: {"A": 2 / 3, "B": 0.5, "C": 1.0}}
@@ -187,7 +197,7 @@ def test_continual_matrix_and_forgetting_by_hand(cli, tmp_path, grey_root):
             assert (np.isnan(got) and expected is None) or got == pytest.approx(expected), (step, category)
     assert set(forgetful["design"]) == {"incremental"}
     # steps 2 and 3 each replay the sequence: fit, then fit_more per later category
-    assert Forgetful.taught.count("fit_more") == 1 + 2
+    assert len(Log.read("fit_more")) == 1 + 2
     union = rows[rows["model"] == "nearest"]
     assert set(union["design"]) == {"union"} and (union["auroc"] == 1.0).all()
     assert union["forgetting"].dropna().eq(0).all() and union["forgetting"].notna().sum() == 3
@@ -236,7 +246,7 @@ def test_bad_paradigm_options_fail_before_fitting(cli, tmp_path, grey_root, kind
     path = _protocol(tmp_path, grey_root, kind, ["A", "B"], "[nearest]", analysis)
     code, _, stderr = cli("run", str(path), "--out", str(tmp_path / "out"))
     assert code == 2 and key in stderr and "Traceback" not in stderr
-    assert Nearest.fitted == []
+    assert Log.read("fit") == []
 
 
 @pytest.mark.parametrize(
