@@ -65,18 +65,22 @@ class ContinualOptions(OptionsModel):
     )
 
 
-def forgetting(matrix: pd.DataFrame) -> pd.DataFrame:
-    """FM_j^k for a T matrix (rows: steps 1..K in order, columns: categories in sequence order).
+def forgetting(matrix: pd.DataFrame, taught: dict[str, int] | None = None) -> pd.DataFrame:
+    """FM_j^k for a T matrix (rows: steps, columns: categories; ``taught``: the step each was taught at).
 
-    Entry (k, j) is ``max(T[1..k-1, j]) - T[k, j]`` where category j was taught before step k,
-    else NaN (j not yet seen, or taught at step k itself).
+    Entry (k, j) is ``max(T[l, j] for taught_j <= l < k) - T[k, j]`` where category j was taught
+    before step k, else NaN (not yet seen, or taught at step k itself). By default the columns are
+    in teaching order, the i-th taught at step i. A step missing from the rows (a failed job) is
+    left out of the max.
     """
-    values = matrix.to_numpy(float)
-    result = np.full_like(values, np.nan)
-    for k in range(1, values.shape[0]):
-        for j in range(min(k, values.shape[1])):
-            result[k, j] = np.nanmax(values[:k, j]) - values[k, j]
-    return pd.DataFrame(result, index=matrix.index, columns=matrix.columns)
+    taught = taught or {column: index + 1 for index, column in enumerate(matrix.columns)}
+    result = pd.DataFrame(np.nan, index=matrix.index, columns=matrix.columns)
+    for step in matrix.index:
+        for column in matrix.columns:
+            earlier = matrix.loc[[s for s in matrix.index if taught[column] <= s < step], column].dropna()
+            if not earlier.empty:
+                result.loc[step, column] = earlier.max() - matrix.loc[step, column]
+    return result
 
 
 def mean_forgetting(fm: pd.DataFrame) -> pd.Series:
@@ -244,10 +248,13 @@ class Continual(AnalysisSpec):
 
 def matrices(rows: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """T (steps x categories in teaching order) and FM from one model's and seed's rows of one calibration."""
-    order = list(dict.fromkeys(rows.sort_values("step", kind="stable")["learned"]))
+    taught = {str(c): int(step) for c, step in rows.groupby("category")["step"].min().items()}
+    for step, learned in rows[["step", "learned"]].drop_duplicates().itertuples(index=False):
+        taught[str(learned)] = int(step)
+    order = sorted(taught, key=lambda category: taught[category])
     matrix = rows.pivot_table(index="step", columns="category", values=metric, aggfunc="first")
     matrix = matrix.reindex(index=sorted(matrix.index), columns=order)
-    return matrix, forgetting(matrix)
+    return matrix, forgetting(matrix, taught)
 
 
 def add_forgetting(table: pd.DataFrame, metric: str) -> pd.DataFrame:

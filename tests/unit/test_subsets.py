@@ -125,3 +125,10 @@ def test_forgetting_measure_by_hand():
     assert fm.loc[3, "a"] == pytest.approx(0.1)  # the max over steps 1..2 (0.9), not the previous step's 0.7
     assert fm.loc[3, "b"] == pytest.approx(0.3)
     assert mean_forgetting(fm).tolist()[1:] == pytest.approx([0.2, 0.2])
+
+
+def test_forgetting_skips_a_missing_step():
+    # step 2 failed: FM at step 3 compares with step 1 only, and b (taught at step 2) has no earlier value
+    t = pd.DataFrame([[0.9, np.nan, np.nan], [0.6, 0.7, 0.8]], index=[1, 3], columns=["a", "b", "c"])
+    fm = forgetting(t, {"a": 1, "b": 2, "c": 3})
+    assert fm.loc[3, "a"] == pytest.approx(0.3) and np.isnan(fm.loc[3, "b"]) and np.isnan(fm.loc[3, "c"])
