@@ -137,13 +137,26 @@ def run(
 @cli.command()
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
-def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
+@click.option(
+    "--audit",
+    "audit_csv",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[CSV]",
+    help="Also audit the dataset (duplicates, label conflicts, masks, unreadable files); CSV: write findings.",
+)
+def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) -> None:
     """Check PROTOCOL (keys, values, names, options, dataset) without running a model; print what it found."""
     from harness.config.summary import dataset_table
     from harness.protocol import load_protocol
     from harness.runner import plan
 
     config = load_protocol(protocol, overrides)
+    if audit_csv is not None:  # before the checks: an audit lists every problem, validation stops at the first
+        from harness.audit import audit_dataset
+
+        audit_dataset(config, None if audit_csv == "-" else Path(audit_csv), click.echo)
     jobs, calibrations, _ = plan(config)  # checks every name and option (harness.config.check) and the dataset
     categories = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
     click.echo(
@@ -236,6 +249,17 @@ def report(out: Path, formats: tuple[str, ...]) -> None:
     record(out, [path.name for path in written])
     for path in written:
         click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Path(path_type=Path), required=True, help="Folder to write into.")
+def export(out: Path, target: Path) -> None:
+    """Write OUT's scores (CSV) and maps (float TIFF) in the layout the precomputed model reads."""
+    from harness.export import export_run
+
+    for folder in export_run(out, target):
+        click.echo(f"wrote {folder}")
 
 
 @cli.command(name="new-plugin")

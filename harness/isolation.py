@@ -49,6 +49,12 @@ def _import_torch() -> None:
         import torch  # noqa: F401
 
 
+def _cuda_initialised() -> bool:
+    """Whether this process initialised CUDA (then jobs start in spawned processes, which find plugins anew)."""
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
+
+
 def torch_survives_fork(context: Any, seconds: float = 5.0) -> bool:
     """Whether torch's CPU thread pool works in a forked child (False once the parent ran parallel torch work).
 
@@ -112,7 +118,11 @@ class IsolatedJobs:
         """Yield each job's result as its process ends."""
         pending, running = list(jobs), []
         _import_torch()
-        self.one_thread = bool(jobs) and not torch_survives_fork(self.context)
+        if _cuda_initialised():  # CUDA cannot be used in a forked child of a process that initialised it
+            self.context = get_context("spawn")
+        self.one_thread = (
+            self.context.get_start_method() == "fork" and bool(jobs) and not torch_survives_fork(self.context)
+        )
         progress = tqdm(total=len(jobs), desc="fit + score", unit="job", disable=None, file=sys.stderr)
         try:
             while pending or running:

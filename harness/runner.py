@@ -104,6 +104,7 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
                     lambda key=job.key: cache.maps(key),
                     loader,
                     dict(job.category.families),
+                    lambda key=job.key: cache.split_maps(key, "holdout"),
                 )
             )
         )

@@ -30,6 +30,8 @@ class JobData:
     load_masks: Callable[[], np.ndarray | None] = field(repr=False)
     families: Mapping[str, str] = field(default_factory=dict)
     """Defect type -> family, as the dataset declares them."""
+    load_holdout_maps: Callable[[], np.ndarray | None] = field(default=lambda: None, repr=False)
+    """Maps of the held-out normals (rows of ``holdout`` order), or ``None`` (no maps, or an older cache entry)."""
 
     @property
     def weights(self) -> str:
@@ -91,7 +93,9 @@ def _keep_rows(job: JobData, keep: pd.Series, category: str) -> JobData:
     positions = np.flatnonzero(keep[is_test].to_numpy())
     frame = job.scores[keep].reset_index(drop=True)
     maps, masks = _positions_loader(job.load_maps, positions), _positions_loader(job.load_masks, positions)
-    return JobData(job.model, category, job.seed, job.key, job.meta, frame, maps, masks, job.families)
+    held = np.flatnonzero(keep[job.scores["split"] == "holdout"].to_numpy())
+    holdout_maps = _positions_loader(job.load_holdout_maps, held)
+    return JobData(job.model, category, job.seed, job.key, job.meta, frame, maps, masks, job.families, holdout_maps)
 
 
 def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:
@@ -103,7 +107,7 @@ def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:
     scores = job.scores
     is_test = scores["split"] == "test"
     in_category = scores["category"] == category
-    keep_holdout = ~is_test & (in_category if holdout == "own" else True)
+    keep_holdout = (scores["split"] == "holdout") & (in_category if holdout == "own" else True)
     return _keep_rows(job, keep_holdout | (is_test & in_category), category)
 
 

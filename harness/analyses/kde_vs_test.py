@@ -24,6 +24,7 @@ from harness.analyses.review import map_panel_figure, review_candidates, review_
 from harness.calibration import tie_note
 from harness.figures import confusion_bars, grouped_metric_bars, save, score_distributions
 from harness.metrics import bootstrap_intervals, threshold_metrics
+from harness.segmentation import segmentation_report
 
 SUMMARY_MEANS = [
     "accuracy",
@@ -109,6 +110,8 @@ class KdeVsTest(AnalysisSpec):
         "pixel_auroc",
         "aupro",
         "pl",
+        "seg_f1",
+        "seg_f1_oracle",
     )
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
@@ -136,7 +139,8 @@ class KdeVsTest(AnalysisSpec):
                 figures.extend([figure] if figure else [])
         if reviews:
             pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
-        table = pd.DataFrame(rows)
+        table, segmentation_tables = segmentation_report(context, pd.DataFrame(rows))
+        figures.extend(segmentation_tables)
         if not table.empty:
             name = "summary_metrics.png"
             grouped_metric_bars(

@@ -14,16 +14,18 @@ def category_counts(category: Category, holdout_fraction: float) -> dict[str, ob
     train = category.split("train")
     test = category.split("test")
     defects = [r for r in test if r.label]
-    held_out = round(len(train) * holdout_fraction)
+    own = category.split("holdout")  # a dataset's own held-out normals (MVTec AD 2 validation/good): not carved
+    held_out = len(own) if own else round(len(train) * holdout_fraction)
     types = sorted({r.defect_type for r in defects})
     return {
         "category": category.name,
-        "train": len(train) - held_out,
+        "train": len(train) - (0 if own else held_out),
         "held-out": held_out,
         "test normal": len(test) - len(defects),
         "defect": len(defects),
         "masks": sum(1 for r in defects if r.mask_paths),
         "supervised": len(category.split("supervised")),
+        "unlabelled": len(category.split("unlabelled")),
         "defect types": ", ".join(types) or "-",
     }
 
@@ -34,7 +36,8 @@ def dataset_table(categories: Iterable[Category], holdout_fraction: float) -> st
     ``supervised`` (labelled anomalies set aside for supervised models) shows only when there are any.
     """
     rows = [category_counts(c, holdout_fraction) for c in categories]
-    columns = [c for c in (*COLUMNS[:-1], "supervised", COLUMNS[-1]) if c != "supervised" or any(r[c] for r in rows)]
+    optional = ("supervised", "unlabelled")  # shown only when some category has them
+    columns = [c for c in (*COLUMNS[:-1], *optional, COLUMNS[-1]) if c not in optional or any(r[c] for r in rows)]
     cells = [columns] + [[str(row[c]) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns) - 1)]
     lines = []

@@ -509,3 +509,20 @@ def test_damaged_entry_is_one_line_in_a_real_terminal_run(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "damaged" in one_line(result.stderr)
     assert json.loads((tmp_path / "b" / "run.json").read_text())["counts"]["fitted"] == 1
+
+
+@pytest.mark.slow
+def test_jobs_start_in_spawned_processes_once_cuda_is_initialised(cli, tmp_path, monkeypatch):
+    """A forked child cannot use CUDA the parent initialised: such a parent spawns its jobs instead."""
+    import harness.isolation
+
+    monkeypatch.setattr(harness.isolation, "_cuda_initialised", lambda: True)
+    monkeypatch.setenv("HARNESS_PLUGINS", "faulty")
+    monkeypatch.syspath_prepend(str(TESTS / "plugins"))  # spawned children get the parent's sys.path
+    models = "[{name: faulty, options: {fault: none}}, {name: faulty, label: broken, options: {fault: os_exit}}]"
+    out = tmp_path / "out"
+    code, _, err = cli("run", str(protocol(tmp_path, models)), "--out", str(out), "--cache", str(tmp_path / "c"))
+    assert code == 1 and "job(s) failed" in one_line(err)
+    rows = pd.read_csv(out / "results.csv")
+    assert set(rows.loc[rows["status"] == "ok", "model"]) == {"faulty"}
+    assert "exited with status 0" in rows.loc[rows["status"] == "failed", "error"].iloc[0]
