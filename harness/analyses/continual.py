@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 from pydantic import Field
 
 from harness import hookimpl
@@ -51,6 +52,7 @@ from harness.subsets import UnionSubset, supports_continual
 
 METRICS = ("auroc", "ap")
 DESIGNS = ("auto", "union")
+OUTLINE = [patheffects.withStroke(linewidth=2.5, foreground="white")]
 
 
 class ContinualOptions(OptionsModel):
@@ -282,7 +284,7 @@ def heatmap(matrix: pd.DataFrame, fm: pd.DataFrame, title: str, metric: str, pat
         ax.set_yticks(range(len(frame.index)), [f"step {s}" for s in frame.index], fontsize=8)
         for (i, j), value in np.ndenumerate(values):
             if not np.isnan(value):
-                ax.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8, color="grey")
+                ax.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8, path_effects=OUTLINE)
         ax.set_xlabel("tested on")
         fig.colorbar(image, ax=ax, label=label)
     fig.suptitle(title, fontsize=9)
