@@ -285,8 +285,13 @@ def _fit_and_score(
         with efficiency.Sampler(measure["sample_seconds"]).running() as sampler, energy_meter as energy:
             detector = factory(**dict(job.model.options))
             started = time.perf_counter()
+            stages = getattr(job.subset, "stages", lambda _: None)(job.category)  # a continual sequence
             if detector_info(detector).supervised:
                 detector.fit(fit.samples, anomalies=labelled_samples(job, folder))
+            elif stages:  # files already written for the fit hand-over: these only reorder them per stage
+                from harness.subsets import teach
+
+                teach(detector, [folder.hand_over(stage, "fit").samples for stage in stages])
             else:
                 detector.fit(fit.samples)
             fit_seconds = time.perf_counter() - started
