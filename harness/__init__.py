@@ -54,7 +54,6 @@ _LAZY = {
     "harness_home": "harness.store",
     "by_content": "harness.integrity",
     "write_atomic": "harness.store",
-    "by_content": "harness.integrity",
     "check_detector": "harness.testing",
     "parametrize_checks": "harness.testing",
     "ConformanceError": "harness.testing",
