@@ -75,6 +75,13 @@ def torch_survives_fork(context: Any, seconds: float = 5.0) -> bool:
     return True
 
 
+def _forget_parent_threads() -> None:
+    """Drop state whose threads stayed in the parent: its energy tracker (codecarbon's timer holds locks)."""
+    from harness.efficiency import EnergyMeter
+
+    EnergyMeter._tracker, EnergyMeter._reason = None, None
+
+
 def _child(sender: Connection, job: Job, cache_root: str, device: int | None, one_thread: bool) -> None:
     """Body of a job's process: run the job and send back its result (or the harness error that stopped it)."""
     from harness.executors import execute_job
@@ -83,6 +90,7 @@ def _child(sender: Connection, job: Job, cache_root: str, device: int | None, on
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
     if one_thread:
         sys.modules["torch"].set_num_threads(1)
+    _forget_parent_threads()
     try:
         message: tuple[str, Any] = ("result", execute_job(job, cache_root))
     except HarnessError as exc:  # bad data or options: the whole run stops with one line, as in-process
