@@ -137,25 +137,49 @@ def run(
 @cli.command()
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
-def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
-    """Check PROTOCOL (keys, names, dataset, options) without running a model."""
+@click.option(
+    "--audit",
+    "audit_csv",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[CSV]",
+    help="Also audit the dataset (duplicates, label conflicts, masks, unreadable files); CSV: write findings.",
+)
+def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) -> None:
+    """Check PROTOCOL (keys, values, names, options, dataset) without running a model; print what it found."""
+    from harness.config.summary import dataset_table
     from harness.protocol import load_protocol
     from harness.runner import plan
 
     config = load_protocol(protocol, overrides)
-    jobs, calibrations, _ = plan(config)
-    categories = sorted({c.name for job in jobs for c in job.evaluated})
+    if audit_csv is not None:  # before the checks: an audit lists every problem, validation stops at the first
+        from harness.audit import audit_dataset
+
+        audit_dataset(config, None if audit_csv == "-" else Path(audit_csv), click.echo)
+    jobs, calibrations, _ = plan(config)  # checks every name and option (harness.config.check) and the dataset
+    categories = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
     click.echo(
-        f"{protocol}: valid · protocol {config.protocol} v{config.version} · {len(config.models)} model(s) · "
-        f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
+        f"{protocol}: valid · protocol {config.kind} v{config.version} · {len(config.models)} model(s) · "
+        f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(sorted(categories))}) · "
         f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)"
     )
+    click.echo(dataset_table(sorted(categories.values(), key=lambda c: c.name), config.holdout_fraction))
+
+
+@cli.command()
+@click.option("--markdown", is_flag=True, help="The README's reference tables instead of the JSON schema.")
+def schema(markdown: bool) -> None:
+    """Print the protocol file's JSON schema (every key, its type, default and meaning)."""
+    from harness.schema import protocol_schema, reference_markdown
+
+    click.echo(reference_markdown() if markdown else json.dumps(protocol_schema(), indent=2), nl=not markdown)
 
 
 @cli.command(name="list")
-@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols"]))
+@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols", "metrics"]))
 def list_(kind: str) -> None:
-    """List registered models, dataset layouts, calibrations or protocols."""
+    """List registered models, dataset layouts, calibrations, protocols or metrics."""
     from harness.plugins import get_plugins
 
     plugins = get_plugins()
@@ -172,8 +196,10 @@ def list_(kind: str) -> None:
     width = max((len(n) for n in registry), default=10) + 2
     for name, entry in sorted(registry.items()):
         owner = plugins.owner(kind, name).name
-        reason = entry.why_unavailable() if hasattr(entry, "why_unavailable") else None
+        reason = entry.reason_unavailable() if kind == "models" else None
         status = f"cannot run here: {reason}" if reason else "ok"
+        if kind == "metrics":
+            status = f"{entry.level} level, {'higher' if entry.higher_is_better else 'lower'} is better"
         oracle = "  (oracle: reads test labels)" if kind == "calibrations" and getattr(entry, "oracle", False) else ""
         click.echo(f"{name:{width}s} {owner:20s} {status}{oracle}")
     failed = [i for i in plugins.infos if i.error]
@@ -223,6 +249,17 @@ def report(out: Path, formats: tuple[str, ...]) -> None:
     record(out, [path.name for path in written])
     for path in written:
         click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Path(path_type=Path), required=True, help="Folder to write into.")
+def export(out: Path, target: Path) -> None:
+    """Write OUT's scores (CSV) and maps (float TIFF) in the layout the precomputed model reads."""
+    from harness.export import export_run
+
+    for folder in export_run(out, target):
+        click.echo(f"wrote {folder}")
 
 
 @cli.command(name="new-plugin")

@@ -21,7 +21,7 @@ from harness.executors import build_executor
 from harness.outputs import write_outputs
 from harness.planning import JobMaker, RunPlan, build_calibrations, check_model_options, plan, resolve  # noqa: F401
 from harness.plugins import Plugins, get_plugins
-from harness.protocol import Protocol
+from harness.protocol import ProtocolConfig
 from harness.provenance import build_run_record
 from harness.scoring import Job, JobOutcome, cached_scores
 from harness.store import CACHE_ENV, ScoreCache, default_cache_dir, output_lock, preflight  # noqa: F401 (re-exported)
@@ -51,7 +51,7 @@ class RunState:
 
 
 def execute(
-    jobs: list[Job], protocol: Protocol, plugins: Plugins, cache: ScoreCache, executor: Any | None = None
+    jobs: list[Job], protocol: ProtocolConfig, plugins: Plugins, cache: ScoreCache, executor: Any | None = None
 ) -> list[JobOutcome]:
     """Run every job not yet in ``cache`` on ``executor``; a failing job is recorded, the others go on."""
     executor = executor or build_executor(protocol.executor)
@@ -104,6 +104,7 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
                     lambda key=job.key: cache.maps(key),
                     loader,
                     dict(job.category.families),
+                    lambda key=job.key: cache.split_maps(key, "holdout"),
                 )
             )
         )
@@ -111,7 +112,11 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
 
 
 def run_protocol(
-    protocol: Protocol, out: Path, cache_dir: Path | None = None, argv: list[str] | None = None, force: bool = False
+    protocol: ProtocolConfig,
+    out: Path,
+    cache_dir: Path | None = None,
+    argv: list[str] | None = None,
+    force: bool = False,
 ) -> RunSummary:
     """Run ``protocol`` into ``out``: results.csv, figures/, report.html, report.tex, run.json, scores/.
 

@@ -8,7 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -176,14 +176,25 @@ class ScoreCache:
                     raise
         raise CacheEntryDamaged("missing")
 
-    def put(self, key: str, scores: pd.DataFrame, maps: np.ndarray | None, meta: dict[str, Any]) -> None:
-        """Store one job; maps are kept as compressed float16. Checksums and counts go into ``meta.json``."""
+    def put(
+        self,
+        key: str,
+        scores: pd.DataFrame,
+        maps: np.ndarray | None,
+        meta: dict[str, Any],
+        split_maps: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Store one job; maps are kept as compressed float16. Checksums and counts go into ``meta.json``.
+
+        ``maps`` are the test images'; ``split_maps`` those of other scored splits
+        (``{"holdout": ..., "unlabelled": ...}``), read back with :meth:`split_maps`.
+        """
         versions = self.root / ENTRIES
         versions.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=versions))
         link = self.root / f".{key}.link-{staging.name}"
         try:
-            write_entry(staging, scores, maps, meta)
+            write_entry(staging, scores, maps, meta, split_maps)
             os.symlink(f"{ENTRIES}/{staging.name}", link)
             with _key_lock(versions / f"{key}.lock"):  # writers swap one at a time; readers never wait
                 old = self._current(key)
@@ -217,6 +228,17 @@ class ScoreCache:
     def maps(self, key: str) -> np.ndarray | None:
         """Anomaly maps of the entry's test images (float32), or ``None``."""
         return self._read(key, _read_maps)
+
+    def split_maps(self, key: str, split: str) -> np.ndarray | None:
+        """Anomaly maps of the entry's ``split`` ("holdout", "unlabelled") as float32, or ``None``.
+
+        ``None`` also for entries written before those maps were kept.
+        """
+        path = self._entry(key) / "maps.npz"
+        if not path.is_file() or split in ("maps", "test"):
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return data[split].astype(np.float32) if split in data.files else None
 
     def meta(self, key: str) -> dict[str, Any]:
         """Metadata of one entry (model, options, weights, timings, versions, integrity)."""
@@ -262,11 +284,18 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def write_entry(folder: Path, scores: pd.DataFrame, maps: np.ndarray | None, meta: dict[str, Any]) -> None:
+def write_entry(
+    folder: Path,
+    scores: pd.DataFrame,
+    maps: np.ndarray | None,
+    meta: dict[str, Any],
+    split_maps: Mapping[str, np.ndarray] | None = None,
+) -> None:
     """Write one entry's files into ``folder``, meta.json last with the checksums and counts of the others."""
     scores.to_csv(folder / "scores.csv", index=False)
     if maps is not None:
-        np.savez_compressed(folder / "maps.npz", maps=maps.astype(np.float16))
+        extra = {name: m.astype(np.float16) for name, m in (split_maps or {}).items() if m is not None}
+        np.savez_compressed(folder / "maps.npz", maps=maps.astype(np.float16), **extra)
     files = {
         name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
         for name in ENTRY_FILES
@@ -319,7 +348,8 @@ def _verify_counts(folder: Path, meta: dict[str, Any], integrity: dict[str, Any]
         raise CacheEntryDamaged(f"scores.csv cannot be read: {exc}") from None
     n_holdout, n_test = meta.get("n_holdout"), meta.get("n_test")
     splits = scores["split"].value_counts().to_dict() if "split" in scores else {}
-    if len(scores) != integrity.get("rows") or len(scores) != (n_holdout or 0) + (n_test or 0):
+    n_other = meta.get("n_unlabelled") or 0  # images scored without labels (MVTec AD 2's private test sets)
+    if len(scores) != integrity.get("rows") or len(scores) != (n_holdout or 0) + (n_test or 0) + n_other:
         raise CacheEntryDamaged(f"scores.csv has {len(scores)} rows, expected {n_holdout} + {n_test}")
     if splits.get("holdout", 0) != n_holdout or splits.get("test", 0) != n_test:
         raise CacheEntryDamaged(f"scores.csv splits {splits} do not match n_holdout={n_holdout}, n_test={n_test}")

@@ -9,63 +9,24 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from harness.analyses.base import DETAIL_COLUMNS as _DETAIL
+from harness.analyses.base import LATEX_COLUMNS as _LATEX
+from harness.analyses.base import LEADERBOARD_COLUMNS as _LEADERBOARD
 from harness.metrics import HIGHER_IS_BETTER
+from harness.report.assets import templates_dir
 from harness.report.inputs import load_results
 from harness.store import write_atomic
 
-LEADERBOARD_COLUMNS = [
-    "model",
-    "calibration",
-    "weights",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "false_negatives",
-    "false_positives",
-    "auroc",
-    "ap",
-    "pixel_auroc",
-    "aupro",
-    "pl",
-]
-DETAIL_COLUMNS = [
-    "model",
-    "seed",
-    "calibration",
-    "threshold",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "false_negatives",
-    "false_positives",
-    "auroc",
-    "ap",
-    "pixel_auroc",
-    "aupro",
-    "pl",
-]
-LATEX_SUMMARY_COLUMNS = [
-    "model",
-    "calibration",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "false_negatives",
-    "false_positives",
-    "auroc",
-    "ap",
-]
+LEADERBOARD_COLUMNS = list(_LEADERBOARD)
+DETAIL_COLUMNS = list(_DETAIL)
+LATEX_SUMMARY_COLUMNS = list(_LATEX)
 HEADERS = {
     "recall_ci": "recall 95 % CI",
     "f1_ci": "F1 95 % CI",
@@ -80,20 +41,21 @@ HEADERS = {
 }
 
 
-def _columns(analysis: Any, attribute: str, default: Sequence[str], summary: pd.DataFrame) -> list[str]:
-    """An analysis's column list: a sequence, or a method of the summary (for data-dependent columns)."""
-    columns = getattr(analysis, attribute, default)
-    return list(columns(summary) if callable(columns) else columns)
-
-
 def _header(column: str) -> str:
     if column.startswith("auroc_"):
         return f"AUROC ({column[len('auroc_') :].replace('_', ' ')})"
     if column.endswith("_rank") and column != "mean_rank":
         return f"{HEADERS.get(column[:-5], column[:-5])} rank"
     name = HEADERS.get(column, column.replace("_", " "))
-    direction = HIGHER_IS_BETTER.get(column)
+    direction = _directions().get(column)
     return f"{name} {'↑' if direction else '↓'}" if direction is not None else name
+
+
+def _directions() -> dict[str, bool]:
+    """Each metric's direction: the built-in table, then every registered metric's ``higher_is_better``."""
+    from harness.plugins import get_plugins
+
+    return {**HIGHER_IS_BETTER, **{name: spec.higher_is_better for name, spec in get_plugins().metrics().items()}}
 
 
 def _cell(value: Any) -> str:
@@ -147,7 +109,7 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
 
 def _environment() -> Environment:
     return Environment(
-        loader=PackageLoader("harness", "report/templates"),
+        loader=FileSystemLoader(templates_dir()),
         autoescape=select_autoescape(["html", "j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -164,7 +126,8 @@ def render_reports(
     rows, run, manifest = load_results(out)
     figure_dir = figure_dir or out / "figures"
     target = target or out
-    analysis = get_plugins().get("protocols", run["protocol"], key="protocol (from run.json)")
+    plugins = get_plugins()
+    analysis = plugins.analysis(run["protocol"], key="protocol (from run.json)")
     summary = analysis.summarise(rows)
     ok = successful(rows)
     failed = rows[rows["status"] == "failed"] if "status" in rows else rows.iloc[0:0]
@@ -177,6 +140,7 @@ def render_reports(
         "categories": categories,
         "failed": failed,
         "has_oracle": bool(summary.get("oracle", pd.Series(dtype=bool)).any()) if not summary.empty else False,
+        "sections": plugins.report_sections(rows, run),
     }
     written = []
     if "html" in formats:
@@ -211,9 +175,7 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     per_category = [
         {
             "name": name,
-            "table": _table(
-                ok[ok["category"] == name], list(getattr(context["analysis"], "detail_columns", DETAIL_COLUMNS))
-            ),
+            "table": _table(ok[ok["category"] == name], context["analysis"].columns("detail", ok)),
             "figures": [f for f in figures if f.get("category") == name],
         }
         for name in context["categories"]
@@ -221,17 +183,22 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     template = _environment().get_template("report.html.j2")
     return template.render(
         **context,
-        leaderboard=_table(
-            context["summary"],
-            _columns(context["analysis"], "leaderboard_columns", LEADERBOARD_COLUMNS, context["summary"]),
-        )
+        leaderboard=_table(context["summary"], context["analysis"].columns("leaderboard", context["summary"]))
         if not context["summary"].empty
         else None,
         general_figures=[f for f in figures if not f.get("category")],
         per_category=per_category,
         failed_rows=context["failed"].to_dict("records"),
         run_json=json.dumps({k: v for k, v in context["run"].items() if k != "jobs"}, indent=2),
+        extra_sections=[_section(s) for s in context["sections"]],
     )
+
+
+def _section(section: Any) -> dict[str, Any]:
+    """A plugin's :class:`~harness.contract.ReportSection` as the template shows it (escaped there)."""
+    paragraphs = [p.strip() for p in section.text.split("\n\n") if p.strip()]
+    table = _table(section.table, list(section.table.columns)) if section.table is not None else None
+    return {"title": section.title, "paragraphs": paragraphs, "table": table}
 
 
 LATEX_SPECIALS = {
@@ -295,8 +262,8 @@ def _render_latex(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict
     env.comment_start_string, env.comment_end_string = r"\#{", "}"
     template = env.get_template("report.tex.j2")
     analysis = context["analysis"]
-    summary_columns = _columns(analysis, "latex_columns", LATEX_SUMMARY_COLUMNS, summary)
-    detail_columns = list(getattr(analysis, "detail_columns", DETAIL_COLUMNS))
+    summary_columns = analysis.columns("latex", summary)
+    detail_columns = analysis.columns("detail", ok)
 
     def figures(category: str | None) -> list[dict[str, str]]:
         return [

@@ -32,12 +32,7 @@ from harness_anomalib.detector import to_tensor, torch_device
 from safetensors import safe_open
 from safetensors.torch import save as save_tensors
 
-from harness import Sample, Scores
-from harness.data.base import validation_split
-from harness.data.synthetic import harness_home
-from harness.errors import ModelError
-from harness.integrity import by_content
-from harness.store import write_atomic
+from harness import ModelError, Sample, Scores, by_content, harness_home, validation_split, write_atomic
 from harness_puad.efficientad import INPUT_SIZE, EfficientAdTrainer, to_input_size, train
 from harness_puad.mahalanobis import GaussianFeatures, ZScore, pooled
 

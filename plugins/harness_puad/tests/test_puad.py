@@ -137,7 +137,7 @@ def test_local_teacher_file_and_penalty_folder(tmp_path, monkeypatch):
 def test_offline_without_teacher_names_the_options(monkeypatch, tmp_path):
     from harness_puad.efficientad import EfficientAdTrainer
 
-    from harness.errors import ModelError
+    from harness import ModelError
 
     with pytest.raises(ModelError, match="teacher_weights"):
         EfficientAdTrainer(teacher_weights=tmp_path / "missing.pth")
