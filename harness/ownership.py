@@ -83,7 +83,7 @@ def record(out: Path, names: Iterable[str], replace: bool = False) -> None:
     from harness import __version__
     from harness.store import json_dumps, write_atomic
 
-    files = {} if replace else recorded(out)
+    files = {} if replace else recorded(out) or {name: {} for name in owned_files(out)}  # a legacy folder's names
     for name in names:
         path = out / name
         files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size} if path.is_file() else {}

@@ -154,13 +154,17 @@ class EfficiencyOptions(OptionsModel):
 
 
 class LocalExecutorOptions(OptionsModel):
-    """Jobs in this process, or a pool of worker processes."""
+    """Jobs on this machine, each in its own process (a crash or timeout fails only that job)."""
 
     name: Literal["local"] = Field("local", description="executor")
-    workers: PositiveInt = Field(1, description="worker processes (1 = this process)")
+    workers: PositiveInt = Field(1, description="jobs at a time")
     gpus: NonNegativeInt | Literal["auto", "none"] | None = Field(
         None, description="one worker per GPU: a count or auto; null = no pinning"
     )
+    timeout: Annotated[Float, Field(gt=0)] | None = Field(
+        None, description="seconds a job may run before it is stopped as failed; null = no limit"
+    )
+    isolate: Bool = Field(True, description="each job in its own process; false = in this process (debugging)")
 
 
 class RayExecutorOptions(OptionsModel):

@@ -130,3 +130,10 @@ def test_executor_timeout_must_be_positive_seconds(timeout):
 def test_latex_escape_is_idempotent_and_drops_control_characters():
     once = latex_escape("a_b\\c\x07")
     assert once == r"a\_b\textbackslash{}c" and latex_escape(once) == once
+
+
+def test_recording_into_a_folder_from_before_manifests_keeps_its_known_names(tmp_path):
+    for name in ("results.csv", "run.json", "report.html"):
+        (tmp_path / name).write_text("x")
+    record(tmp_path, ["report.html"])
+    assert owned_files(tmp_path) == {"results.csv", "run.json", "report.html"}
