@@ -90,7 +90,10 @@ def _value(row: pd.Series, column: str) -> str:
 def _mark(row: pd.Series, column: str) -> str:
     """'*' after a value whose lead over the next-ranked model holds (a ``<column>_significant`` flag)."""
     flag = row.get(f"{column}_significant")
-    return "*" if flag is True or flag is np.True_ or flag == "True" else ""
+    if isinstance(flag, str):
+        return "*" if flag == "True" else ""
+    significant = isinstance(flag, (bool, np.bool_, int, float, np.number)) and not pd.isna(flag) and bool(flag)
+    return "*" if significant else ""  # 1.0 where summary.csv's flags met NaN of per-job rows
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
