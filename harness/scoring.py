@@ -189,10 +189,11 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
             score_seconds = time.perf_counter() - started
             test_seconds = time.perf_counter() - test_started
         shared = getattr(detector, "shared_fit_seconds", None)
-        fit_note = {}
+        notes = [str(getattr(detector, "fit_note", "") or "")]  # what the fit chose, e.g. MultiCore's predictors
         if shared is not None:  # the detector loaded a fit made once for sibling models
-            fit_note = {"fit_note": f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)"}
+            notes.append(f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)")
             fit_seconds = float(shared)
+        fit_note = {"fit_note": "; ".join(n for n in notes if n)} if any(notes) else {}
         figures = {
             **fit_note,
             "fit_seconds": fit_seconds,
