@@ -23,7 +23,7 @@ from harness.planning import JobMaker, RunPlan, build_calibrations, check_model_
 from harness.plugins import Plugins, get_plugins
 from harness.protocol import Protocol
 from harness.provenance import build_run_record
-from harness.scoring import Job, JobOutcome
+from harness.scoring import Job, JobOutcome, cached_scores
 from harness.store import CACHE_ENV, ScoreCache, default_cache_dir, output_lock  # noqa: F401 (re-exported)
 
 
@@ -100,7 +100,7 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
                     job.seed,
                     job.key,
                     cache.meta(job.key),
-                    cache.scores(job.key),
+                    cached_scores(job, cache),
                     lambda key=job.key: cache.maps(key),
                     loader,
                     dict(job.category.families),

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.base import Category, Record, subsample
+from harness.data.checks import check_category
 from harness.errors import DatasetError, ProtocolError, unknown_name_message
 
 
@@ -82,7 +83,9 @@ def shape_category(category: Category, config: Any, supervision: Mapping[str, An
             f"category '{category.name}' needs both defect-free and defective test images; "
             f"found {len(test)} test images ({sum(r.label for r in test)} defective)"
         )
-    return Category(category.name, train + test + supervised, category.families)
+    shaped = Category(category.name, train + test + supervised, category.families)
+    check_category(shaped)  # headers of every image and mask it uses, before anything is fitted
+    return shaped
 
 
 def load_categories(source: Any, config: Any, supervision: Mapping[str, Any] | None = None) -> list[Category]:
