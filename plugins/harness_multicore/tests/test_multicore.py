@@ -157,3 +157,42 @@ calibrations: [test_f1_oracle, kde]
     assert code == 0, capsys.readouterr().err
     rows = pd.read_csv(tmp_path / "out" / "results.csv")
     assert set(rows["model"]) == {"mc2"} and rows["pl"].notna().all() and rows["aupro"].notna().all()
+
+
+def smoke_override() -> list[str]:
+    """The CPU smoke override exactly as protocols/multicore.yaml documents it (its ``--set`` arguments)."""
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "protocols" / "multicore.yaml").read_text()
+    block = text.split("# CPU smoke override", 1)[1].split("\nprotocol:", 1)[0]
+    command = " ".join(line.lstrip("#").strip().rstrip("\\") for line in block.splitlines()[1:])
+    arguments = shlex.split(command.split("protocols/multicore.yaml", 1)[1])
+    assert arguments and all(a == "--set" for a in arguments[::2])
+    return arguments
+
+
+@pytest.mark.slow
+def test_the_multicore_protocol_with_its_cpu_smoke_override(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
+    protocol = Path(__file__).resolve().parents[3] / "protocols" / "multicore.yaml"
+    out = tmp_path / "out"
+    arguments = [  # the documented override, on a smaller embedded dataset to keep the test short
+        *smoke_override(),
+        *("--set", "dataset.categories=[disc, weave]", "--set", "dataset.image_size=32"),
+        *("--set", "dataset.synthetic={n_train: 16, n_test_good: 6, n_per_defect: 2, size: 32, seed: 0}"),
+    ]
+    code = main(["run", str(protocol), "--out", str(out), "--cache", str(tmp_path / "cache"), *arguments])
+    assert code == 0, capsys.readouterr().err
+    rows = pd.read_csv(out / "results.csv")
+    per_category = rows[rows["aggregate"] == "category"].set_index(["model", "category"])
+    assert per_category["pl"].notna().all() and per_category["pro"].notna().all()
+    notes = per_category["notes"]
+    for category in ("disc", "weave"):  # one selection on disc's training images, for every category
+        mc2, mc4 = notes[("mc2", category)], notes[("mc4", category)]
+        assert "reference 'embedded:disc'" in mc2 and "reference 'embedded:disc'" in mc4
+        chosen = mc4.split("MultiCore predictors: ")[1].split(" (")[0].split(", ")
+        assert mc2.split("MultiCore predictors: ")[1].startswith(", ".join(chosen[:2]))
+    assert "MultiCore predictors" in (out / "report.html").read_text()

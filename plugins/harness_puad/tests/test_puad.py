@@ -61,7 +61,7 @@ def fitted(tmp_path_factory):
     finally:
         for name, original in originals.items():
             setattr(PUAD, name, original)
-    return detector, train, subject.samples("test"), seen
+    yield detector, train, subject.samples("test"), seen  # the subject (and its image folder) lives on
 
 
 @pytest.mark.slow
