@@ -1,13 +1,17 @@
 """Efficiency figures of a job, measured while it runs: never invented, empty with a reason when unknown.
 
 - time: fit seconds, scoring latency per image (warm, median of repeats), throughput;
-- memory: peak resident memory of the process during the job (sampled), peak GPU memory (torch);
+- memory: peak resident memory of the process during the job (sampled); peak GPU memory of the
+  job (torch's peak counter reset at the job's start), only when the job used CUDA;
 - size: parameters, size of the serialised state dict, GMAC of one forward pass
   (``torch.utils.flop_counter``; FLOPs / 2);
 - energy: codecarbon's offline tracker (energy in kWh; on machines without RAPL or a known CPU,
   codecarbon estimates CPU power from its TDP table, which the report says), CO2 = energy x a
   configurable grid intensity (default 0.475 kg/kWh, as paper 001);
-- GPU power and utilisation: sampled with NVML (nvidia-ml-py) when an NVIDIA GPU is present.
+- GPU power, energy and utilisation: sampled with NVML (nvidia-ml-py) when an NVIDIA GPU is
+  present and the job used CUDA; empty for jobs that ran on the CPU (``gpu_note`` says so).
+  NVML reads power and energy per card, not per process, so ``gpu_note`` marks them "whole
+  card"; utilisation is this process's share when NVML gives per-process samples.
 """
 
 from __future__ import annotations
@@ -51,36 +55,93 @@ def nvml_status() -> tuple[Any, str | None]:
     return pynvml, None
 
 
+def _cuda() -> Any:
+    """torch.cuda when torch is imported and a CUDA device is present, else ``None``."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return torch.cuda
+
+
+def _cuda_allocations(cuda: Any) -> int:
+    """How many CUDA allocations this process has made so far (0 before CUDA is initialised)."""
+    if cuda is None or not cuda.is_initialized():
+        return 0
+    return int(cuda.memory_stats().get("allocation.all.allocated", 0))
+
+
+def _nvml_index() -> int:
+    """The NVML index of the first visible CUDA device (``CUDA_VISIBLE_DEVICES`` renumbers them)."""
+    first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
+    return int(first) if first.isdigit() else 0
+
+
 @dataclass
 class Sampler:
-    """A background thread sampling process memory and, with NVML, GPU power and utilisation."""
+    """A background thread sampling process memory and, with NVML, GPU power and utilisation.
+
+    At the start it resets torch's peak GPU memory counter and notes the CUDA allocation count
+    and the card's energy counter, so that the GPU figures belong to this job alone.
+    """
 
     interval: float = 0.05
     rss: list[int] = field(default_factory=list)
     gpu_power: list[float] = field(default_factory=list)
     gpu_util: list[float] = field(default_factory=list)
     gpu_reason: str | None = None
+    process_util: bool = False
+    cuda_allocations: int = 0
+    gpu_energy_mj: float | None = None
+    nvml: Any = None
+    handle: Any = None
+
+    def _start_gpu(self, nvml: Any) -> Any:
+        cuda = _cuda()
+        if cuda is not None and cuda.is_initialized():
+            cuda.reset_peak_memory_stats()
+        self.cuda_allocations = _cuda_allocations(cuda)
+        if nvml is None:
+            return None
+        try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(_nvml_index())
+        except Exception as exc:  # no such device: no GPU figures, and why
+            self.gpu_reason = f"GPU: NVML has no device {_nvml_index()} ({type(exc).__name__})"
+            return None
+        try:
+            self.gpu_energy_mj = float(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+        except Exception:  # older cards have no energy counter: the mean power still gives energy
+            self.gpu_energy_mj = None
+        return handle
+
+    def _gpu_sample(self, nvml: Any, handle: Any) -> None:
+        self.gpu_power.append(nvml.nvmlDeviceGetPowerUsage(handle) / 1000)
+        try:
+            mine = [s.smUtil for s in nvml.nvmlDeviceGetProcessUtilization(handle, 0) if s.pid == os.getpid()]
+            self.process_util = True
+            self.gpu_util.append(float(max(mine, default=0)))
+        except Exception:  # no per-process samples on this card or driver: the card's utilisation
+            self.process_util = False
+            self.gpu_util.append(float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
 
     @contextmanager
     def running(self) -> Iterator[Sampler]:
         """Sample until the block ends."""
         nvml, self.gpu_reason = nvml_status()
-        handles = []
-        if nvml is not None:
-            handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+        handle = self._start_gpu(nvml)
+        self.nvml, self.handle = nvml, handle
         stop = threading.Event()
 
         def loop() -> None:
+            nonlocal handle
             while not stop.is_set():
                 rss = _rss_bytes()
                 if rss is not None:
                     self.rss.append(rss)
-                for handle in handles:
+                if handle is not None:
                     try:
-                        self.gpu_power.append(nvml.nvmlDeviceGetPowerUsage(handle) / 1000)
-                        self.gpu_util.append(float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
+                        self._gpu_sample(nvml, handle)
                     except Exception:  # a device that stops answering only ends sampling
-                        handles.clear()
+                        handle = None
                 stop.wait(self.interval)
 
         thread = threading.Thread(target=loop, daemon=True)
@@ -90,6 +151,20 @@ class Sampler:
         finally:
             stop.set()
             thread.join()
+
+    def used_cuda(self) -> bool:
+        """Whether the process allocated CUDA memory while sampling (the job ran on the GPU)."""
+        return _cuda_allocations(_cuda()) > self.cuda_allocations
+
+    def gpu_energy_kwh(self) -> float | None:
+        """The card's energy over the job from NVML's counter (mJ), if the card has one."""
+        if self.gpu_energy_mj is None or getattr(self, "handle", None) is None:
+            return None
+        try:
+            now = float(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+        except Exception:
+            return None
+        return (now - self.gpu_energy_mj) / 3.6e9
 
 
 class EnergyMeter:
@@ -189,20 +264,29 @@ def latency_ms(detector: Any, sample: Any, repeats: int) -> float:
 
 
 def summarise_samples(sampler: Sampler, baseline_rss: int | None) -> dict[str, Any]:
-    """Peak memory and GPU figures from a finished sampler."""
+    """Peak memory and, for a job that used CUDA, its GPU figures from a finished sampler."""
     figures: dict[str, Any] = {}
     if sampler.rss:
         figures["peak_rss_mb"] = max(sampler.rss) / 1e6
         if baseline_rss is not None:
             figures["rss_increase_mb"] = max(0, max(sampler.rss) - baseline_rss) / 1e6
-    if sampler.gpu_power:
-        figures["gpu_power_w"] = statistics.mean(sampler.gpu_power)
-        figures["gpu_util_percent"] = statistics.mean(sampler.gpu_util)
-    else:
-        figures["gpu_note"] = sampler.gpu_reason or "no GPU samples"
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        figures["gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 1e6
+    if not sampler.used_cuda():
+        reason = "the job ran on the CPU" if _cuda() is not None else (sampler.gpu_reason or "no CUDA device")
+        figures["gpu_note"] = f"GPU figures: none ({reason})"
+        return figures
+    figures["gpu_memory_mb"] = _cuda().max_memory_allocated() / 1e6  # peak since this job's start
+    if not sampler.gpu_power:
+        figures["gpu_note"] = f"GPU power: not sampled ({sampler.gpu_reason or 'no NVML samples'})"
+        return figures
+    figures["gpu_power_w"] = statistics.mean(sampler.gpu_power)
+    figures["gpu_util_percent"] = statistics.mean(sampler.gpu_util)
+    energy = sampler.gpu_energy_kwh()
+    if energy is not None:
+        figures["gpu_energy_kwh"] = energy
+    utilisation = "this process's share" if sampler.process_util else "whole card"
+    figures["gpu_note"] = (
+        f"GPU power and energy: whole card (NVML reads no per-process power); utilisation: {utilisation}"
+    )
     return figures
 
 

@@ -299,10 +299,14 @@ def _fit_and_score(
             scores, maps = _score_in_batches(detector, scored.samples)
             score_seconds = time.perf_counter() - started
         figures: dict[str, Any] = {}
-        shared = detector_info(detector).shared_fit_seconds  # read after scoring: a fit may set it
+        info = detector_info(detector)  # read after scoring: a fit may set it
+        notes = [info.fit_note]  # what the fit chose, e.g. MultiCore's predictors
+        shared = info.shared_fit_seconds
         if shared is not None:  # the detector loaded a fit made once for sibling models
-            figures["fit_note"] = f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)"
+            notes.append(f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)")
             fit_seconds = float(shared)
+        if any(notes):
+            figures["fit_note"] = "; ".join(note for note in notes if note)
         figures.update(
             fit_seconds=fit_seconds,
             score_seconds=score_seconds,

@@ -19,9 +19,11 @@ then must fail (an unexpected pass is reported too, so stale declarations get no
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,6 +250,26 @@ CHECKS: dict[str, Callable[[Subject], None]] = {
 """Every check by name, in the order they run."""
 
 
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """TF32 off for the checks (torch's CUDA matmuls and convolutions), restored afterwards.
+
+    On Ampere and later GPUs TF32 rounds float32 products to 10 mantissa bits, so the same image
+    scored in two batches can differ by ~1e-3: a batch-invariance or determinism check would then
+    measure the hardware's rounding, not the detector.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 def suite(
     name: str,
     factory: Callable[..., Any],
@@ -265,7 +287,8 @@ def suite(
 
     def guarded(check_name: str) -> None:
         try:
-            CHECKS[check_name](subject)
+            with exact_float32():
+                CHECKS[check_name](subject)
         except ConformanceError:
             raise
         except Exception as exc:  # a crash is a failure of the property being checked

@@ -135,6 +135,8 @@ class DetectorInfo:
         device: where it runs ("cpu", "cuda:0"); stored in the cache entry.
         shared_fit_seconds: set by a fit that loaded one trained earlier for a sibling model: the
             training time, reported as the fit time with a note.
+        fit_note: what the fit chose or did that a reader of the results should know (e.g. the
+            predictors MultiCore selected); shown in the rows' notes.
         supervised: when True, ``fit`` is also given ``anomalies=`` (a list of
             :class:`LabelledSample`), the labelled defects a protocol's ``supervision:`` sets aside.
 
@@ -147,6 +149,7 @@ class DetectorInfo:
     input_size: tuple[int, int] | None = None
     device: str | None = None
     shared_fit_seconds: float | None = None
+    fit_note: str = ""
     supervised: bool = False
 
     def record(self) -> dict[str, Any]:
@@ -171,5 +174,6 @@ def detector_info(detector: object) -> DetectorInfo:
         input_size=(int(input_size[0]), int(input_size[1])) if input_size else None,
         device=str(device) if device is not None else None,
         shared_fit_seconds=float(shared) if shared is not None else None,
+        fit_note=str(getattr(detector, "fit_note", "") or ""),
         supervised=bool(getattr(detector, "supervised", False)),
     )

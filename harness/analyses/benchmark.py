@@ -59,7 +59,7 @@ NAMED_GROUPS: dict[str, dict[str, list[str]]] = {
 }
 """Category groups a protocol may name in ``analysis.groups`` instead of listing them."""
 SUPERVISED_COMPARISON = "supervised comparison"
-EFFICIENCY_SUMS = ("fit_seconds", "energy_kwh", "co2_kg")
+EFFICIENCY_SUMS = ("fit_seconds", "energy_kwh", "co2_kg", "gpu_energy_kwh")
 EFFICIENCY_MEDIANS = (
     "cpu_power_w",
     "latency_ms",

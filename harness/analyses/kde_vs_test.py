@@ -63,7 +63,9 @@ def calibrate_rows(job: JobData, context: AnalysisContext) -> list[dict[str, obj
                 "oracle": oracle[label],
                 "weights": job.weights,
                 "threshold": threshold,
-                "threshold_note": "" if oracle[label] else tie_note(threshold, job.holdout),
+                "threshold_note": (tie := "" if oracle[label] else tie_note(threshold, job.holdout)),
+                # what the fit itself reports (e.g. a design the paper leaves open), and the tie note
+                "notes": "; ".join(n for n in (str((job.meta.get("efficiency") or {}).get("fit_note", "")), tie) if n),
                 **threshold_metrics(scores, labels, threshold),
                 **intervals,
                 **job.image_metrics,
@@ -112,6 +114,7 @@ class KdeVsTest(AnalysisSpec):
         "pl",
         "seg_f1",
         "seg_f1_oracle",
+        "notes",
     )
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:

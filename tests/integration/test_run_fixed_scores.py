@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import FixedScores
 
-from harness.analyses.base import AnalysisContext, JobData
+from harness.analyses.base import AnalysisContext, CalibrationSpec, JobData
 from harness.analyses.kde_vs_test import calibrate_rows
 from harness.planning import build_calibrations
 from harness.plugins import get_plugins
@@ -78,29 +78,50 @@ def test_report_rerenders_from_stored_results(cli, small_protocol, tmp_path):
     assert code == 0 and (out / "report.html").is_file() and FixedScores.calls == []
 
 
-def test_permuting_test_labels_leaves_deployable_thresholds_unchanged(cli, small_protocol, tmp_path):
+class Spy:
+    """A deployable calibrator that records what it is handed (it would use test data if it got any)."""
+
+    oracle = False
+
+    def __init__(self):
+        self.seen = []
+
+    def threshold(self, data):
+        self.seen.append(data)
+        test = np.asarray(data.test_scores if data.test_scores is not None else [])
+        return float(np.median(np.r_[data.holdout_scores, test]))  # reads the test scores when handed them
+
+
+def test_deployable_thresholds_never_see_the_test_set(cli, small_protocol, tmp_path):
     out = tmp_path / "out"
     assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
     protocol = load_protocol(small_protocol)
-    calibrations = build_calibrations(protocol, get_plugins())
+    spy = Spy()
+    calibrations = [*build_calibrations(protocol, get_plugins()), CalibrationSpec("spy", "spy", spy)]
     key = json.loads((out / "run.json").read_text())["jobs"][0]["key"]
     scores = pd.read_csv(out / "scores" / f"{key}.csv")
-    permuted = scores.copy()
-    test = permuted["split"] == "test"
-    labels = permuted.loc[test, "label"].to_numpy()
-    # the most adversarial permutation: the anomalous labels go to the lowest-scoring test images
-    order = np.argsort(permuted.loc[test, "score"].to_numpy(), kind="stable")
+    changed = scores.copy()
+    test = changed["split"] == "test"
+    labels = changed.loc[test, "label"].to_numpy()
+    # the most adversarial change: anomalous labels to the lowest-scoring test images, and every
+    # test score moved far above the held-out ones
+    order = np.argsort(changed.loc[test, "score"].to_numpy(), kind="stable")
     relabelled = np.zeros_like(labels)
     relabelled[order[: labels.sum()]] = 1
-    permuted.loc[test, "label"] = relabelled
+    changed.loc[test, "label"] = relabelled
+    changed.loc[test, "score"] = changed.loc[test, "score"] * 10 + 100
 
     def thresholds(table):
         job = JobData("m", "c", 0, key, {}, table, lambda: None, lambda: None)
         rows = calibrate_rows(job, AnalysisContext([job], calibrations, tmp_path, {}))
         return {r["calibration"]: r["threshold"] for r in rows}
 
-    original, shuffled = thresholds(scores), thresholds(permuted)
-    assert original["kde"] == shuffled["kde"] and original["quantile"] == shuffled["quantile"]
+    original, shuffled = thresholds(scores), thresholds(changed)
+    for name in ("kde", "quantile", "spy"):
+        assert original[name] == shuffled[name], name
+    assert all(d.test_scores is None and d.test_labels is None for d in spy.seen)
+    holdout = scores.loc[scores["split"] == "holdout", "score"].to_numpy()
+    assert all(np.array_equal(d.holdout_scores, holdout) for d in spy.seen)
     assert (
         original["test_f1_oracle"] != shuffled["test_f1_oracle"]
         or original["test_youden_oracle"] != shuffled["test_youden_oracle"]

@@ -67,3 +67,21 @@ def test_shipped_protocol_validates_as_shipped_with_its_real_model_options(cli, 
     code, stdout, stderr = cli("validate", str(protocol), *overrides)
     assert code == 0, stderr
     assert "valid" in stdout and "held-out" in stdout and "defect types" in stdout
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS, ids=[p.stem for p in PROTOCOLS])
+def test_shipped_model_options_are_accepted_as_written(cli, protocol):
+    """The models a shipped protocol declares, with their options as written, pass validation and build."""
+    from harness.plugins import get_plugins
+    from harness.protocol import load_protocol
+
+    code, _, stderr = cli("validate", str(protocol))
+    assert code == 0, stderr
+    plugins = get_plugins()
+    for model in load_protocol(protocol).models:
+        factory = plugins.get("models", model.name)
+        check = getattr(factory, "check_options", None)
+        if check is not None:
+            check(dict(model.options), key=f"{protocol.name}: {model.label}")
+        else:  # construction binds every option to the detector's parameters; fitting would load weights
+            factory(**dict(model.options))

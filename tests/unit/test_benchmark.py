@@ -93,3 +93,37 @@ def test_friedman_nemenyi_over_categories(tmp_path):
     assert record is not None and (tmp_path / "cd.png").is_file() and "Friedman p" in record.caption
     two_models = rows[rows["model"] != "weak"]
     assert critical_difference_figure(two_models, ("auroc",), tmp_path / "none.png") is None  # Friedman needs 3
+
+
+def test_gpu_figures_are_empty_for_a_job_that_ran_on_the_cpu():
+    from harness.efficiency import Sampler, summarise_samples
+
+    with Sampler(0.01).running() as sampler:
+        sum(i * i for i in range(200_000))
+    figures = summarise_samples(sampler, None)
+    assert not {"gpu_memory_mb", "gpu_power_w", "gpu_util_percent", "gpu_energy_kwh"} & set(figures)
+    assert figures["gpu_note"].startswith("GPU figures: none")
+
+
+@pytest.mark.gpu
+def test_gpu_memory_is_the_jobs_own_peak_and_cpu_jobs_get_none():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from harness.efficiency import Sampler, summarise_samples
+
+    with Sampler(0.01).running() as sampler:  # a big job first: 256 MB
+        big = torch.ones(64, 1024, 1024, device="cuda")
+        del big
+    first = summarise_samples(sampler, None)
+    with Sampler(0.01).running() as sampler:  # then a small one: its peak is its own, not the process's
+        small = torch.ones(1024, 1024, device="cuda")
+        del small
+    second = summarise_samples(sampler, None)
+    with Sampler(0.01).running() as sampler:  # and one that never touches the GPU
+        sum(i * i for i in range(100_000))
+    third = summarise_samples(sampler, None)
+    assert first["gpu_memory_mb"] >= 256 and second["gpu_memory_mb"] < 64
+    assert "gpu_memory_mb" not in third and "gpu_power_w" not in third and "the job ran on the CPU" in third["gpu_note"]
+    if "gpu_power_w" in second:
+        assert "whole card" in second["gpu_note"]

@@ -111,4 +111,43 @@ def test_parametrised_checks(check):
 
 
 def test_every_check_is_listed():
-    assert len(CHECKS) == 7
+    """Every check_* function in harness.testing is in CHECKS (so suites run it), and the broken
+    detectors above between them fail every one of them."""
+    import inspect
+
+    import harness.testing as testing
+
+    defined = {f for name, f in inspect.getmembers(testing, inspect.isfunction) if name.startswith("check_")}
+    defined.discard(testing.check_detector)  # the runner, not a property
+    assert defined == set(CHECKS.values())
+    broken = (WrongCount, SmallMaps, BatchNormalised, OrderDependent, Unseeded, ReadsPaths, Constant)
+    failed = set()
+    for detector in broken:
+        for name, call in testing.suite(detector.__name__, detector):
+            try:
+                call()
+            except ConformanceError:
+                failed.add(name)
+    assert failed == set(CHECKS)
+
+
+def test_checks_run_with_tf32_off_and_restore_it():
+    torch = pytest.importorskip("torch")
+    from harness.testing import exact_float32
+
+    seen = []
+
+    class Probe(Good):
+        def score(self, samples):
+            seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            return super().score(samples)
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        check_detector("probe", Probe)
+        assert seen and set(seen) == {(False, False)}
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        with exact_float32():
+            assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True

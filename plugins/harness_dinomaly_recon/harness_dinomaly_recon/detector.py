@@ -6,6 +6,12 @@ clipping 0.1 (anomalib's Dinomaly trainer setting); the protocol's ``image_size`
 (the paper: 448). The encoder is a frozen DINOv2 (``encoder``: any of anomalib's DINOv2 names;
 ``vit_small_patch14_reg4_dinov2`` for small runs) from the hub, a local file (``weights``) or
 random init (``pretrained: false``).
+
+Training uses every training normal the protocol gives (its training split, after the protocol's
+own hold-out for calibration); the two maps' scales are set on those same images after training.
+``validation_fraction`` (default 0) carves a seeded share out for the scales instead, and the row's
+notes say how many images trained the model. The reconstruction head is our design: paper 000
+gives no architecture for it (see ``harness_dinomaly_recon.model``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from harness_anomalib.weights import load_into_backbones, resolve_weights_file, 
 from tqdm.auto import tqdm
 
 from harness import ModelError, Sample, Scores, validation_split
-from harness_dinomaly_recon.model import DinomalyRecon, grid_size, normalise
+from harness_dinomaly_recon.model import HEAD_NOTE, DinomalyRecon, grid_size, normalise
 
 
 class DinomalyDetector:
@@ -40,15 +46,15 @@ class DinomalyDetector:
         reconstruction_weight: float = 1.0,
         bottleneck_dropout: float = 0.2,
         decoder_depth: int = 8,
-        validation_fraction: float = 0.1,
+        validation_fraction: float = 0.0,
         pretrained: bool = True,
         weights: str | None = None,
         accelerator: str = "auto",
     ) -> None:
         if iterations < 1 or batch_size < 1:
             raise ModelError(f"options.iterations and options.batch_size must be >= 1, got {iterations}, {batch_size}")
-        if not 0 < validation_fraction < 1:
-            raise ModelError(f"options.validation_fraction must be in (0, 1), got {validation_fraction}")
+        if not 0 <= validation_fraction < 1:
+            raise ModelError(f"options.validation_fraction must be in [0, 1), got {validation_fraction}")
         self.name = "dinomaly_recon" if reconstruction else "dinomaly_plain"
         self.reconstruction, self.encoder = reconstruction, encoder
         self.iterations, self.batch_size, self.lr, self.weight_decay = (
@@ -63,6 +69,7 @@ class DinomalyDetector:
         self.accelerator = accelerator
         self.model: DinomalyRecon | None = None
         self.weights = "unknown"
+        self.fit_note = ""
         self.input_size: tuple[int, int] | None = None
         """The (H, W) the network takes: the image size snapped to DINOv2's patch grid (set by fit)."""
 
@@ -105,13 +112,25 @@ class DinomalyDetector:
         return model
 
     def split(self, samples: Sequence[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
-        """(train, validation): a seeded split of the training normals given to ``fit``."""
+        """(train, scale images): all of ``samples`` twice, or a seeded split when ``validation_fraction`` > 0."""
+        if self.validation_fraction == 0:
+            return list(samples), list(samples)
         return validation_split(samples, self.validation_fraction, seed, minimum=1, owner=self.name)
+
+    def _note(self, n_train: int, n_given: int) -> str:
+        trained = (
+            f"trained on all {n_given} training normals given (map scales set on them)"
+            if n_train == n_given
+            else f"trained on {n_train} of {n_given} training normals; {n_given - n_train} held for the map "
+            "scales (options.validation_fraction)"
+        )
+        return f"{self.name}: {trained}" + ("; " + HEAD_NOTE if self.reconstruction else "")
 
     def fit(self, samples: Sequence[Sample]) -> DinomalyDetector:
         """Train the bottleneck, decoder (and head) on defect-free images; set map scales on validation ones."""
         seed = int(torch.initial_seed()) % 2**31
         train, validation = self.split(samples, seed)
+        self.fit_note = self._note(len(train), len(samples))
         device = self.device
         model = DinomalyRecon(self._build(), self.reconstruction, self.reconstruction_weight).to(device)
         images = to_tensor(train)  # N x 3 x H x W in [0, 1], kept in memory: one decode per image

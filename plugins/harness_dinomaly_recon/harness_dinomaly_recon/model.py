@@ -1,13 +1,15 @@
 """The paper 000 hybrid: anomalib's Dinomaly plus a reconstruction head.
 
 Dinomaly (a frozen DINOv2 encoder, a bottleneck, a ViT decoder) comes from anomalib unchanged;
-the head turns the decoder's features back into pixels.
+the head turns the decoder's features back into pixels. Paper 000 (Sec. 4) adds "a
+reconstruction head" but gives no architecture or loss for it: the head below and its loss are
+our design.
 
 The head reads the decoder's fused feature maps (what Dinomaly compares with the encoder's)
 and predicts the ImageNet-normalised input image, patch by patch (1x1 convolutions and a pixel
 shuffle by the patch size). Training adds its pixel loss to Dinomaly's cosine hard-mining loss.
 At inference the anomaly map is Dinomaly's cosine-distance map plus the head's reconstruction
-error map, each divided by its 99.5th percentile on validation normals (so neither dominates by
+error map, each divided by its 99.5th percentile on the training normals (so neither dominates by
 scale); the image score is Dinomaly's: the mean of the top 1 % of the blurred map.
 """
 
@@ -23,6 +25,13 @@ from torch import nn
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MAP_QUANTILE = 0.995
+HEAD_NOTE = (
+    "reconstruction head: our design (paper 000 gives no architecture): the mean of the decoder's fused feature "
+    "maps -> 1x1 conv "
+    "(D->D), GELU, 1x1 conv (D->3p^2), pixel shuffle by the patch size p; loss: Dinomaly's cosine hard-mining "
+    "loss + reconstruction_weight x pixel MSE to the normalised input"
+)
+"""What the result rows say about the head (see README)."""
 
 
 class ReconstructionHead(nn.Module):
@@ -103,7 +112,7 @@ class DinomalyRecon(nn.Module):
         return cosine, error
 
     def set_scales(self, images: torch.Tensor) -> None:
-        """Each map's 99.5th percentile over validation normals becomes its divisor."""
+        """Each map's 99.5th percentile over the given defect-free images becomes its divisor."""
         for index, maps in enumerate(self.raw_maps(images)):
             if maps is not None:
                 self.scales[index] = torch.quantile(maps.flatten()[: 2**24], MAP_QUANTILE).clamp_min(1e-12)

@@ -32,7 +32,7 @@ def test_the_reconstruction_head_learns(monkeypatch):
     model = detector.model
     images = normalise(
         torch.stack([torch.from_numpy(s.image).permute(2, 0, 1) / 255 for s in subject.samples("train")]), 14
-    )
+    ).to(next(model.parameters()).device)  # the detector's device: CPU or GPU alike
     model.eval()
     with torch.no_grad():
         before = float(
@@ -47,11 +47,35 @@ def test_the_reconstruction_head_learns(monkeypatch):
     assert float(loss) < 0.7 * before
 
 
+def test_training_uses_every_training_normal_given(monkeypatch):
+    import harness_dinomaly_recon.detector as module
+
+    trained_on = []
+    original = module.to_tensor
+
+    def recording(samples):
+        trained_on.append(len(samples))
+        return original(samples)
+
+    monkeypatch.setattr(module, "to_tensor", recording)
+    subject = Subject("dinomaly_recon", dinomaly_recon, SMALL, 42)  # owns the handed-over image folder
+    samples = subject.samples("train")
+    detector = DinomalyDetector(**{**SMALL, "iterations": 1}).fit(samples)
+    assert trained_on[0] == len(samples)  # the first tensor built is the training set: nothing carved out
+    assert f"trained on all {len(samples)} training normals" in detector.fit_note
+    assert "our design (paper 000 gives no architecture)" in detector.fit_note
+    carved = DinomalyDetector(**{**SMALL, "iterations": 1, "validation_fraction": 0.25})
+    train, held = carved.split(samples, 0)
+    assert len(train) + len(held) == len(samples) and held  # an explicit option, and the note says so
+    assert "held for the map scales (options.validation_fraction)" in carved._note(len(train), len(samples))
+
+
 def test_plain_has_no_head_and_same_encoder():
     torch.manual_seed(0)
     subject = Subject("dinomaly_plain", dinomaly_plain, SMALL, 42)
     plain = subject.fitted()
     assert plain.model.head is None and plain.name == "dinomaly_plain" and plain.weights == "random-init"
+    assert "reconstruction head" not in plain.fit_note
 
 
 def test_local_weights_file(tmp_path):
@@ -59,10 +83,11 @@ def test_local_weights_file(tmp_path):
     path = tmp_path / "vit_small_patch14_reg4_dinov2.pth"
     torch.save(encoder.state_dict(), path)
     detector = dinomaly_recon(**{**SMALL, "pretrained": True, "weights": str(tmp_path)})
-    detector.fit(Subject("dinomaly_recon", dinomaly_recon, SMALL, 42).samples("train"))
+    subject = Subject("dinomaly_recon", dinomaly_recon, SMALL, 42)  # owns the handed-over image folder
+    detector.fit(subject.samples("train"))
     assert detector.weights == "local file: vit_small_patch14_reg4_dinov2.pth"
     loaded = detector.model.dinomaly.encoder.feature_extractor.state_dict()
-    assert torch.equal(loaded["pos_embed"], encoder.state_dict()["pos_embed"])
+    assert torch.equal(loaded["pos_embed"].cpu(), encoder.state_dict()["pos_embed"])  # the model may be on a GPU
 
 
 def test_offline_pretrained_names_the_fix(monkeypatch):
@@ -103,7 +128,11 @@ calibrations: [test_f1_oracle, kde]
     rows = pd.read_csv(tmp_path / "out" / "results.csv")
     assert set(rows["model"]) == {"dinomaly_recon", "dinomaly_plain"}
     assert set(rows["weights"]) == {"random-init"} and rows["aupro"].notna().all()
-    assert "dinomaly_recon" in (tmp_path / "out" / "report.html").read_text()
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "dinomaly_recon" in report and "reconstruction head: our design" in report
+    notes = rows.set_index("model")["notes"]
+    assert notes.loc["dinomaly_recon"].str.contains("our design").all()
+    assert notes.loc["dinomaly_plain"].str.contains("trained on all").all()
 
 
 def test_harness_list_says_what_the_defaults_need_offline(monkeypatch):

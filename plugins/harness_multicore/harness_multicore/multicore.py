@@ -1,37 +1,43 @@
 """MultiCore (paper 002): an ensemble of PatchCore+ predictors chosen on synthetic anomalies, fused by a UNet.
 
-fit():
-1. A seeded share of the training normals (``ssa_share``) becomes the bases of the Stratified
-   Synthetic Anomalies; the rest fills the memory banks, so no synthetic image is a copy of a
-   memory-bank image. No test image is used.
-2. Every candidate predictor is fitted once and predicts the synthetic set once; predictions are
-   normalised by the mean and std of that predictor's maps on training images and kept
-   (stage one), so selection and fusion never rescore (stage two).
-3. Greedy selection by coverage: start from the first candidate (PatchCore's own setting), add
-   the candidate whose addition gives the highest pixel AUROC of the mean normalised map on the
-   synthetic set, stop at ``n_predictors`` or when coverage stops rising.
-4. The Heatmap Fusion Module (UNet) learns masks from the selected normalised maps.
-score(): normalised maps of the selected predictors -> UNet -> sigmoid map; image score = its max.
+Selection (paper 002 §4.2), once per reference: on the defect-free training images of the declared
+``reference`` category, Stratified Synthetic Anomalies are made from a seeded share
+(``ssa_share``) and the rest fills the memory banks; every candidate predicts the synthetic set
+once (maps normalised by the mean and std of its maps on training images); greedy selection by
+coverage starts from the first candidate (PatchCore's own setting), adds the candidate that most
+raises the pixel AUROC of the mean normalised map, and stops at ``selection_size`` or when
+coverage stops rising. MC-k uses the first k of that ordered list, for every category and seed;
+the result is recorded in each row's notes. Without a ``reference`` the selection runs on the
+category's own training images (a labelled fallback, not the paper's protocol).
+
+fit(): the category's SSA (from its own training normals, never a test image), the k chosen
+predictors fitted on the rest, and the Heatmap Fusion Module (UNet) trained on their maps.
+score(): normalised maps of the chosen predictors -> UNet -> sigmoid map; image score = its max.
+
+Defaults are the paper's: the 48-candidate grid, a 25,000-patch coreset, 2,060 SSA masks, 300
+fusion epochs, and PatchCore's pretrained wide_resnet50_2 (paper 002 uses PatchCore's features
+and names no other backbone).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 
 from harness import Sample, Scores
-from harness.synthetic_anomalies import SSAParameters, synthetic_set
 from harness_multicore.fusion import UNet, train_fusion
 from harness_multicore.patchcore_plus import DISTANCES, FeatureBackbone, Hyperparameters, PatchCorePlus
+from harness_multicore.selection import Selection, greedy_selection, paper_grid, reference_images, selection_once
+from harness_multicore.synthetic_anomalies import SSAParameters, synthetic_set
 
-PAPER_GRID = [Hyperparameters(p, s, d) for p, s, d in itertools.product([3, 1, 5, 7], [1, 3, 5], DISTANCES)]
+PAPER_GRID = paper_grid([3, 1, 5, 7], [1, 3, 5], DISTANCES)
 """Paper 002's candidates: patch size x stride x distance (48); the first is PatchCore's own."""
+PAPER_CORESET = 25_000
+PAPER_BACKBONE = {"backbone": "wide_resnet50_2", "pre_trained": True}
 
 
 def parse_candidates(candidates: Sequence[Any] | None) -> list[Hyperparameters]:
@@ -56,6 +62,11 @@ def _features(backbone: FeatureBackbone, images: np.ndarray, batch: int = 32) ->
     return torch.cat([backbone(images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
+def _job_seed(seed: int | None) -> int:
+    """``seed`` when given, else the job's (the harness seeds torch with it before ``fit``)."""
+    return int(seed) if seed is not None else int(torch.initial_seed()) % 2**31
+
+
 class PatchCorePlusDetector:
     """A single PatchCore+ predictor as a harness detector (image score = max of the map)."""
 
@@ -64,9 +75,9 @@ class PatchCorePlusDetector:
         patch_size: int = 3,
         stride: int = 1,
         distance: str = "euclidean",
-        coreset_size: int = 1000,
-        backbone: str = "resnet18",
-        pre_trained: bool = False,
+        coreset_size: int = PAPER_CORESET,
+        backbone: str = PAPER_BACKBONE["backbone"],
+        pre_trained: bool = PAPER_BACKBONE["pre_trained"],
         weights: str | None = None,
     ) -> None:
         self.h = Hyperparameters(patch_size, stride, distance)
@@ -93,15 +104,18 @@ class PatchCorePlusDetector:
 
 
 class MultiCore:
-    """MC-k: the greedy ensemble of PatchCore+ predictors with a fusion UNet."""
+    """MC-k: the first k predictors of the greedy selection on the reference category, with a fusion UNet."""
 
     def __init__(
         self,
         n_predictors: int = 2,
         candidates: Sequence[Any] | None = None,
-        coreset_size: int = 1000,
-        backbone: str = "resnet18",
-        pre_trained: bool = False,
+        reference: str | None = None,
+        selection_size: int = 8,
+        selection_seed: int = 0,
+        coreset_size: int = PAPER_CORESET,
+        backbone: str = PAPER_BACKBONE["backbone"],
+        pre_trained: bool = PAPER_BACKBONE["pre_trained"],
         weights: str | None = None,
         ssa: dict[str, Any] | None = None,
         ssa_share: float = 0.2,
@@ -109,11 +123,13 @@ class MultiCore:
         fusion_lr: float = 1e-5,
         fusion_momentum: float = 0.999,
         fusion_batch_size: int = 16,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         self.n_predictors = int(n_predictors)
         self.candidates = parse_candidates(candidates)
-        self.coreset_size, self.seed, self.ssa_share = int(coreset_size), int(seed), float(ssa_share)
+        self.reference = reference
+        self.selection_size, self.selection_seed = max(int(selection_size), self.n_predictors), int(selection_seed)
+        self.coreset_size, self.seed, self.ssa_share = int(coreset_size), seed, float(ssa_share)
         self.ssa_parameters = SSAParameters(**(ssa or {}))
         self.fusion = {
             "epochs": int(fusion_epochs),
@@ -123,63 +139,68 @@ class MultiCore:
         }
         self.backbone_options = {"backbone": backbone, "pre_trained": pre_trained, "weights": weights}
         self.weights = f"local file: {weights}" if weights else ("pretrained" if pre_trained else "random-init")
+        self.selection: Selection | None = None
         self.selected: list[Hyperparameters] = []
-        self.coverage: list[float] = []
+        self.fit_note = ""
 
-    # -- stage one: every candidate predicts the synthetic set once ------------------------------
-    def _stage_one(self, bank_images: np.ndarray, synthetic: np.ndarray) -> dict[Hyperparameters, Any]:
-        bank_features = _features(self.backbone, bank_images)
+    greedy_selection = staticmethod(greedy_selection)
+
+    def _synthetic(self, images: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(memory-bank images, synthetic images, masks): SSA on a seeded share, the rest for the banks."""
+        order = np.random.default_rng(seed).permutation(len(images))
+        n_bases = max(1, round(self.ssa_share * len(images)))
+        synthetic, masks = synthetic_set(list(images[order[:n_bases]]), self.ssa_parameters, seed)
+        return images[order[n_bases:]], np.stack(synthetic), masks
+
+    def _predict_synthetic(
+        self, bank: np.ndarray, synthetic: np.ndarray, candidates: Sequence[Hyperparameters], seed: int
+    ) -> dict[Hyperparameters, tuple[PatchCorePlus, float, float, np.ndarray]]:
+        """Each candidate fitted once and its normalised maps of the synthetic set (stage one)."""
+        bank_features = _features(self.backbone, bank)
         synthetic_features = _features(self.backbone, synthetic)
         size = synthetic.shape[1:3]
         cached = {}
-        for h in self.candidates:
-            predictor = PatchCorePlus(h, self.coreset_size, self.seed).fit(bank_features)
+        for h in candidates:
+            predictor = PatchCorePlus(h, self.coreset_size, seed).fit(bank_features)
             train_maps = predictor.predict(bank_features[: min(16, len(bank_features))], size)
             mean, std = float(train_maps.mean()), float(train_maps.std() + 1e-8)
             cached[h] = (predictor, mean, std, (predictor.predict(synthetic_features, size) - mean) / std)
         return cached
 
-    # -- stage two: greedy selection by coverage, from cached predictions ------------------------
-    @staticmethod
-    def greedy_selection(
-        predictions: dict[Hyperparameters, np.ndarray], masks: np.ndarray, first: Hyperparameters, limit: int
-    ) -> tuple[list[Hyperparameters], list[float]]:
-        """Add, one at a time, the predictor that most raises the pixel AUROC of the mean map."""
-        truth = masks.reshape(-1)
+    def _select(self, images: np.ndarray) -> Selection:
+        """The greedy selection on the reference category (or, without one, on ``images``), once per setting."""
+        source, label = images, "this category's own training images (no reference declared)"
+        if self.reference is not None:
+            source, label = reference_images(str(self.reference), images.shape[1:3])
 
-        def coverage(group: list[Hyperparameters]) -> float:
-            mean = np.mean([predictions[h] for h in group], axis=0)
-            return float(roc_auc_score(truth, mean.reshape(-1)))
+        def run() -> Selection:
+            bank, synthetic, masks = self._synthetic(source, self.selection_seed)
+            cached = self._predict_synthetic(bank, synthetic, self.candidates, self.selection_seed)
+            predictions = {h: entry[3] for h, entry in cached.items()}
+            chosen, coverage = greedy_selection(predictions, masks, self.candidates[0], self.selection_size)
+            return Selection(tuple(chosen), tuple(coverage), label)
 
-        selected, history = [first], [coverage([first])]
-        while len(selected) < limit:
-            scores = {h: coverage([*selected, h]) for h in predictions if h not in selected}
-            if not scores:
-                break
-            best = max(scores, key=scores.get)
-            if scores[best] <= history[-1]:
-                break  # coverage stopped rising
-            selected.append(best)
-            history.append(scores[best])
-        return selected, history
+        if self.reference is None:
+            return run()
+        key = (str(self.reference), images.shape[1:3], tuple(self.candidates), self.selection_size,
+               self.selection_seed, self.coreset_size, self.ssa_parameters, self.ssa_share,
+               tuple(sorted(self.backbone_options.items())))  # fmt: skip
+        return selection_once(key, run)
 
     def fit(self, samples: Sequence[Sample]) -> MultiCore:
-        """Synthesise, predict once per candidate, select greedily, train the fusion UNet."""
+        """Select once on the reference, then fit the first k predictors and the fusion UNet on this category."""
         images = _stack(samples)
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(images))
-        n_bases = max(1, round(self.ssa_share * len(images)))
-        bases, bank = images[order[:n_bases]], images[order[n_bases:]]
-        synthetic, masks = synthetic_set(list(bases), self.ssa_parameters, self.seed)
-        synthetic = np.stack(synthetic)
+        seed = _job_seed(self.seed)
         self.backbone = FeatureBackbone(**self.backbone_options)
-        cached = self._stage_one(bank, synthetic)
-        predictions = {h: entry[3] for h, entry in cached.items()}
-        self.selected, self.coverage = self.greedy_selection(predictions, masks, self.candidates[0], self.n_predictors)
+        self.selection = self._select(images)
+        self.selected = list(self.selection.predictors[: self.n_predictors])
+        self.fit_note = self.selection.describe(self.n_predictors)
+        bank, synthetic, masks = self._synthetic(images, seed)
+        cached = self._predict_synthetic(bank, synthetic, self.selected, seed)
         self.predictors = [cached[h][:3] for h in self.selected]
-        inputs = torch.from_numpy(np.stack([predictions[h] for h in self.selected], axis=1)).float()
+        inputs = torch.from_numpy(np.stack([cached[h][3] for h in self.selected], axis=1)).float()
         targets = torch.from_numpy(masks[:, None].astype(np.float32))
-        self.unet = train_fusion(self._fit_size(inputs), self._fit_size(targets), seed=self.seed, **self.fusion)
+        self.unet = train_fusion(self._fit_size(inputs), self._fit_size(targets), seed=seed, **self.fusion)
         return self
 
     @staticmethod

@@ -1,9 +1,11 @@
 """PatchCore+ (paper 002): PatchCore with a preset coreset size, patch size, stride and distance.
 
 Built on anomalib's pieces: its ``TimmFeatureExtractor`` for the backbone features and its
-``KCenterGreedy`` coreset sampler (which selects with Euclidean distance; the chosen distance
-is used for scoring). Scores are nearest-neighbour distances of patch features to the memory
-bank; the map is upsampled to the image size and smoothed (sigma 4, as PatchCore).
+``KCenterGreedy`` coreset sampler, whose farthest-point distances follow the predictor's own
+distance (paper 002 §4: "The original publication used Euclidean distance for the coreset
+sub-sampling and inference. We create an option for other distance metrics to be used").
+Scores are nearest-neighbour distances of patch features to the memory bank under the same
+distance; the map is upsampled to the image size and smoothed (sigma 4, as PatchCore).
 """
 
 from __future__ import annotations
@@ -35,22 +37,41 @@ class Hyperparameters:
         return f"p{self.patch_size}-s{self.stride}-{self.distance}"
 
 
-def distances(queries: torch.Tensor, bank: torch.Tensor, metric: str, chunk: int = 4096) -> torch.Tensor:
-    """Distance from each query to its nearest memory-bank entry under ``metric``."""
+def pairwise(queries: torch.Tensor, bank: torch.Tensor, metric: str) -> torch.Tensor:
+    """(len(queries), len(bank)) distances under ``metric``."""
     if metric not in DISTANCES:
         raise ValueError(f"distance must be one of {DISTANCES}, got {metric!r}")
     if metric == "cosine":
-        bank = F.normalize(bank, dim=1)
-    nearest = []
-    for start in range(0, queries.shape[0], chunk):
-        part = queries[start : start + chunk]
-        if metric == "cosine":
-            values = 1 - F.normalize(part, dim=1) @ bank.T
-        else:
-            p = {"euclidean": 2.0, "minkowski3": 3.0, "manhattan": 1.0}[metric]
-            values = torch.cdist(part, bank, p=p)
-        nearest.append(values.min(dim=1).values)
-    return torch.cat(nearest)
+        return 1 - F.normalize(queries, dim=1) @ F.normalize(bank, dim=1).T
+    return torch.cdist(queries, bank, p={"euclidean": 2.0, "minkowski3": 3.0, "manhattan": 1.0}[metric])
+
+
+def distances(queries: torch.Tensor, bank: torch.Tensor, metric: str, chunk: int = 4096) -> torch.Tensor:
+    """Distance from each query to its nearest memory-bank entry under ``metric``."""
+    return torch.cat(
+        [pairwise(queries[i : i + chunk], bank, metric).min(dim=1).values for i in range(0, queries.shape[0], chunk)]
+    )
+
+
+def coreset(patches: torch.Tensor, size: int, metric: str) -> torch.Tensor:
+    """``size`` patches chosen by anomalib's k-center greedy, farthest points measured with ``metric``.
+
+    Euclidean is anomalib's sampler as it is (on its sparse random projection, as PatchCore);
+    the other distances are measured on the features themselves, since a random projection keeps
+    Euclidean distances only.
+    """
+    from anomalib.models.components import KCenterGreedy
+
+    class MetricKCenterGreedy(KCenterGreedy):
+        def update_distances(self, cluster_center: int | torch.Tensor | None) -> None:
+            if metric == "euclidean" or cluster_center is None:
+                super().update_distances(cluster_center)
+                return
+            found = pairwise(self.embedding, self.embedding[cluster_center].reshape(1, -1), metric)
+            self.min_distances = found if self.min_distances is None else torch.minimum(self.min_distances, found)
+
+    with contextlib.redirect_stderr(io.StringIO()):  # anomalib's sampler draws a progress bar per call
+        return MetricKCenterGreedy(embedding=patches, sampling_ratio=(size + 0.5) / patches.shape[0]).sample_coreset()
 
 
 class FeatureBackbone:
@@ -94,15 +115,11 @@ class PatchCorePlus:
         return pooled.permute(0, 2, 3, 1).reshape(-1, pooled.shape[1]), (int(grid[0]), int(grid[1]))
 
     def fit(self, features: torch.Tensor) -> PatchCorePlus:
-        """Build the memory bank: a coreset of ``coreset_size`` training patches (anomalib's sampler)."""
-        from anomalib.models.components import KCenterGreedy
-
+        """Build the memory bank: a coreset of ``coreset_size`` training patches under the predictor's distance."""
         patches, _ = self.patches(features)
         if patches.shape[0] > self.coreset_size:
             torch.manual_seed(self.seed)
-            ratio = self.coreset_size / patches.shape[0]
-            with contextlib.redirect_stderr(io.StringIO()):  # anomalib's sampler draws a progress bar per call
-                patches = KCenterGreedy(embedding=patches, sampling_ratio=ratio).sample_coreset()
+            patches = coreset(patches, self.coreset_size, self.h.distance)
         self.bank = patches
         return self
 

@@ -9,7 +9,8 @@ Example protocol entry (the protocol must declare how many labelled anomalies it
 
 Options: ``weights`` (a .pt file; default: train from the model YAML, random init), ``epochs``
 (50), ``batch`` (8), ``imgsz`` (default: the image size rounded up to 32), ``device`` (auto),
-``conf`` (0.001), ``seed`` (0).
+``conf`` (0.001), ``seed`` (default: the protocol's seed for the job; ultralytics trains with it and
+``deterministic=True``).
 """
 
 from __future__ import annotations

@@ -66,12 +66,12 @@ class YoloDetector:
         imgsz: int | None = None,
         device: str = "auto",
         conf: float = 0.001,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         self.source = model
         self.weights_path = weights
         self.epochs, self.batch, self.imgsz, self.device_name = int(epochs), int(batch), imgsz, device
-        self.conf, self.seed = float(conf), int(seed)
+        self.conf, self.seed = float(conf), None if seed is None else int(seed)
         self.model: Any = None
         self.weights = "unknown"
 
@@ -98,6 +98,14 @@ class YoloDetector:
         self.weights = "random-init"
         return YOLO(f"{self.source}.yaml")
 
+    def training_seed(self) -> int:
+        """``options.seed`` when given, else the job's seed (the harness seeds torch with it before ``fit``)."""
+        if self.seed is not None:
+            return self.seed
+        import torch
+
+        return int(torch.initial_seed()) % 2**31
+
     def fit(self, samples: Sequence[Sample], anomalies: Sequence[LabelledSample] = ()) -> YoloDetector:
         """Train on defect-free images and labelled anomalies (boxes from their masks)."""
         if not anomalies:
@@ -107,7 +115,7 @@ class YoloDetector:
         self.imgsz = int(np.ceil(size / 32) * 32)  # YOLO strides
         with tempfile.TemporaryDirectory(prefix="harness-yolo-data-") as folder:
             data = write_dataset(Path(folder), samples, anomalies)
-            self.model.train(
+            self.model.train(  # ultralytics reseeds everything from ``seed``: the protocol's, unless given
                 data=str(data),
                 epochs=self.epochs,
                 imgsz=self.imgsz,
@@ -117,7 +125,7 @@ class YoloDetector:
                 plots=False,
                 amp=False,
                 val=False,
-                seed=self.seed,
+                seed=self.training_seed(),
                 deterministic=True,
                 project=str(Path(folder) / "runs"),
                 name="train",

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-from harness.synthetic_anomalies import SSAParameters, apply_noise, ssa_masks, synthetic_set
+from harness_multicore.synthetic_anomalies import SSAParameters, apply_noise, ssa_masks, synthetic_set
 
 SMALL = SSAParameters(buckets=6, per_bucket=10, per_count=4, regular=5)
 
