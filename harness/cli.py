@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -17,7 +16,8 @@ import click
 
 from harness.errors import ExitCode, HarnessError
 
-PROTOCOL_DIRS = (Path.cwd() / "protocols", Path(__file__).resolve().parent.parent / "protocols")
+DISTRIBUTION = "adharness"
+"""The distribution (``pip install adharness``); the import package and the command are ``harness``."""
 
 
 def _quiet_libraries() -> None:
@@ -26,7 +26,10 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Example: harness run kde_vs_test   (a shipped protocol; `harness list protocols` shows them)",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.option(
     "--no-plugin-autoload",
@@ -40,11 +43,18 @@ def _quiet_libraries() -> None:
     metavar="NAME",
     help="Do not load this installed plugin; repeatable (also: HARNESS_DISABLE_PLUGINS=a,b).",
 )
-@click.version_option(package_name="harness")
+@click.option("-v", "--verbose", count=True, help="More output: debug log lines on the console.")
+@click.option("-q", "--quiet", is_flag=True, help="Less output: warnings and errors only, no results table.")
+@click.version_option(package_name=DISTRIBUTION)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tuple[str, ...]) -> None:
-    """Evaluate visual anomaly detectors under declared protocols, with honest thresholds."""
-    ctx.obj = {"debug": debug}
+def cli(
+    ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tuple[str, ...], verbose: int, quiet: bool
+) -> None:
+    """Evaluate visual anomaly detectors under declared protocols, with honest thresholds.
+
+    Shell completion (bash; zsh and fish alike): eval "$(_HARNESS_COMPLETE=bash_source harness)"
+    """
+    ctx.obj = {"debug": debug, "verbosity": -1 if quiet else verbose}
     _quiet_libraries()
     if no_plugin_autoload or disabled:
         from harness.plugins import configure
@@ -52,7 +62,13 @@ def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tup
         configure(autoload=False if no_plugin_autoload else None, disabled=set(disabled) or None)
 
 
-@cli.command()
+@cli.command(
+    epilog="""\b
+Examples:
+  harness run kde_vs_test
+  harness run protocols/kde_vs_test.yaml --set dataset.root=/data/mvtec_ad --set 'dataset.categories=[bottle]'
+  harness -q run my_protocol.yaml --out results/baseline"""
+)
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option(
     "--out",
@@ -80,23 +96,38 @@ def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tup
     metavar="NAME",
     help="Where jobs run: local (default), ray, submitit; options via --set executor.KEY=VALUE.",
 )
-def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Path | None, executor: str | None) -> None:
-    """Run PROTOCOL: fit and score (cached), calibrate, write results and reports."""
+@click.pass_context
+def run(
+    ctx: click.Context,
+    protocol: Path,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    cache: Path | None,
+    executor: str | None,
+) -> None:
+    """Run PROTOCOL (a file or a shipped protocol's name): fit and score (cached), calibrate, write outputs."""
+    from harness.console import log, run_logging, summary_text
     from harness.protocol import load_protocol
+    from harness.protocol_files import resolve_protocol_path
     from harness.runner import run_protocol
 
     if executor:
         overrides = (f"executor.name={executor}", *overrides)
-    config = load_protocol(protocol, overrides)
-    out = out or Path("results") / protocol.stem
-    summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv)
-    click.echo(
-        f"jobs: {summary.count('fitted')} fitted, {summary.count('cached')} from cache, "
-        f"{summary.count('failed')} failed"
-    )
-    for name in ("results.csv", "report.html", "report.tex", "run.json"):
-        if (out / name).exists():
-            click.echo(f"wrote {out / name}")
+    path = resolve_protocol_path(protocol)
+    config = load_protocol(path, overrides)
+    out = out or Path("results") / path.stem
+    verbosity = (ctx.obj or {}).get("verbosity", 0)
+    with run_logging(out, verbosity):
+        summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv)
+        log.info(
+            f"jobs: {summary.count('fitted')} fitted, {summary.count('cached')} from cache, "
+            f"{summary.count('failed')} failed"
+        )
+        if verbosity >= 0 and (out / "run.json").is_file():
+            click.echo("\n" + summary_text(out) + "\n")
+        for name in ("results.csv", "results.json", "report.html", "report.tex", "run.json", "run.log"):
+            if (out / name).exists():
+                log.info(f"wrote {out / name}")
     if summary.count("failed"):
         click.echo(
             f"Error: {summary.count('failed')} job(s) failed; see the 'error' column of {out / 'results.csv'}", err=True
@@ -104,15 +135,16 @@ def run(protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Pat
         sys.exit(ExitCode.JOBS_FAILED)
 
 
-@cli.command()
+@cli.command(epilog="Example: harness validate kde_vs_test --set dataset.root=/data/mvtec_ad")
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
 def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
     """Check PROTOCOL (keys, names, dataset, options) without running a model."""
     from harness.protocol import load_protocol
+    from harness.protocol_files import resolve_protocol_path
     from harness.runner import plan
 
-    config = load_protocol(protocol, overrides)
+    config = load_protocol(resolve_protocol_path(protocol), overrides)
     jobs, calibrations, _ = plan(config)
     categories = sorted({c.name for job in jobs for c in job.evaluated})
     click.echo(
@@ -122,36 +154,34 @@ def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
     )
 
 
-@cli.command(name="list")
+@cli.command(name="list", epilog="Examples: harness list models · harness list protocols --json")
 @click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols"]))
-def list_(kind: str) -> None:
-    """List registered models, dataset layouts, calibrations or protocols."""
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(kind: str, as_json: bool) -> None:
+    """List registered models, dataset layouts, calibrations, or the shipped protocols and protocol kinds."""
+    from harness.listing import entry_rows, protocol_rows, table
     from harness.plugins import get_plugins
 
     plugins = get_plugins()
-    registry = plugins.registry(kind)
-    if kind == "protocols":
-        for name, analysis in sorted(registry.items()):
-            click.echo(f"{name:28s} {plugins.owner(kind, name).name:24s} {analysis.title}")
-        files = sorted({p.resolve() for d in PROTOCOL_DIRS if d.is_dir() for p in d.glob("*.yaml")})
-        if files:
-            click.echo("\nprotocol files:")
-            for path in files:
-                click.echo(f"  {os.path.relpath(path)}")
+    rows = protocol_rows(plugins) if kind == "protocols" else entry_rows(plugins, kind)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
         return
-    width = max((len(n) for n in registry), default=10) + 2
-    for name, entry in sorted(registry.items()):
-        owner = plugins.owner(kind, name).name
-        reason = entry.why_unavailable() if hasattr(entry, "why_unavailable") else None
-        status = f"cannot run here: {reason}" if reason else "ok"
-        oracle = "  (oracle: reads test labels)" if kind == "calibrations" and getattr(entry, "oracle", False) else ""
-        click.echo(f"{name:{width}s} {owner:20s} {status}{oracle}")
-    failed = [i for i in plugins.infos if i.error]
-    for info in failed:
+    if kind == "protocols":
+        click.echo(table([r for r in rows if r["type"] == "file"], ["name", "kind", "about"]))
+        click.echo("\nprotocol kinds (the `protocol:` key):")
+        click.echo(table([r for r in rows if r["type"] == "kind"], ["name", "about"]))
+        return
+    columns = {
+        "models": ["name", "plugin", "status", "download"],
+        "calibrations": ["name", "plugin", "status", "oracle"],
+    }
+    click.echo(table(rows, columns.get(kind, ["name", "plugin", "status"])))
+    for info in [i for i in plugins.infos if i.error]:
         click.echo(f"(plugin {info.name} failed to load: {info.error})", err=True)
 
 
-@cli.command()
+@cli.command(epilog="Example: harness plugins --json")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
     """List plugins, their versions and what each registers; failures with their reason."""
@@ -171,7 +201,7 @@ def plugins(as_json: bool) -> None:
             click.echo(f"    {kind}: {', '.join(names)}")
 
 
-@cli.command()
+@cli.command(epilog="Example: harness report results/kde_vs_test --format latex")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option(
     "--format",
@@ -191,7 +221,7 @@ def report(out: Path, formats: tuple[str, ...]) -> None:
         click.echo(f"wrote {path}")
 
 
-@cli.command(name="new-plugin")
+@cli.command(name="new-plugin", epilog="Example: harness new-plugin my_detector --dir ~/src")
 @click.argument("name")
 @click.option(
     "--dir",

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from harness.errors import ProtocolError, unknown_name_message
+from harness.includes import expand_includes
 
 TOP_LEVEL_KEYS = {
     "protocol",
@@ -183,7 +184,7 @@ def load_protocol(path: Path | str, overrides: Sequence[str] = ()) -> Protocol:
         raise ProtocolError(f"{where}: malformed YAML ({problem}); fix the syntax at that line") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"{path}: a protocol file must be a YAML mapping (protocol:, dataset:, models:, ...)")
-    data = copy.deepcopy(data)
+    data = expand_includes(copy.deepcopy(data), path)
     for override in overrides:
         keys, value = parse_override(override)
         apply_override(data, keys, value)

@@ -19,6 +19,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.errors import OutputError
 from harness.metrics import HIGHER_IS_BETTER
+from harness.report.layout import column_groups, fmt, sticky_count
+from harness.report.readable import quantity
 from harness.store import write_atomic
 
 LEADERBOARD_COLUMNS = [
@@ -77,6 +79,7 @@ HEADERS = {
     "pixel_auroc": "pixel AUROC",
     "aupro": "AUPRO",
     "pl": "PL",
+    "f1_gap": "F1 gap (pts)",
 }
 
 
@@ -118,8 +121,11 @@ def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _value(row: pd.Series, column: str) -> str:
-    """A cell's text: ranks as whole numbers, a '*' where a lead is significant."""
+    """A cell's text: ranks as whole numbers, quantities in SI units, a '*' where a lead is significant."""
     value = row[column]
+    readable = quantity(column, value)
+    if readable is not None:
+        return readable + _mark(row, column)
     if column.endswith("_rank") and isinstance(value, float) and value.is_integer():
         return str(int(value))
     return _cell(value) + _mark(row, column)
@@ -142,6 +148,8 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
             for _, row in frame.iterrows()
         ],
         "oracle": [bool(row.get("oracle", False)) for _, row in frame.iterrows()],
+        "groups": column_groups(columns),
+        "sticky": sticky_count(columns),
     }
 
 
@@ -176,6 +184,7 @@ def render_reports(
     """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
     from harness.analyses.base import successful
     from harness.plugins import get_plugins
+    from harness.report.finding import finding_of
 
     rows, run, manifest = load_results(out)
     figure_dir = figure_dir or out / "figures"
@@ -192,6 +201,7 @@ def render_reports(
         "summary": summary,
         "categories": categories,
         "failed": failed,
+        "finding": finding_of(analysis, ok, summary),
         "has_oracle": bool(summary.get("oracle", pd.Series(dtype=bool)).any()) if not summary.empty else False,
     }
     written = []
@@ -246,6 +256,7 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
         general_figures=[f for f in figures if not f.get("category")],
         per_category=per_category,
         failed_rows=context["failed"].to_dict("records"),
+        fmt=fmt,
         run_json=json.dumps({k: v for k, v in context["run"].items() if k != "jobs"}, indent=2),
     )
 
