@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.errors import OutputError
 from harness.metrics import HIGHER_IS_BETTER
+from harness.report.latex_tables import render_latex
 from harness.report.layout import column_groups, fmt, sticky_count
 from harness.report.readable import quantity
 from harness.store import write_atomic
@@ -211,7 +212,7 @@ def render_reports(
         written.append(path)
     if "latex" in formats:
         path = target / "report.tex"
-        write_atomic(path, _render_latex(context, ok, manifest, figure_dir))
+        write_atomic(path, render_latex(context, ok, manifest, figure_dir, target))
         written.append(path)
     return written
 
@@ -278,55 +279,3 @@ LATEX_SPECIALS = {
 def latex_escape(text: object) -> str:
     """Escape LaTeX special characters in ``text``."""
     return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
-
-
-def _latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
-    frame = _with_intervals(frame)
-    columns = [c for c in columns if c in frame.columns]
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in columns]
-    headers = [latex_escape(_header(c)).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in columns]
-    body = []
-    for _, row in frame.iterrows():
-        cells = [latex_escape(_value(row, c)).replace("–", "--") for c in columns]
-        if row.get("oracle", False) and "calibration" in columns:
-            cells[columns.index("calibration")] += " (oracle)"
-        body.append(cells)
-    return {"spec": "".join("r" if n else "l" for n in numeric), "headers": headers, "rows": body}
-
-
-def _render_latex(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path) -> str:
-    summary = context["summary"]
-    env = _environment()
-    env.autoescape = False
-    env.block_start_string, env.block_end_string = r"\BLOCK{", "}"
-    env.variable_start_string, env.variable_end_string = r"\VAR{", "}"
-    env.comment_start_string, env.comment_end_string = r"\#{", "}"
-    template = env.get_template("report.tex.j2")
-    analysis = context["analysis"]
-    summary_columns = _columns(analysis, "latex_columns", LATEX_SUMMARY_COLUMNS, summary)
-    detail_columns = list(getattr(analysis, "detail_columns", DETAIL_COLUMNS))
-
-    def figures(category: str | None) -> list[dict[str, str]]:
-        return [
-            {"file": f"figures/{f['file']}", "caption": latex_escape(f["caption"])}
-            for f in manifest
-            if f.get("category") == category
-        ]
-
-    per_category = [
-        {
-            "name": latex_escape(name),
-            "table": _latex_table(ok[ok["category"] == name], detail_columns),
-            "figures": figures(name),
-        }
-        for name in context["categories"]
-    ]
-    return template.render(
-        title=latex_escape(context["title"]),
-        description=latex_escape(analysis.description),
-        run=context["run"],
-        esc=latex_escape,
-        summary=_latex_table(summary, summary_columns) if not summary.empty else None,
-        figures=figures(None),
-        per_category=per_category,
-    )

@@ -129,7 +129,7 @@ def _count(value: Any) -> int | None:
 
 
 def _gap_text(gaps: Sequence[float]) -> str:
-    """"falls 13.0 points below" / "falls 2.1 to 13.0 points below" / "lands -1.0 to +2.0 points from"."""
+    """The gap in words, e.g. "falls 13.0 points below" or "lands -1.0 to +2.0 points from"."""
     if not gaps:
         return "cannot be compared with"
     low, high = min(gaps), max(gaps)
