@@ -94,9 +94,8 @@ class KdeVsTest:
         "pixel_auroc",
         "aupro",
         "pl",
-        "weights",
     )
-    latex_columns = leaderboard_columns
+    latex_columns = (*leaderboard_columns, "weights")
     detail_columns = (
         "model",
         "seed",

@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from harness.errors import OutputError
 from harness.metrics import HIGHER_IS_BETTER
 from harness.report.latex_tables import render_latex
-from harness.report.layout import column_groups, fmt, sticky_count
+from harness.report.layout import column_groups, fmt, fold_intervals, sticky_count
 from harness.report.readable import quantity
 from harness.store import write_atomic
 
@@ -139,6 +139,10 @@ def _mark(row: pd.Series, column: str) -> str:
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    return fold_intervals(_plain_table(frame, columns))
+
+
+def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
     return {
@@ -258,6 +262,7 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
         per_category=per_category,
         failed_rows=context["failed"].to_dict("records"),
         fmt=fmt,
+        weights=dict(zip(ok["model"], ok["weights"], strict=True)) if "weights" in ok else {},
         run_json=json.dumps({k: v for k, v in context["run"].items() if k != "jobs"}, indent=2),
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 IDENTITY = ("model", "calibration", "setting", "fraction", "mode", "group", "seed")
 """Columns that say what a row is; the leading run of them stays in view when a table scrolls sideways."""
-STICKY_MAX = 2
+STICKY_MAX = 3
 GROUPS = {
     "at the threshold": (
         "threshold",
@@ -66,3 +66,24 @@ def fmt(value: Any, column: str = "") -> str:
     if isinstance(value, float):
         return f"{value:+.1f}" if column.endswith("gap") else f"{value:.3f}"
     return str(value)
+
+
+def fold_intervals(table: dict[str, Any]) -> dict[str, Any]:
+    """Move each ``x_ci`` column under its ``x`` value (a second line in the same cell), to save width.
+
+    Cells become (text, sort value, note) triples; the note is the interval or "".
+    """
+    columns = table["columns"]
+    folded = {c: columns.index(f"{c}_ci") for c in columns if f"{c}_ci" in columns}
+    keep = [i for i, c in enumerate(columns) if not (c.endswith("_ci") and c[:-3] in folded)]
+    rows = []
+    for row in table["rows"]:
+        notes = {columns.index(c): row[i][0] for c, i in folded.items()}
+        rows.append([(row[i][0], row[i][1], notes.get(i, "")) for i in keep])
+    return {
+        **table,
+        "columns": [columns[i] for i in keep],
+        "headers": [table["headers"][i] for i in keep],
+        "rows": rows,
+        "groups": column_groups([columns[i] for i in keep]),
+    }
