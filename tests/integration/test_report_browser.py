@@ -68,7 +68,7 @@ def test_report_keeps_the_finding_first_and_key_columns_in_view(report, tmp_path
     columns = facts["columns"]
     for column in METRIC_COLUMNS:  # every metric of the leaderboard is on screen without scrolling
         left, right = columns[column]["start"]
-        assert 0 <= left and right <= width, (column, columns[column])
+        assert left >= 0 and right <= width, (column, columns[column])
     assert facts["tableScroll"] == 0
     for column in ("model", "calibration"):  # scrolling sideways never hides which row is which
         assert columns[column]["scrolled"] == columns[column]["start"]
