@@ -221,6 +221,29 @@ def report(out: Path, formats: tuple[str, ...]) -> None:
         click.echo(f"wrote {path}")
 
 
+@cli.command(
+    epilog="Example: harness compare results/baseline results/kde_vs_test --out results/compared",
+)
+@click.argument("outs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "target",
+    type=click.Path(path_type=Path),
+    default=Path("results") / "compare",
+    show_default=True,
+    help="Folder for compare.html, compare.tex, compare.csv.",
+)
+def compare(outs: tuple[Path, ...], target: Path) -> None:
+    """One leaderboard over finished runs of the same protocol (no model runs); differences flagged."""
+    from harness.compare import compare_runs, write_comparison
+
+    comparison = compare_runs(list(outs))
+    for difference in comparison.differences:
+        click.echo(f"warning: {difference}", err=True)
+    for path in write_comparison(comparison, target):
+        click.echo(f"wrote {path}")
+
+
 @cli.command(name="new-plugin", epilog="Example: harness new-plugin my_detector --dir ~/src")
 @click.argument("name")
 @click.option(
