@@ -96,6 +96,13 @@ Examples:
     metavar="NAME",
     help="Where jobs run: local (default), ray, submitit; options via --set executor.KEY=VALUE.",
 )
+@click.option(
+    "--tracker",
+    "trackers",
+    multiple=True,
+    metavar="NAME[=DEST]",
+    help="Also log results and figures to mlflow (default ./mlruns) or tensorboard (default OUT/tensorboard).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -104,13 +111,16 @@ def run(
     overrides: tuple[str, ...],
     cache: Path | None,
     executor: str | None,
+    trackers: tuple[str, ...],
 ) -> None:
     """Run PROTOCOL (a file or a shipped protocol's name): fit and score (cached), calibrate, write outputs."""
     from harness.console import log, run_logging, summary_text
     from harness.protocol import load_protocol
     from harness.protocol_files import resolve_protocol_path
     from harness.runner import run_protocol
+    from harness.trackers import log_run, parse_tracker
 
+    chosen = [parse_tracker(t) for t in trackers]  # an unknown or missing tracker stops before any fit
     if executor:
         overrides = (f"executor.name={executor}", *overrides)
     path = resolve_protocol_path(protocol)
@@ -128,6 +138,8 @@ def run(
         for name in ("results.csv", "results.json", "report.html", "report.tex", "run.json", "run.log"):
             if (out / name).exists():
                 log.info(f"wrote {out / name}")
+        for line in log_run(out, chosen) if chosen else []:
+            log.info(line)
     if summary.count("failed"):
         click.echo(
             f"Error: {summary.count('failed')} job(s) failed; see the 'error' column of {out / 'results.csv'}", err=True
@@ -219,6 +231,19 @@ def report(out: Path, formats: tuple[str, ...]) -> None:
     check_writable(out)
     for path in render_reports(out, formats or tuple(run_info.get("report_formats", ["html", "latex"]))):
         click.echo(f"wrote {path}")
+
+
+@cli.command(epilog="Example: harness track results/kde_vs_test --tracker mlflow --tracker tensorboard=tb")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--tracker", "trackers", multiple=True, required=True, metavar="NAME[=DEST]", help="mlflow or tensorboard."
+)
+def track(out: Path, trackers: tuple[str, ...]) -> None:
+    """Log the finished run in OUT (results, finding, figures) to MLflow and/or TensorBoard."""
+    from harness.trackers import log_run, parse_tracker
+
+    for line in log_run(out, [parse_tracker(t) for t in trackers]):
+        click.echo(line)
 
 
 @cli.command(
