@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from harness import __version__
 from harness.errors import ExitCode, HarnessError
 
 DISTRIBUTION = "adharness"
@@ -45,7 +46,9 @@ def _quiet_libraries() -> None:
 )
 @click.option("-v", "--verbose", count=True, help="More output: debug log lines on the console.")
 @click.option("-q", "--quiet", is_flag=True, help="Less output: warnings and errors only, no results table.")
-@click.version_option(package_name=DISTRIBUTION)
+@click.version_option(
+    version=__version__, package_name=DISTRIBUTION, message=f"%(prog)s %(version)s (distribution {DISTRIBUTION})"
+)
 @click.pass_context
 def cli(
     ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tuple[str, ...], verbose: int, quiet: bool
