@@ -4,6 +4,8 @@ An image is called anomalous when ``score >= threshold``. Two kinds of calibrato
 
 * deployable ones (``oracle = False``) see only scores of held-out *normal training* images:
   ``kde`` (paper 000), ``quantile`` and ``conformal`` (split-conformal, target false-positive rate);
+  a threshold that lands on a score two or more held-out images share goes strictly above that
+  tie (:func:`above_ties`), and the result row says so (``threshold_note``);
 * oracles (``oracle = True``) read test labels: ``test_f1_oracle`` and ``test_youden_oracle``.
   They exist only as labelled references for what test-set tuning would report.
 
@@ -55,6 +57,30 @@ def _require_holdout(data: CalibrationData, name: str) -> np.ndarray:
     if scores.size == 0:
         raise HarnessError(f"calibration '{name}' needs held-out normal images; set holdout_fraction above 0")
     return scores
+
+
+def above_ties(threshold: float, holdout: np.ndarray) -> float:
+    """``threshold``, moved just above the held-out score it lands on when two or more images share it.
+
+    An image is anomalous when ``score >= threshold``; a threshold equal to a tied held-out score
+    (e.g. a detector that gives most normals exactly 0) would flag every test image with that
+    score, so it is placed strictly above the tie (``np.nextafter``): the tied images count as
+    normal, as the held-out normals that produced the tie are.
+    """
+    if np.count_nonzero(holdout == threshold) >= 2:
+        return float(np.nextafter(threshold, np.inf))
+    return float(threshold)
+
+
+def tie_note(threshold: float, holdout: np.ndarray) -> str:
+    """A note for the result row when ``threshold`` sits just above tied held-out scores, else ""."""
+    if not np.isfinite(threshold):
+        return ""
+    below = np.nextafter(threshold, -np.inf)
+    tied = int(np.count_nonzero(np.asarray(holdout) == below))
+    if tied < 2:
+        return ""
+    return f"threshold placed just above {tied} tied held-out scores ({below:.6g}), so the tie counts as normal"
 
 
 def _require_test(data: CalibrationData) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +160,7 @@ class KDEPercentile:
         """The ``percentile`` of the KDE fitted on held-out normal scores."""
         scores = _require_holdout(data, "kde")
         if scores.size < 2 or np.ptp(scores) == 0:
-            return float(scores.max())  # a point mass: the KDE degenerates to it
+            return above_ties(float(scores.max()), scores)  # a point mass: the KDE degenerates to it
         kde = gaussian_kde(scores, bw_method=self.bandwidth)
         sigma = float(np.sqrt(kde.covariance[0, 0]))
         target = self.percentile / 100
@@ -143,7 +169,7 @@ class KDEPercentile:
             return float(np.mean(ndtr((x - scores) / sigma))) - target
 
         low, high = scores.min() - 10 * sigma, scores.max() + 10 * sigma
-        return float(brentq(cdf_gap, low, high, xtol=1e-12 * max(1.0, abs(high))))
+        return above_ties(float(brentq(cdf_gap, low, high, xtol=1e-12 * max(1.0, abs(high)))), scores)
 
 
 class EmpiricalQuantile:
@@ -157,8 +183,9 @@ class EmpiricalQuantile:
         self.percentile = float(percentile)
 
     def threshold(self, data: CalibrationData) -> float:
-        """``np.percentile`` of held-out normal scores."""
-        return float(np.percentile(_require_holdout(data, "quantile"), self.percentile))
+        """``np.percentile`` of held-out normal scores, strictly above a tie it lands on."""
+        scores = _require_holdout(data, "quantile")
+        return above_ties(float(np.percentile(scores, self.percentile)), scores)
 
 
 class SplitConformal:

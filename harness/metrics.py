@@ -1,6 +1,13 @@
-"""Image- and pixel-level metrics. scikit-learn where it has the metric; AUPRO written out here."""
+"""Image- and pixel-level metrics, each a plain function of (maps, masks) or (scores, labels).
+
+scikit-learn where it has the metric, anomalib for PRO, the authors' ``proportion-localised``
+package for PL; AUPRO is written out here (the MVTec AD definition, tested against anomalib's and
+an independent implementation).
+"""
 
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 from scipy.ndimage import label as connected_components
@@ -24,6 +31,8 @@ HIGHER_IS_BETTER = {
     "pixel_auroc": True,
     "pl": True,
     "aupro": True,
+    "pro": True,
+    "pixel_aupr": True,
     "false_negatives": False,
     "false_positives": False,
 }
@@ -134,49 +143,83 @@ def bootstrap_intervals(
     }
 
 
-def _boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
-    regions, count = connected_components(mask, structure=np.ones((3, 3), dtype=int))
-    boxes = []
-    for index in range(1, count + 1):
-        ys, xs = np.nonzero(regions == index)
-        boxes.append((ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
-    return boxes
+PL_SIDE = 256
+"""The image side the ``proportion-localised`` package is written for (VisionAD evaluates at 256 x 256)."""
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    top, left = max(a[0], b[0]), max(a[1], b[1])
-    bottom, right = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, bottom - top) * max(0, right - left)
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / area if area else 0.0
+def _to_side(stack: np.ndarray, side: int, interpolation: int) -> np.ndarray:
+    import cv2
+
+    if stack.shape[1:] == (side, side):
+        return stack
+    return np.stack([cv2.resize(item, (side, side), interpolation=interpolation) for item in stack])
 
 
-def proportion_localised(predicted: np.ndarray, masks: np.ndarray, iou: float = 0.3) -> float:
-    """PL (VisionAD, used by paper 002): the share of ground-truth regions found.
+def proportion_localised(maps: np.ndarray, masks: np.ndarray) -> float:
+    """PL (Taylor et al., VisionAD, TMLR 2024; reported by paper 002 §5), computed by the authors' package.
 
-    Each connected ground-truth region and each connected predicted region is reduced to its
-    bounding box; a region counts as found when some predicted box overlaps its box with IoU
-    above ``iou``. ``predicted`` is a boolean (N, H, W) prediction.
+    ``proportion_localised.calculate`` (PyPI ``proportion-localised``) takes each ground-truth
+    anomaly's minimum-area rotated box, scales its sides up to at least 1/8 of the image side,
+    merges boxes that overlap by more than 1/3, counts an anomaly as localised when the IoU of
+    the thresholded map (restricted to the pixels nearest that anomaly) with its box exceeds 0.3,
+    and returns the best proportion over 25 thresholds at evenly spaced percentiles of the maps.
+    The package assumes 256 x 256 inputs, so maps are resized bilinearly and masks by nearest
+    neighbour to 256 x 256 first; only images with a defect pixel take part (a defect-free image
+    has no anomaly to localise). Higher map values mean more anomalous, as everywhere here.
     """
-    found = total = 0
-    for prediction, mask in zip(np.asarray(predicted, bool), np.asarray(masks, bool), strict=True):
-        truth = _boxes(mask)
-        if not truth:
-            continue
-        guesses = _boxes(prediction)
-        total += len(truth)
-        found += sum(any(_iou(box, guess) > iou for guess in guesses) for box in truth)
-    return found / total if total else float("nan")
+    import cv2
+    import proportion_localised as reference
 
-
-def pl_at_normal_fpr(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, fpr: float = 0.01) -> float:
-    """PL with the map binarised where it exceeds the (1 - ``fpr``) quantile of the defect-free test images' pixels.
-
-    Only the normal images fix the pixel threshold (no defect mask is used to choose it); the
-    threshold rule is stated in the report so PL figures stay comparable between models.
-    """
-    normal = np.asarray(labels) == 0
-    if not normal.any():
+    masks = np.asarray(masks, dtype=bool)
+    defective = masks.reshape(len(masks), -1).any(axis=1)
+    if not defective.any():
         return float("nan")
-    threshold = np.quantile(np.asarray(maps)[normal], 1 - fpr)
-    return proportion_localised(np.asarray(maps) > threshold, masks)
+    heatmaps = _to_side(np.asarray(maps, dtype=np.float32)[defective], PL_SIDE, cv2.INTER_LINEAR)
+    targets = _to_side(masks[defective].astype(np.uint8), PL_SIDE, cv2.INTER_NEAREST)
+    return float(
+        reference.calculate(heatmaps, targets, anomaly_likelihood_definitely_increasing=True, return_score_only=True)
+    )
+
+
+def pixel_aupr(maps: np.ndarray, masks: np.ndarray) -> float:
+    """Pixel-level AUPR (paper 004 §4.2): scikit-learn's average precision over every test pixel."""
+    truth = np.asarray(masks, dtype=bool).ravel()
+    if truth.all() or not truth.any():
+        return float("nan")
+    return float(average_precision_score(truth, np.asarray(maps, dtype=np.float32).ravel()))
+
+
+def pro(maps: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> float:
+    """PRO (paper 004 §4.2): anomalib's per-region overlap at one threshold (``anomalib.metrics.pro``).
+
+    The mean over connected ground-truth regions of the share of each region's pixels the map
+    flags. Anomalib applies its 0.5 threshold to maps its post-processor normalised with a
+    threshold learnt on validation masks; the harness gives a model no masks, so the maps are
+    min-max normalised over the evaluated images instead (anomalib's ``MinMax`` convention) and
+    cut at ``threshold``. Needs the ``anomalib`` extra (NaN without it).
+    """
+    if importlib.util.find_spec("anomalib") is None:
+        return float("nan")
+    import torch
+    from anomalib.metrics.pro import pro_score
+    from anomalib.utils.cv import connected_components_cpu
+
+    masks = np.asarray(masks, dtype=bool)
+    if not masks.any():
+        return float("nan")
+    maps = np.asarray(maps, dtype=np.float64)
+    span = maps.max() - maps.min()
+    normalised = (maps - maps.min()) / span if span > 0 else np.zeros_like(maps)
+    components = connected_components_cpu(torch.from_numpy(masks[:, None].astype(np.float32)))
+    predictions = torch.from_numpy(normalised[:, None].astype(np.float32))
+    return float(pro_score(predictions, components, threshold=threshold))
+
+
+PIXEL_METRICS = {
+    "pixel_auroc": pixel_auroc,
+    "pixel_aupr": pixel_aupr,
+    "aupro": aupro,
+    "pro": pro,
+    "pl": proportion_localised,
+}
+"""Pixel-level metrics computed for every job with maps and masks: name -> f(maps, masks) -> float."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analyses.base import JobData
+from harness.analyses.base import JobData, evaluation_view
 from harness.console import job_line, log
 from harness.data.base import Category, load_mask
 from harness.data.shaping import load_categories, open_dataset, rebalance, supervise  # noqa: F401 (re-exported)
@@ -24,7 +24,7 @@ from harness.planning import JobMaker, RunPlan, build_calibrations, check_model_
 from harness.plugins import Plugins, get_plugins
 from harness.protocol import Protocol
 from harness.provenance import build_run_record
-from harness.scoring import Job, JobOutcome
+from harness.scoring import Job, JobOutcome, cached_scores
 from harness.store import CACHE_ENV, ScoreCache, default_cache_dir, output_lock  # noqa: F401 (re-exported)
 
 
@@ -96,17 +96,19 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
             continue
         names = tuple(c.name for c in job.evaluated)
         loader = loaders.setdefault(names, _masks_loader(job.evaluated, job.image_size))
-        data.append(
-            JobData(
-                job.model.label,
-                job.category.name,
-                job.seed,
-                job.key,
-                cache.meta(job.key),
-                cache.scores(job.key),
-                lambda key=job.key: cache.maps(key),
-                loader,
-                dict(job.category.families),
+        data.append(  # a supervised model is evaluated without the images it trained on
+            evaluation_view(
+                JobData(
+                    job.model.label,
+                    job.category.name,
+                    job.seed,
+                    job.key,
+                    cache.meta(job.key),
+                    cached_scores(job, cache),
+                    lambda key=job.key: cache.maps(key),
+                    loader,
+                    dict(job.category.families),
+                )
             )
         )
     return data

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import os
 import random
 import sys
 import time
@@ -23,8 +24,10 @@ import numpy as np
 import pandas as pd
 
 from harness import efficiency
-from harness.data.base import Category, Record, samples_for
+from harness.data.base import Category, Record
+from harness.data.handover import HandOver, SampleFolder
 from harness.errors import HarnessError
+from harness.integrity import by_content
 from harness.protocol import ModelConfig
 from harness.store import CACHE_SCHEMA, ScoreCache
 from harness.types import LabelledSample, Scores
@@ -84,11 +87,21 @@ class Job:
 
     @property
     def key(self) -> str:
-        """Content hash of the model config, data, subset, seed and versions."""
+        """Content hash of the model config, data, subset, seed and versions.
+
+        Nothing absolute enters it: data by content and relative paths (``Category.fingerprint``),
+        options that name existing files or folders by their content hash (so new weights at the
+        same path are a new job, and the same weights elsewhere are the same job).
+        """
+        if "_key" not in self.__dict__:
+            object.__setattr__(self, "_key", self._compute_key())
+        return self.__dict__["_key"]
+
+    def _compute_key(self) -> str:
         payload = {
             "schema": CACHE_SCHEMA,
             "model": self.model.name,
-            "options": self.model.options,
+            "options": by_content(dict(self.model.options)),
             "plugin": [self.plugin, self.plugin_version, self.factory_version],
             "data": self.category.fingerprint(),
             "category": self.category.name,
@@ -100,6 +113,24 @@ class Job:
             payload["tests"] = [[c.name, c.fingerprint()] for c in self.test_categories]
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
+
+    def data_root(self) -> Path:
+        """The deepest folder holding every image of this job; cached rows name images relative to it."""
+        paths = [str(r.path.resolve().parent) for c in (self.category, *self.evaluated) for r in c.records]
+        return Path(os.path.commonpath(paths)) if paths else Path("/")
+
+    def record_id(self, record: Record) -> str:
+        """How a cached row names ``record``: its path relative to :meth:`data_root` (POSIX)."""
+        return record.path.resolve().relative_to(self.data_root()).as_posix()
+
+
+def cached_scores(job: Job, cache: ScoreCache) -> pd.DataFrame:
+    """The job's cached rows with ``path`` joined back to the current records (the dataset may have moved)."""
+    table = cache.scores(job.key)
+    root = job.data_root()
+    current = {job.record_id(r): str(r.path) for c in (job.category, *job.evaluated) for r in c.records}
+    table["path"] = [current.get(str(name), str(root / str(name))) for name in table["path"]]
+    return table
 
 
 @dataclass
@@ -139,6 +170,8 @@ def _check_scores(scores: object, n: int, size: tuple[int, int], model: str) -> 
         raise JobFailed(f"{model}.score() returned non-finite image scores (NaN or inf)")
     if scores.maps is not None and scores.maps.shape[1:] != size:
         raise JobFailed(f"{model}.score() returned maps of size {scores.maps.shape[1:]}; expected {size}")
+    if scores.maps is not None and not np.all(np.isfinite(scores.maps)):
+        raise JobFailed(f"{model}.score() returned non-finite anomaly maps (NaN or inf)")
     return scores
 
 
@@ -157,15 +190,72 @@ def _score_in_batches(detector: Any, samples: list, batch_size: int = 32) -> tup
 
 
 def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
-    """Fit and score one job and store it in ``cache``. Labels are joined only after scoring."""
+    """Fit and score one job and store it in ``cache``. Labels are joined only after scoring.
+
+    The detector gets its images through a :class:`SampleFolder`: opaque names, a seeded shuffled
+    order, held-out normals and test images mixed in one stream. Its scores are put back in the
+    records' order here, and only then joined to labels.
+    """
     fit_records, holdout_records = job.subset.split(job.category)
     tests = [(category.name, record) for category in job.evaluated for record in category.split("test")]
     test_records = [record for _, record in tests]
     seed_everything(job.seed)
-    fit_samples = samples_for(fit_records, job.image_size)
-    test_samples = samples_for(test_records, job.image_size)
-    for sample in fit_samples:  # decode first: a corrupt image is a data error, not a model failure
-        _ = sample.image
+    with SampleFolder(job.image_size, job.seed) as folder:
+        # every image is decoded and written before the detector exists: a corrupt one is a data error
+        fit = folder.hand_over(fit_records, "fit")
+        scored = folder.hand_over(holdout_records + test_records, "score")
+        detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
+    all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
+    n_holdout = len(holdout_records)
+    test_maps = None if all_maps is None else all_maps[n_holdout:]
+    records = holdout_records + test_records
+    supervision = {r.path for category in job.evaluated for r in category.split("supervised")}
+    holdout_sources = [_source(job.category, r) for r in holdout_records]
+    table = pd.DataFrame(
+        {
+            "path": [job.record_id(r) for r in records],  # relative: a moved dataset reuses the entry
+            "split": ["holdout"] * len(holdout_records) + ["test"] * len(test_records),
+            "category": holdout_sources + [name for name, _ in tests],
+            "score": all_scores if records else [],
+            # joined after scoring: the detector never saw these
+            "label": [r.label for r in records],
+            "defect_type": [r.defect_type for r in records],
+            # a test image the protocol's supervision split also hands to supervised models
+            "supervision": [r.path in supervision for r in records],
+        }
+    )
+    meta = {
+        "model": job.model.name,
+        "label": job.model.label,
+        "options": dict(job.model.options),
+        "plugin": job.plugin,
+        "plugin_version": job.plugin_version,
+        "factory_version": job.factory_version,
+        "weights": str(getattr(detector, "weights", "unknown")),
+        "supervised": bool(getattr(detector, "supervised", False)),
+        "category": job.category.name,
+        "test_categories": [c.name for c in job.evaluated],
+        "seed": job.seed,
+        "subset": job.subset.describe(),
+        "image_size": list(job.image_size),
+        "n_fit": len(fit_records),
+        "n_holdout": len(holdout_records),
+        "n_test": len(test_records),
+        "fit_seconds": figures["fit_seconds"],
+        "score_seconds": figures["score_seconds"],
+        "efficiency": figures,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    cache.put(job.key, table, test_maps, meta)
+
+
+def _fit_and_score(
+    job: Job, factory: Callable[..., Any], folder: SampleFolder, fit: HandOver, scored: HandOver
+) -> tuple[Any, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Build, fit and score the detector on the handed-over samples, measuring its efficiency.
+
+    Returns the detector, its scores and maps in the handed-over (shuffled) order, and the figures.
+    """
     measure = efficiency.settings(job.efficiency)
     baseline_rss = efficiency._rss_bytes()
     energy_meter = (
@@ -178,31 +268,27 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
             detector = factory(**dict(job.model.options))
             started = time.perf_counter()
             if getattr(detector, "supervised", False):
-                detector.fit(fit_samples, anomalies=labelled_samples(job))
+                detector.fit(fit.samples, anomalies=labelled_samples(job, folder))
             else:
-                detector.fit(fit_samples)
+                detector.fit(fit.samples)
             fit_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            holdout_scores, _ = _score_in_batches(detector, samples_for(holdout_records, job.image_size))
-            test_started = time.perf_counter()
-            test_scores, test_maps = _score_in_batches(detector, test_samples)
+            scores, maps = _score_in_batches(detector, scored.samples)
             score_seconds = time.perf_counter() - started
-            test_seconds = time.perf_counter() - test_started
+        figures: dict[str, Any] = {}
         shared = getattr(detector, "shared_fit_seconds", None)
-        fit_note = {}
         if shared is not None:  # the detector loaded a fit made once for sibling models
-            fit_note = {"fit_note": f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)"}
+            figures["fit_note"] = f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)"
             fit_seconds = float(shared)
-        figures = {
-            **fit_note,
-            "fit_seconds": fit_seconds,
-            "score_seconds": score_seconds,
-            "throughput_per_s": efficiency.throughput(len(test_samples), test_seconds),
+        figures.update(
+            fit_seconds=fit_seconds,
+            score_seconds=score_seconds,
+            throughput_per_s=efficiency.throughput(len(scored.samples), score_seconds),
             **efficiency.summarise_samples(sampler, baseline_rss),
             **energy,
-        }
-        if test_samples and measure["latency_repeats"]:
-            figures["latency_ms"] = efficiency.latency_ms(detector, test_samples[0], int(measure["latency_repeats"]))
+        )
+        if scored.samples and measure["latency_repeats"]:
+            figures["latency_ms"] = efficiency.latency_ms(detector, scored.samples[0], int(measure["latency_repeats"]))
         figures.update(efficiency.footprint(detector, job.image_size))
         efficiency.with_co2(figures, float(measure["grid_intensity"]))
     except (HarnessError, KeyboardInterrupt, JobFailed):
@@ -210,59 +296,20 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     except Exception as exc:
         tail = traceback.extract_tb(exc.__traceback__)[-1]
         raise JobFailed(f"{type(exc).__name__}: {exc} (at {Path(tail.filename).name}:{tail.lineno})") from exc
-    records = holdout_records + test_records
-    holdout_sources = [_source(job.category, r) for r in holdout_records]
-    table = pd.DataFrame(
-        {
-            "path": [str(r.path) for r in records],
-            "split": ["holdout"] * len(holdout_records) + ["test"] * len(test_records),
-            "category": holdout_sources + [name for name, _ in tests],
-            "score": np.concatenate([holdout_scores, test_scores]) if records else [],
-            # joined after scoring: the detector never saw these
-            "label": [r.label for r in records],
-            "defect_type": [r.defect_type for r in records],
-        }
-    )
-    meta = {
-        "model": job.model.name,
-        "label": job.model.label,
-        "options": dict(job.model.options),
-        "plugin": job.plugin,
-        "plugin_version": job.plugin_version,
-        "factory_version": job.factory_version,
-        "weights": str(getattr(detector, "weights", "unknown")),
-        "category": job.category.name,
-        "test_categories": [c.name for c in job.evaluated],
-        "seed": job.seed,
-        "subset": job.subset.describe(),
-        "image_size": list(job.image_size),
-        "n_fit": len(fit_records),
-        "n_holdout": len(holdout_records),
-        "n_test": len(test_records),
-        "fit_seconds": fit_seconds,
-        "score_seconds": score_seconds,
-        "efficiency": figures,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    cache.put(job.key, table, test_maps, meta)
+    return detector, scores, maps, figures
 
 
-def labelled_samples(job: Job) -> list[LabelledSample]:
-    """The defective images a protocol's ``supervision:`` set aside, with their masks (supervised models only)."""
-    from harness.data.base import load_image, load_mask
+def labelled_samples(job: Job, folder: SampleFolder) -> list[LabelledSample]:
+    """The defective images a protocol's ``supervision:`` set aside, with their masks (supervised models only).
 
+    They carry their labels on purpose; their paths are opaque like every other sample's.
+    """
     if not job.category.split("supervised"):
         raise HarnessError(
             f"model '{job.model.name}' is supervised but category '{job.category.name}' has no "
             "labelled anomalies set aside; declare supervision: {anomaly_train_fraction: 0.5}"
         )
-    size = job.image_size
-    return [
-        LabelledSample(
-            r.path, lambda p=r.path: load_image(p, size), lambda m=r.mask_paths: load_mask(m, size), r.defect_type
-        )
-        for r in job.category.split("supervised")
-    ]
+    return folder.labelled(job.category.split("supervised"))
 
 
 def _source(category: Category, record: Record) -> str:

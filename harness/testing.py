@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.base import load_image, load_mask
+from harness.data.base import Record
+from harness.data.handover import SampleFolder
 from harness.data.layouts import MVTecLayout
 from harness.data.synthetic import ensure_generated
 from harness.scoring import seed_everything
@@ -52,27 +53,29 @@ class Subject:
     options: Mapping[str, Any]
     image_size: int
     category: str = "weave"
+    folder: SampleFolder | None = None
 
     def build(self) -> Any:
         return self.factory(**dict(self.options))
 
-    def samples(self, split: str) -> list[Sample]:
+    def _folder(self) -> SampleFolder:
+        if self.folder is None:
+            self.folder = SampleFolder((self.image_size, self.image_size), seed=0)
+        return self.folder
+
+    def records(self, split: str, category: str | None = None) -> list[Record]:
         root = ensure_generated(**{**EMBEDDED, "size": max(self.image_size, 32)})
-        records = MVTecLayout(root).load(self.category).split(split)
-        size = (self.image_size, self.image_size)
-        return [Sample(r.path, lambda p=r.path: load_image(p, size)) for r in records]
+        return MVTecLayout(root).load(category or self.category).split(split)
+
+    def samples(self, split: str) -> list[Sample]:
+        """The split's images as the harness hands them over: opaque names, record order kept."""
+        records = self.records(split)
+        handed = self._folder().hand_over(records, "fit")
+        return [handed.samples[i] for i in np.argsort(handed.order)]
 
     def labelled(self) -> list[LabelledSample]:
         """Defective images with masks from another category, for supervised detectors only."""
-        root = ensure_generated(**{**EMBEDDED, "size": max(self.image_size, 32)})
-        size = (self.image_size, self.image_size)
-        records = [r for r in MVTecLayout(root).load("grain").split("test") if r.label]
-        return [
-            LabelledSample(
-                r.path, lambda p=r.path: load_image(p, size), lambda m=r.mask_paths: load_mask(m, size), r.defect_type
-            )
-            for r in records
-        ]
+        return self._folder().labelled([r for r in self.records("test", "grain") if r.label])
 
     def fitted(self, seed: int = 0) -> Any:
         seed_everything(seed)
@@ -173,31 +176,47 @@ def check_deterministic_fit(subject: Subject) -> None:
         )
 
 
-def check_no_labels(subject: Subject) -> None:
-    """Scores depend on the pixels only: the same images under neutral file names score the same.
+def _named(folder: Path, samples: Sequence[Sample], names: Sequence[str]) -> list[Sample]:
+    """The same images as files under ``folder/NAME`` (folders created as needed)."""
+    renamed = []
+    for sample, name in zip(samples, names, strict=True):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sample.path, path)
+        renamed.append(Sample(path, lambda s=sample: s.image))
+    return renamed
 
-    Labels live in folder names (``test/scratch/003.png``); a detector that reads paths could
-    see them. The samples themselves carry no label attribute at all.
+
+def check_no_labels(subject: Subject) -> None:
+    """Scores depend on the pixels only, not on file names, folders or order.
+
+    The harness hands images over under opaque names in a shuffled order; this check scores the
+    same test images under two sets of names that suggest opposite labels (``test/good/...``
+    for the defects and ``test/scratch/...`` for the normals, then the reverse), each in another
+    order, and asks for the same score per image. The samples carry no label attribute at all.
     """
     detector = subject.fitted()
+    records = subject.records("test")
     test = subject.samples("test")
-    probe = test[0]
     for attribute in ("label", "defect_type", "mask", "split"):
-        if hasattr(probe, attribute):
+        if hasattr(test[0], attribute):
             raise subject.fail("never receives labels", f"samples expose '{attribute}'", "report this harness bug")
-    original = _scores(subject, detector, test, "never receives labels").image
+    results = []
     with tempfile.TemporaryDirectory() as folder:
-        neutral = []
-        for index, sample in enumerate(test):
-            path = Path(folder) / f"img_{index:03d}{sample.path.suffix}"
-            shutil.copyfile(sample.path, path)
-            neutral.append(Sample(path, lambda s=sample: s.image))
-        renamed = _scores(subject, detector, neutral, "never receives labels").image
-    if not np.allclose(original, renamed, rtol=1e-4, atol=1e-6):
+        for flip, seed in ((False, 1), (True, 2)):
+            names = [
+                f"test/{'good' if (r.label == 1) != flip else 'scratch'}/{i:03d}{r.path.suffix}"
+                for i, r in enumerate(records)
+            ]
+            renamed = _named(Path(folder) / f"set{seed}", test, names)
+            order = np.random.default_rng(seed).permutation(len(renamed))
+            scores = _scores(subject, detector, [renamed[i] for i in order], "never receives labels").image
+            results.append(scores[np.argsort(order)])
+    if not np.allclose(results[0], results[1], rtol=1e-4, atol=1e-6):
         raise subject.fail(
             "never receives labels",
-            "scores change when only the file names change",
-            "never read labels from paths; use sample.image only",
+            "scores change when only the file names, folders and order of the samples change",
+            "never read labels from paths or positions; use sample.image only",
         )
 
 

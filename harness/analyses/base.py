@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness.calibration import Calibrator
-from harness.metrics import aupro, pixel_auroc, pl_at_normal_fpr, ranking_metrics
+from harness.metrics import PIXEL_METRICS, ranking_metrics
 
 
 @dataclass
@@ -52,16 +52,28 @@ class JobData:
 
     @cached_property
     def pixel_metrics(self) -> dict[str, float]:
-        """Pixel AUROC and AUPRO when the model gives maps and the dataset has masks."""
+        """Each of ``harness.metrics.PIXEL_METRICS`` when the model gives maps and the dataset has masks."""
         maps, masks = self.load_maps(), self.load_masks()
         if maps is None or masks is None or not masks.any():
-            return {"pixel_auroc": float("nan"), "aupro": float("nan"), "pl": float("nan")}
-        labels = self.test["label"].to_numpy(int)
-        return {
-            "pixel_auroc": pixel_auroc(maps, masks),
-            "aupro": aupro(maps, masks),
-            "pl": pl_at_normal_fpr(maps, masks, labels),
-        }
+            return {name: float("nan") for name in PIXEL_METRICS}
+        return {name: metric(maps, masks) for name, metric in PIXEL_METRICS.items()}
+
+
+def _positions_loader(load: Callable[[], np.ndarray | None], positions: np.ndarray) -> Callable[[], np.ndarray | None]:
+    def loader() -> np.ndarray | None:
+        full = load()
+        return None if full is None else full[positions]
+
+    return loader
+
+
+def _keep_rows(job: JobData, keep: pd.Series, category: str) -> JobData:
+    """``job`` with only the score rows in ``keep``; maps and masks follow the kept test rows."""
+    is_test = job.scores["split"] == "test"
+    positions = np.flatnonzero(keep[is_test].to_numpy())
+    frame = job.scores[keep].reset_index(drop=True)
+    maps, masks = _positions_loader(job.load_maps, positions), _positions_loader(job.load_masks, positions)
+    return JobData(job.model, category, job.seed, job.key, job.meta, frame, maps, masks, job.families)
 
 
 def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:
@@ -74,27 +86,24 @@ def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:
     is_test = scores["split"] == "test"
     in_category = scores["category"] == category
     keep_holdout = ~is_test & (in_category if holdout == "own" else True)
-    frame = scores[keep_holdout | (is_test & in_category)].reset_index(drop=True)
-    positions = np.flatnonzero(in_category[is_test].to_numpy())
+    return _keep_rows(job, keep_holdout | (is_test & in_category), category)
 
-    def subset(load: Callable[[], np.ndarray | None]) -> Callable[[], np.ndarray | None]:
-        def loader() -> np.ndarray | None:
-            full = load()
-            return None if full is None else full[positions]
 
-        return loader
+def without_supervision_images(job: JobData) -> JobData:
+    """The job seen through the test images left after the protocol's supervision split."""
+    scores = job.scores
+    if "supervision" not in scores or not scores["supervision"].astype(bool).any():
+        return job
+    return _keep_rows(job, ~scores["supervision"].astype(bool), job.category)
 
-    return JobData(
-        job.model,
-        category,
-        job.seed,
-        job.key,
-        job.meta,
-        frame,
-        subset(job.load_maps),
-        subset(job.load_masks),
-        job.families,
-    )
+
+def evaluation_view(job: JobData) -> JobData:
+    """What every analysis evaluates: a supervised model without the test images it trained on.
+
+    Models that train on no label keep the whole test set, so adding a supervised model never
+    changes their numbers.
+    """
+    return without_supervision_images(job) if job.meta.get("supervised") else job
 
 
 @dataclass(frozen=True)

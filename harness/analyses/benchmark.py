@@ -3,12 +3,20 @@
 Per (model, category, seed): image AUROC and AP (threshold-free) and recall, precision, F1 at a
 declared calibration (``analysis.calibration``, default the protocol's first non-oracle one;
 never the test set silently). Per model: means over categories (and their std over seeds), a
-rank per metric (1 = best), the mean rank, and the efficiency figures measured while the jobs
-ran. Category groups (``analysis.groups``, e.g. fixed objects / rotating objects / textures as
-paper 001) get their own ranked tables. A paired bootstrap over test images (resampled within
-each category, the same images for both models) marks which rank differences hold at 95 %.
+rank per metric (1 = best) and the efficiency figures measured while the jobs ran. Models are
+ordered as paper 001 orders its Table 1 (``rank_by: metric_mean``: by the mean of the first
+metric over categories); ``rank_by: mean_rank`` (the mean of the per-metric ranks) is our own
+addition, not the paper's. Category groups (``analysis.groups``: a name such as
+``mvtec_ad_paper001`` or {group: [categories]}) get their own ranked tables. A paired bootstrap
+over test images marks which rank differences hold at 95 %, and critical difference diagrams
+(Friedman + Nemenyi over categories) show which do not.
 
-Options: ``calibration``, ``groups`` ({name: [categories]}), ``bootstrap`` (1000),
+Supervised models (those trained on the protocol's ``supervision:`` split) never change the
+others' numbers: the ranked tables hold the models that train on no label, each on the whole
+test set; a separate, labelled table compares every model on the test images left after the
+supervision split.
+
+Options: ``calibration``, ``groups``, ``rank_by`` (metric_mean), ``bootstrap`` (1000),
 ``metrics`` ([auroc, recall, f1, ap]).
 """
 
@@ -21,13 +29,34 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, JobData, successful
+from harness.analyses.base import (
+    AnalysisContext,
+    AnalysisResult,
+    FigureRecord,
+    JobData,
+    successful,
+    without_supervision_images,
+)
+from harness.analyses.benchmark_figures import benchmark_figures, critical_difference_figure
 from harness.analyses.common import thresholds_of
+from harness.calibration import tie_note
 from harness.errors import HarnessError
-from harness.figures import benchmark_figures
 from harness.metrics import ranking_metrics, threshold_metrics
 
 METRICS = ("auroc", "recall", "f1", "ap")
+RANK_BY = ("metric_mean", "mean_rank")
+PIXEL_MEANS = ("precision", "pixel_auroc", "pixel_aupr", "aupro", "pro", "pl")
+NAMED_GROUPS: dict[str, dict[str, list[str]]] = {
+    # paper 001 (Cools et al. 2025) §4.2-4.4: the grouping its Tables 2-4 average over, checked by
+    # tests/unit/test_paper001_tables.py against the per-category figures of its Appendix A
+    "mvtec_ad_paper001": {
+        "fixed objects": ["bottle", "cable", "capsule", "pill", "toothbrush", "transistor", "zipper"],
+        "rotating objects": ["hazelnut", "metal_nut", "screw"],
+        "textures": ["carpet", "grid", "leather", "tile", "wood"],
+    },
+}
+"""Category groups a protocol may name in ``analysis.groups`` instead of listing them."""
+SUPERVISED_COMPARISON = "supervised comparison"
 EFFICIENCY_SUMS = ("fit_seconds", "energy_kwh", "co2_kg")
 EFFICIENCY_MEDIANS = (
     "cpu_power_w",
@@ -66,13 +95,37 @@ def bootstrap_metric(
     return {"auroc": auroc, "ap": ap, "recall": recall, "f1": f1}
 
 
-def rank_table(table: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Add ``<metric>_rank`` (1 = best, ties share the best rank) and ``mean_rank``; sort by it."""
+def rank_table(table: pd.DataFrame, metrics: tuple[str, ...], rank_by: str = "metric_mean") -> pd.DataFrame:
+    """Add ``<metric>_rank`` (1 = best, ties share the best rank) and ``mean_rank``; sort by ``rank_by``.
+
+    ``metric_mean`` (paper 001, Table 1) orders by the first metric's value; ``mean_rank`` (ours)
+    by the mean of the per-metric ranks. Either way the other key breaks ties.
+    """
     table = table.copy()
     for metric in metrics:
         table[f"{metric}_rank"] = table[metric].rank(ascending=False, method="min")
     table["mean_rank"] = table[[f"{m}_rank" for m in metrics]].mean(axis=1)
-    return table.sort_values(["mean_rank", metrics[0]], ascending=[True, False]).reset_index(drop=True)
+    keys = [metrics[0], "mean_rank"] if rank_by == "metric_mean" else ["mean_rank", metrics[0]]
+    ascending = [key == "mean_rank" for key in keys]
+    return table.sort_values(keys, ascending=ascending, kind="stable").reset_index(drop=True)
+
+
+def mean_over_categories(part: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Per model: the mean over categories (per seed, then over seeds) and ``<metric>_std`` over seeds."""
+    columns = [*metrics, *(c for c in PIXEL_MEANS if c in part and c not in metrics)]
+    per_seed = part.groupby(["model", "seed"], sort=False)[columns].mean()
+    summary = per_seed.groupby("model", sort=False).mean()
+    spread = per_seed.groupby("model", sort=False).std(ddof=0)
+    for metric in metrics:
+        summary[f"{metric}_std"] = spread[metric]
+    return summary
+
+
+def resolve_groups(groups: object) -> dict[str, list[str]]:
+    """``analysis.groups`` as {group: [categories]}: a named set (``NAMED_GROUPS``) or the mapping itself."""
+    if isinstance(groups, str):
+        return {name: list(members) for name, members in NAMED_GROUPS[groups].items()}
+    return {str(k): [str(c) for c in v] for k, v in (groups or {}).items()}
 
 
 class Benchmark:
@@ -80,13 +133,16 @@ class Benchmark:
 
     title = "Ranked benchmark with efficiency and CO2"
     description = (
-        "Models ranked per metric (1 = best) on the mean over categories, then by mean rank. Recall, precision "
+        "Models ranked per metric (1 = best) on the mean over categories and ordered as paper 001 orders its "
+        "Table 1 (rank_by: metric_mean, by the first metric), unless the protocol asks for rank_by: mean_rank "
+        "(the mean of the per-metric ranks: our addition, not the paper's). Models trained on the supervision "
+        "split are compared with the others in a separate table, on the test images left after it. Recall, precision "
         "and F1 use the declared calibration, which sees no test label. A '*' after a value marks a lead over "
         "the next model in that metric's ranking that holds in a paired bootstrap over test images (95 %). "
         "Efficiency figures were measured while the jobs ran; an empty cell says the figure could not be "
         "measured here (the notes column says why)."
     )
-    options = ("calibration", "groups", "bootstrap", "metrics")
+    options = ("calibration", "groups", "rank_by", "bootstrap", "metrics")
     leaderboard_note = (
         "Mean over categories (and seeds; results.csv has the std over seeds in *_std); time, energy "
         "and CO2 summed over categories, latency and size the median."
@@ -103,7 +159,9 @@ class Benchmark:
         "ap",
         "ap_rank",
         "pixel_auroc",
+        "pixel_aupr",
         "aupro",
+        "pro",
         "pl",
         "fit_seconds",
         "latency_ms",
@@ -157,8 +215,17 @@ class Benchmark:
         if not isinstance(metrics, list) or not metrics or not set(metrics) <= set(METRICS):
             raise HarnessError(f"analysis.metrics must be a list from {list(METRICS)}, got {metrics}")
         groups = options.get("groups") or {}
-        if not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
-            raise HarnessError(f"analysis.groups must be {{group: [categories]}}, got {groups}")
+        if isinstance(groups, str):
+            if groups not in NAMED_GROUPS:
+                raise HarnessError(
+                    f"analysis.groups '{groups}' is not a named group set; use one of {sorted(NAMED_GROUPS)}"
+                )
+        elif not isinstance(groups, dict) or not all(isinstance(v, list) for v in groups.values()):
+            raise HarnessError(
+                f"analysis.groups must be a name {sorted(NAMED_GROUPS)} or {{group: [categories]}}, got {groups}"
+            )
+        if options.get("rank_by", "metric_mean") not in RANK_BY:
+            raise HarnessError(f"analysis.rank_by must be one of {list(RANK_BY)}, got {options.get('rank_by')!r}")
 
     def _calibration(self, context: AnalysisContext):
         name = context.options.get("calibration")
@@ -175,31 +242,70 @@ class Benchmark:
         return specs[name]
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
-        """Rows per (model, category, seed), per group and global, with ranks and significance marks."""
+        """Rows per (model, category, seed), per group and global, with ranks and significance marks.
+
+        The ranked tables hold the models that train on no label; when a supervised model ran, the
+        supervised comparison (every model on the images left after the supervision split) follows
+        as separate rows (``aggregate`` ``supervised comparison``) and a table in the report.
+        """
         self.check_options(context.options)
         metrics = tuple(context.options.get("metrics", METRICS))
         spec = self._calibration(context)
-        rows = [self._job_row(job, context, spec) for job in context.jobs]
-        table = pd.DataFrame(rows)
+        unsupervised = [job for job in context.jobs if not job.meta.get("supervised")]
+        result = self._ranked(unsupervised, context, spec, metrics)
+        if result.empty:
+            return AnalysisResult(result, [])
+        global_rows = result[result["aggregate"] == "global"]
+        figures = benchmark_figures(global_rows, context, self._composition(unsupervised))
+        categories = result[result["aggregate"] == "category"]
+        diagram = critical_difference_figure(categories, metrics, context.figure_dir / "critical_difference.png")
+        figures += [diagram] if diagram is not None else []
+        if any(job.meta.get("supervised") for job in context.jobs):
+            comparison, table = self._supervised_comparison(context, spec, metrics)
+            result = pd.concat([result, comparison], ignore_index=True)
+            figures.append(table)
+        return AnalysisResult(result.assign(status="ok", error=""), figures)
+
+    def _ranked(
+        self, jobs: list[JobData], context: AnalysisContext, spec, metrics: tuple[str, ...], label: str = ""
+    ) -> pd.DataFrame:
+        """Per-category rows ranked within (category, seed), then the global and group aggregates."""
+        rank_by = context.options.get("rank_by", "metric_mean")
+        table = pd.DataFrame([self._job_row(job, context, spec) for job in jobs])
         if table.empty:
-            return AnalysisResult(table, [])
-        # ranks within each category and seed, as paper 001's per-class appendix
+            return table
         table = pd.concat(
-            [rank_table(part, metrics) for _, part in table.groupby(["category", "seed"], sort=False)],
+            [rank_table(part, metrics, rank_by) for _, part in table.groupby(["category", "seed"], sort=False)],
             ignore_index=True,
         )
-        table["aggregate"] = "category"
+        table["aggregate"] = f"{label} category".strip()
         table["seed"] = table["seed"].astype("Int64")
         groups = {"all categories": list(dict.fromkeys(table["category"]))}
-        groups.update({str(k): [str(c) for c in v] for k, v in (context.options.get("groups") or {}).items()})
+        groups.update(resolve_groups(context.options.get("groups")))
         aggregates = [
-            self._aggregate(table, name, members, metrics, context, spec)
+            self._aggregate(table, name, members, metrics, context, spec, jobs, label)
             for name, members in groups.items()
             if set(members) & set(table["category"])
         ]
-        result = pd.concat([table, *aggregates], ignore_index=True)
-        figures = benchmark_figures(result[result["aggregate"] == "global"], context, self._composition(context))
-        return AnalysisResult(result.assign(status="ok", error=""), figures)
+        return pd.concat([table, *aggregates], ignore_index=True)
+
+    def _supervised_comparison(
+        self, context: AnalysisContext, spec, metrics: tuple[str, ...]
+    ) -> tuple[pd.DataFrame, FigureRecord]:
+        """Every model on the test images left after the supervision split, as rows and a report table."""
+        jobs = [without_supervision_images(job) for job in context.jobs]
+        rows = self._ranked(jobs, context, spec, metrics, label=SUPERVISED_COMPARISON)
+        overall = rows[rows["aggregate"] == f"{SUPERVISED_COMPARISON} global"]
+        columns = ["model", *metrics, *(f"{m}_rank" for m in metrics), "n_test"]
+        overall.reindex(columns=columns).to_csv(context.figure_dir / "supervised_comparison.csv", index=False)
+        record = FigureRecord(
+            "supervised_comparison.csv",
+            "Supervised comparison: every model, supervised ones included, on the test images left after the "
+            "supervision split (the images supervised models trained on are out for all). The ranked tables "
+            "above evaluate the models that train on no label on the whole test set.",
+            kind="table",
+        )
+        return rows, record
 
     @staticmethod
     def _job_row(job: JobData, context: AnalysisContext, spec) -> dict[str, object]:
@@ -213,12 +319,13 @@ class Benchmark:
             "calibration": spec.label,
             "weights": job.weights,
             "threshold": threshold,
+            "threshold_note": (tie := tie_note(threshold, job.holdout)),
             **ranking_metrics(scores, labels),
             **threshold_metrics(scores, labels, threshold),
             **job.pixel_metrics,
             "n_test": labels.size,
             **{k: figures.get(k, np.nan) for k in (*EFFICIENCY_SUMS, *EFFICIENCY_MEDIANS, *EFFICIENCY_MAX)},
-            "notes": "; ".join(sorted({str(figures[k]) for k in NOTES if figures.get(k)})),
+            "notes": "; ".join(sorted({str(figures[k]) for k in NOTES if figures.get(k)} | {tie} - {""})),
             "cache_key": job.key,
         }
 
@@ -230,15 +337,11 @@ class Benchmark:
         metrics: tuple[str, ...],
         context: AnalysisContext,
         spec,
+        jobs: list[JobData],
+        label: str = "",
     ) -> pd.DataFrame:
         part = table[table["category"].isin(members)]
-        per_seed = part.groupby(["model", "seed"], sort=False)[
-            [*list(metrics), "precision", "pixel_auroc", "aupro", "pl"]
-        ].mean()
-        summary = per_seed.groupby("model", sort=False).mean()
-        spread = per_seed.groupby("model", sort=False).std(ddof=0)
-        for metric in metrics:
-            summary[f"{metric}_std"] = spread[metric]
+        summary = mean_over_categories(part, metrics)
         by_model = part.groupby("model", sort=False)
         seeds = part.groupby(["model", "seed"], sort=False)
         for column in EFFICIENCY_SUMS:  # totals over the group's categories, mean over seeds
@@ -247,35 +350,41 @@ class Benchmark:
             summary[column] = by_model[column].median()
         for column in EFFICIENCY_MAX:
             summary[column] = by_model[column].max()
+        summary["n_test"] = seeds["n_test"].sum().groupby("model", sort=False).mean()
         summary["notes"] = by_model["notes"].agg(lambda n: "; ".join(sorted({x for x in n if x})))
         summary["weights"] = by_model["weights"].agg(lambda w: ", ".join(sorted(set(map(str, w)))))
-        ranked = rank_table(summary.reset_index(), metrics)
-        marks = self._significance(ranked, members, metrics, context, spec)
+        ranked = rank_table(summary.reset_index(), metrics, context.options.get("rank_by", "metric_mean"))
+        marks = self._significance(ranked, members, metrics, context, spec, jobs)
         for metric in metrics:
             ranked[f"{metric}_significant"] = ranked["model"].map(marks.get(metric, {})).fillna(False).astype(bool)
-        return ranked.assign(
-            category=name, aggregate="global" if name == "all categories" else "group", calibration=spec.label
-        )
+        aggregate = "global" if name == "all categories" else "group"
+        return ranked.assign(category=name, aggregate=f"{label} {aggregate}".strip(), calibration=spec.label)
 
     def _significance(
-        self, ranked: pd.DataFrame, members: list[str], metrics: tuple[str, ...], context: AnalysisContext, spec
+        self,
+        ranked: pd.DataFrame,
+        members: list[str],
+        metrics: tuple[str, ...],
+        context: AnalysisContext,
+        spec,
+        jobs: list[JobData],
     ) -> dict[str, dict[str, bool]]:
         """For each metric, whether each model's lead over the next-ranked one holds (paired bootstrap)."""
         resamples = int(context.options.get("bootstrap", 1000))
         if resamples <= 0 or len(ranked) < 2:
             return {}
-        seed = min(job.seed for job in context.jobs)
-        jobs = {(j.model, j.category): j for j in context.jobs if j.seed == seed and j.category in members}
+        seed = min(job.seed for job in jobs)
+        by_key = {(j.model, j.category): j for j in jobs if j.seed == seed and j.category in members}
         rng = np.random.default_rng([context.seed, 2025])
         draws: dict[str, dict[str, np.ndarray]] = {}  # model -> metric -> mean over categories per resample
         for category in members:
-            sizes = {len(jobs[(m, category)].test) for m in ranked["model"] if (m, category) in jobs}
+            sizes = {len(by_key[(m, category)].test) for m in ranked["model"] if (m, category) in by_key}
             if len(sizes) != 1:  # not the same test images: no paired comparison
                 continue
             size = sizes.pop()
             index = rng.integers(0, size, size=(resamples, size))
             for model in ranked["model"]:
-                job = jobs.get((model, category))
+                job = by_key.get((model, category))
                 if job is None:
                     continue
                 scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
@@ -294,9 +403,9 @@ class Benchmark:
         return marks
 
     @staticmethod
-    def _composition(context: AnalysisContext) -> pd.DataFrame:
+    def _composition(jobs: list[JobData]) -> pd.DataFrame:
         first = {}
-        for job in context.jobs:
+        for job in jobs:
             first.setdefault(job.category, job)
         rows = []
         for category, job in first.items():

@@ -20,11 +20,24 @@ from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
 from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
 from harness.analyses.review import map_panel_figure, review_candidates, review_figure
+from harness.calibration import tie_note
 from harness.figures import confusion_bars, grouped_metric_bars, save, score_distributions
 from harness.metrics import bootstrap_intervals, threshold_metrics
 from harness.report.finding import Finding, oracle_gap_finding
 
-SUMMARY_MEANS = ["accuracy", "precision", "recall", "f1", "auroc", "ap", "pixel_auroc", "aupro", "pl"]
+SUMMARY_MEANS = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "auroc",
+    "ap",
+    "pixel_auroc",
+    "pixel_aupr",
+    "aupro",
+    "pro",
+    "pl",
+]
 SUMMARY_SUMS = ["false_negatives", "false_positives", "n_test", "n_anomalous"]
 
 
@@ -49,6 +62,7 @@ def calibrate_rows(job: JobData, context: AnalysisContext) -> list[dict[str, obj
                 "oracle": oracle[label],
                 "weights": job.weights,
                 "threshold": threshold,
+                "threshold_note": "" if oracle[label] else tie_note(threshold, job.holdout),
                 **threshold_metrics(scores, labels, threshold),
                 **intervals,
                 **job.image_metrics,

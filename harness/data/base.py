@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+import os
+import re
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -76,9 +80,11 @@ class Category:
 
     def _compute_fingerprint(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
-        root = _common_root([r.path for r in self.records])
-        for record in sorted(self.records, key=lambda r: str(r.path)):
-            digest.update(f"{record.split}|{record.defect_type}|{record.path.relative_to(root)}".encode())
+        paths = {r.path: absolute(r.path) for r in self.records}
+        root = _common_root(list(paths.values()))
+        for record in sorted(self.records, key=lambda r: str(paths[r.path])):
+            relative = paths[record.path].relative_to(root).as_posix()
+            digest.update(f"{record.split}|{record.defect_type}|{relative}".encode())
             for path in (record.path, *record.mask_paths):
                 digest.update(path.read_bytes())
         return digest.hexdigest()
@@ -94,8 +100,17 @@ class DatasetSource(Protocol):
         """Records of one category."""
 
 
+def absolute(path: Path) -> Path:
+    """``path`` made absolute against the working directory without resolving symbolic links.
+
+    Records keep the paths under which the dataset was found (a symlinked category stays under
+    its link), so paths relative to the dataset root are the same whether the root is a link or not.
+    """
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def _common_root(paths: Sequence[Path]) -> Path:
-    parts = [p.resolve().parts for p in paths]
+    parts = [p.parts for p in paths]
     common: list[str] = []
     for level in zip(*parts, strict=False):
         if len(set(level)) != 1:
@@ -112,16 +127,71 @@ def image_size_pair(size: int | Sequence[int]) -> tuple[int, int]:
     return int(height), int(width)
 
 
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+"""Modes Pillow reads 16-bit (and 32-bit integer) images in: scaled by 255/65535, not clipped."""
+READ_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB.
+
+    16-bit grey (``I;16*``, ``I``) is scaled by 255/65535 (Pillow's own conversion clips it to
+    white); float images (``F``) are taken as values in [0, 1], as scikit-image does; palette,
+    grey, two-level, CMYK and YCbCr go through Pillow's conversion; an alpha channel is dropped
+    (as Pillow and torchvision do when asked for RGB).
+    """
+    if image.mode in SIXTEEN_BIT:
+        array = np.asarray(image).astype(np.float64) / 257.0
+        return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float64) * 255.0
+        return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if image.mode in ("P", "PA") and "transparency" in image.info:
+        return image.convert("RGBA").convert("RGB")
+    return image.convert("RGB")
+
+
+@contextlib.contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """``Image.open`` with Pillow's decompression-bomb warning raised as an error (header only, no decode)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except Image.DecompressionBombWarning as exc:
+            raise Image.DecompressionBombError(str(exc)) from None
+        with image:
+            yield image
+
+
+def unreadable_error(kind: str, path: Path, exc: BaseException) -> DatasetError:
+    """The one-line error for an image or mask (``kind``) that Pillow could not open or decode."""
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        return DatasetError(
+            f"{kind} {path} has {pixels}, above Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} "
+            "(PIL.Image.MAX_IMAGE_PIXELS); shrink or remove the file"
+        )
+    detail = str(exc).strip() or type(exc).__name__
+    return DatasetError(f"cannot read {kind} {path}: {detail}; replace or remove the file (or exclude its folder)")
+
+
 def load_image(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """Read an image as H x W x 3 uint8 at ``size`` (height, width); grey images become RGB."""
+    """Read an image as H x W x 3 uint8 at ``size`` (height, width), whatever its mode (see :func:`to_rgb`)."""
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        with open_image(path) as image:
+            image = to_rgb(image).resize((size[1], size[0]), Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise DatasetError(
-            f"cannot read image {path}: {exc}; replace or remove the file (or exclude its folder)"
-        ) from None
+    except READ_ERRORS as exc:
+        raise unreadable_error("image", path, exc) from None
+
+
+def mask_array(image: Image.Image) -> np.ndarray:
+    """A mask image as booleans: any non-zero value marks the defect (8 or 16 bit, grey, palette or colour)."""
+    if image.mode in (*SIXTEEN_BIT, "F", "1", "L"):
+        return np.asarray(image) > 0
+    return np.asarray(image.convert("L")) > 0
 
 
 def load_mask(paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
@@ -129,16 +199,20 @@ def load_mask(paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(size, dtype=bool)
     for path in paths:
         try:
-            with Image.open(path) as image:
-                resized = image.convert("L").resize((size[1], size[0]), Image.Resampling.NEAREST)
-                mask |= np.asarray(resized) > 0
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-            raise DatasetError(f"cannot read mask {path}: {exc}; replace or remove the file") from None
+            with open_image(path) as image:
+                binary = Image.fromarray(mask_array(image).astype(np.uint8) * 255, "L")
+                mask |= np.asarray(binary.resize((size[1], size[0]), Image.Resampling.NEAREST)) > 0
+        except READ_ERRORS as exc:
+            raise unreadable_error("mask", path, exc) from None
     return mask
 
 
 def samples_for(records: Sequence[Record], size: tuple[int, int]) -> list[Sample]:
-    """Label-free samples for a detector: path plus a loader, nothing else."""
+    """Samples under the records' own paths, in their order: for tools that show images.
+
+    Never for a detector inside a run: the harness hands those over under opaque names in a
+    shuffled order (:class:`harness.data.handover.SampleFolder`).
+    """
     return [Sample(r.path, _loader(r.path, size)) for r in records]
 
 

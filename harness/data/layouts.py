@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -10,13 +11,18 @@ import yaml
 
 from harness import hookimpl
 from harness.data import synthetic
-from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record
+from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record, absolute
 from harness.errors import DatasetError
 
 
 def _images(folder: Path, pattern: str | None = None, exclude: frozenset[Path] = frozenset()) -> list[Path]:
-    found = folder.glob(pattern) if pattern else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and p not in exclude)
+    found = sorted(folder.glob(pattern) if pattern else folder.iterdir())
+    images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p not in exclude]
+    for path in images:
+        if path.is_symlink() and not path.exists():
+            target = os.readlink(path)
+            raise DatasetError(f"{path} is a symbolic link to {target}, which does not exist; fix or remove the link")
+    return [p for p in images if p.is_file()]
 
 
 def _families_from(mapping: Mapping[str, object] | None) -> dict[str, str]:
@@ -43,7 +49,7 @@ class MVTecLayout:
     ) -> None:
         if root is None:
             raise DatasetError("dataset.root is required for layout 'mvtec'; set --set dataset.root=/path/to/mvtec_ad")
-        self.root = Path(root).expanduser()
+        self.root = absolute(root)
         if not self.root.is_dir():
             raise DatasetError(f"dataset.root {self.root} does not exist or is not a folder; check the path")
         self.families = _families_from(families)
@@ -133,7 +139,7 @@ class FolderLayout:
     ) -> None:
         if root is None:
             raise DatasetError("dataset.root is required for layout 'folder'; set --set dataset.root=/path/to/images")
-        self.root = Path(root).expanduser()
+        self.root = absolute(root)
         if not self.root.is_dir():
             raise DatasetError(f"dataset.root {self.root} does not exist or is not a folder; check the path")
         if not normal_dir:

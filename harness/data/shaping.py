@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.base import Category, Record, subsample
+from harness.data.checks import check_category
 from harness.errors import DatasetError, ProtocolError, unknown_name_message
 
 
@@ -23,10 +24,13 @@ def open_dataset(config: Any, plugins: Any) -> Any:
 
 
 def supervise(test: list[Record], fraction: float, rng: np.random.Generator) -> list[Record]:
-    """Mark a seeded ``fraction`` of each defect type's test images as training data for supervised models.
+    """A seeded ``fraction`` of each defect type's test images, as training data for supervised models.
 
-    They move to the split "supervised" and so out of every model's evaluation; each type keeps at
-    least one image in the test set.
+    Returned as extra records of split "supervised" (each type keeps at least one image out of
+    it); the test split keeps every image. Models that train on no label are evaluated on the
+    whole test set; a supervised model's evaluation leaves its own training images out
+    (``harness.analyses.base.evaluation_view``), and the benchmark compares every model on the
+    images left after the split in a separate table.
     """
     chosen: set[int] = set()
     for defect_type in sorted({r.defect_type for r in test if r.label}):
@@ -34,7 +38,7 @@ def supervise(test: list[Record], fraction: float, rng: np.random.Generator) -> 
         count = min(round(fraction * len(members)), len(members) - 1)
         if count > 0:
             chosen.update(rng.choice(members, size=count, replace=False).tolist())
-    return [Record(r.path, "supervised", r.defect_type, r.mask_paths) if i in chosen else r for i, r in enumerate(test)]
+    return [Record(r.path, "supervised", r.defect_type, r.mask_paths) for i, r in enumerate(test) if i in chosen]
 
 
 def rebalance(
@@ -66,9 +70,10 @@ def shape_category(category: Category, config: Any, supervision: Mapping[str, An
         test.extend(subsample(records, config.max_test_images_per_type, rng))
     if config.rebalance_normals:
         train, test = rebalance(train, test, config.rebalance_normals, rng)
+    supervised: list[Record] = []
     if supervision:
         seed = np.random.default_rng(supervision.get("seed", 0))
-        test = supervise(test, supervision["anomaly_train_fraction"], seed)
+        supervised = supervise(test, supervision["anomaly_train_fraction"], seed)
     if len(train) < 2:
         raise DatasetError(
             f"category '{category.name}' has {len(train)} defect-free training images; at least 2 are needed"
@@ -78,7 +83,9 @@ def shape_category(category: Category, config: Any, supervision: Mapping[str, An
             f"category '{category.name}' needs both defect-free and defective test images; "
             f"found {len(test)} test images ({sum(r.label for r in test)} defective)"
         )
-    return Category(category.name, train + test, category.families)
+    shaped = Category(category.name, train + test + supervised, category.families)
+    check_category(shaped)  # headers of every image and mask it uses, before anything is fitted
+    return shaped
 
 
 def load_categories(source: Any, config: Any, supervision: Mapping[str, Any] | None = None) -> list[Category]:

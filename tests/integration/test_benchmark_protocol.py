@@ -75,3 +75,65 @@ calibrations: [test_f1_oracle]
 """)
     code, _, stderr = cli("run", str(protocol), "--out", str(tmp_path / "out"))
     assert code == 2 and "needs a calibration that sees no test label" in stderr
+
+
+class SupervisedNoise(PathNoise):
+    """A supervised model (trains on the supervision split's labelled anomalies) with no skill."""
+
+    supervised = True
+
+    def fit(self, samples, anomalies=()):
+        self.trained_on = {a.path for a in anomalies}
+        return self
+
+
+class SupervisedPlugin:
+    @harness.hookimpl
+    def harness_models(self):
+        return {"supervised_noise": SupervisedNoise}
+
+
+BENCHMARK_WITH_SUPERVISION = """
+protocol: benchmark
+dataset: {synthetic: {n_train: 24, n_test_good: 10, n_per_defect: 4, size: 64, seed: 0}, image_size: 32,
+          categories: [weave, disc, grain]}
+models: MODELS
+supervision: {anomaly_train_fraction: 0.5}
+calibrations: [kde]
+analysis: {bootstrap: 0}
+efficiency: {energy: false}
+"""
+
+
+def test_a_supervised_model_leaves_the_others_numbers_alone(cli, tmp_path, noise_plugin):
+    get_plugins().register(SupervisedPlugin(), "supervised-plugin")
+    try:
+        results = {}
+        for name, models in (
+            ("without", "[fixed_scores, path_noise]"),
+            ("with", "[fixed_scores, path_noise, supervised_noise]"),
+        ):
+            protocol = tmp_path / f"{name}.yaml"
+            protocol.write_text(BENCHMARK_WITH_SUPERVISION.replace("MODELS", models))
+            code, _, stderr = cli("run", str(protocol), "--out", str(tmp_path / name))
+            assert code == 0, stderr
+            results[name] = pd.read_csv(tmp_path / name / "results.csv")
+    finally:
+        get_plugins().unregister("supervised-plugin")
+    metrics = ["auroc", "recall", "f1", "ap", "n_test"]
+    before, after = (results[k][results[k]["aggregate"].isin(["category", "global"])] for k in ("without", "with"))
+    assert "supervised_noise" not in set(after["model"])  # the ranked tables hold unsupervised models only
+    key = ["model", "category", "aggregate"]
+    pd.testing.assert_frame_equal(
+        before.sort_values(key)[key + metrics].reset_index(drop=True),
+        after.sort_values(key)[key + metrics].reset_index(drop=True),
+    )
+    comparison = results["with"][results["with"]["aggregate"] == "supervised comparison category"]
+    assert set(comparison["model"]) == {"fixed_scores", "path_noise", "supervised_noise"}
+    whole = before.set_index(["model", "category"])["n_test"]
+    for (model, category), n_test in comparison.set_index(["model", "category"])["n_test"].items():
+        assert n_test == comparison[comparison["category"] == category]["n_test"].iloc[0]  # the same images for all
+        if model != "supervised_noise":
+            assert n_test < whole[(model, category)]  # the supervision split's images are out
+    html = (tmp_path / "with" / "report.html").read_text()
+    assert "Supervised comparison: every model" in html

@@ -30,8 +30,9 @@ def test_kde_options_change_the_threshold():
     assert KDEPercentile(bandwidth=0.5).threshold(CalibrationData(scores)) != base
 
 
-def test_kde_of_identical_scores_is_that_score():
-    assert KDEPercentile().threshold(CalibrationData(np.full(5, 2.5))) == 2.5
+def test_kde_of_identical_scores_sits_just_above_them():
+    # a point mass: just above it, so that the tied scores themselves count as normal
+    assert KDEPercentile().threshold(CalibrationData(np.full(5, 2.5))) == np.nextafter(2.5, np.inf)
 
 
 def test_kde_rejects_a_bad_percentile():
@@ -109,3 +110,27 @@ def test_conformal_threshold_keeps_the_false_positive_rate():
 
 def test_conformal_with_too_few_normals_flags_nothing():
     assert SplitConformal(alpha=0.01).threshold(CalibrationData(np.arange(10.0))) == float("inf")
+
+
+@pytest.mark.parametrize("calibrator", [KDEPercentile(), EmpiricalQuantile(), EmpiricalQuantile(50)])
+def test_a_threshold_over_tied_held_out_scores_sits_strictly_above_the_tie(calibrator):
+    from harness.calibration import tie_note
+
+    for holdout in (np.zeros(20), np.r_[-1.0, -0.5, np.zeros(30)]):  # all tied; the top 30 tied
+        if isinstance(calibrator, KDEPercentile) and np.ptp(holdout) > 0:
+            continue  # a smooth KDE of spread scores does not land on a tie
+        threshold = calibrator.threshold(CalibrationData(holdout))
+        assert threshold > 0 and threshold == np.nextafter(0.0, 1.0)
+        flagged = np.array([0.0, 0.0, 1e-12]) >= threshold
+        assert flagged.tolist() == [False, False, True]  # the tie counts as normal; anything above does not
+        assert "just above 30 tied" in tie_note(threshold, holdout) or "just above 20 tied" in tie_note(
+            threshold, holdout
+        )
+
+
+def test_no_tie_note_without_a_tie():
+    from harness.calibration import tie_note
+
+    holdout = np.linspace(0, 1, 41)
+    threshold = EmpiricalQuantile(97.5).threshold(CalibrationData(holdout))
+    assert threshold == pytest.approx(0.975) and tie_note(threshold, holdout) == ""

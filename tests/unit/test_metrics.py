@@ -1,7 +1,26 @@
-import numpy as np
-import pytest
+import os
+from pathlib import Path
 
-from harness.metrics import aupro, pixel_auroc, ranking_metrics, threshold_metrics
+import cv2
+import numpy as np
+import proportion_localised as pl_reference
+import pytest
+from scipy.ndimage import gaussian_filter
+from scipy.ndimage import label as connected_regions
+from sklearn.metrics import average_precision_score
+
+from harness.metrics import (
+    aupro,
+    pixel_aupr,
+    pixel_auroc,
+    pro,
+    proportion_localised,
+    ranking_metrics,
+    threshold_metrics,
+)
+
+SHARED_DATA = Path(os.environ.get("HARNESS_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+MAGNETIC_TILE = SHARED_DATA / "magnetic_tile"
 
 
 def test_threshold_metrics_by_hand():
@@ -54,17 +73,141 @@ def test_aupro_matches_anomalibs_reference():
     assert aupro(maps, masks) == pytest.approx(float(reference.compute()), abs=0.01)
 
 
-def test_proportion_localised_on_hand_made_masks():
-    from harness.metrics import proportion_localised
+def reference_aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> float:
+    """MVTec AD's AUPRO written out independently: a threshold sweep over every distinct score.
 
-    masks = np.zeros((2, 20, 20), bool)
-    masks[0, 2:6, 2:6] = True  # region A (16 px)
-    masks[0, 12:14, 12:18] = True  # region B
-    masks[1, 5:15, 5:15] = True  # region C
-    predicted = np.zeros_like(masks)
-    predicted[0, 2:6, 3:7] = True  # A: IoU = 12 / 20 = 0.6 -> found
-    predicted[0, 12:14, 17:20] = True  # B: IoU = 1 / 17 -> missed
-    predicted[1, 5:9, 5:9] = True  # C: IoU = 16 / 100 = 0.16 -> missed
-    assert proportion_localised(predicted, masks) == pytest.approx(1 / 3)
-    predicted[1, 5:15, 5:12] = True  # C: IoU = 70 / 100 -> found
-    assert proportion_localised(predicted, masks) == pytest.approx(2 / 3)
+    At each threshold t (flag ``map >= t``): PRO = mean over connected ground-truth regions
+    (8-connected, all images) of the share of the region flagged; FPR = flagged share of the
+    pixels outside every region. The PRO(FPR) curve, from (0, 0), is integrated up to
+    ``fpr_limit`` (linear interpolation at the limit) and divided by ``fpr_limit``.
+    """
+    regions = []
+    for index, mask in enumerate(masks):
+        labelled, count = connected_regions(mask, structure=np.ones((3, 3)))
+        regions += [(index, labelled == k) for k in range(1, count + 1)]
+    normal = ~masks
+    points = [(0.0, 0.0)]
+    for t in np.unique(maps)[::-1]:
+        flagged = maps >= t
+        fpr = (flagged & normal).sum() / normal.sum()
+        overlap = np.mean([flagged[i][region].mean() for i, region in regions])
+        points.append((fpr, overlap))
+    fprs, pros = np.array(points).T
+    area, previous = 0.0, (0.0, 0.0)
+    for fpr, overlap in zip(fprs[1:], pros[1:], strict=True):
+        if fpr > fpr_limit:
+            at_limit = previous[1] + (overlap - previous[1]) * (fpr_limit - previous[0]) / (fpr - previous[0])
+            area += (fpr_limit - previous[0]) * (previous[1] + at_limit) / 2
+            return area / fpr_limit
+        area += (fpr - previous[0]) * (previous[1] + overlap) / 2
+        previous = (fpr, overlap)
+    return area / fpr_limit
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_aupro_matches_an_independent_mvtec_definition(seed):
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((5, 16, 16), dtype=bool)
+    masks[0, 2:6, 2:6] = True
+    masks[0, 10:12, 10:15] = True  # two regions in one image
+    masks[1, 7, 7] = True  # a one-pixel region weighs as much as a big one
+    masks[2, 3:13, 4:9] = True
+    maps = np.round(rng.random(masks.shape) + masks * rng.uniform(0.1, 0.7), 2)  # rounding makes ties
+    assert aupro(maps, masks) == pytest.approx(reference_aupro(maps, masks), abs=1e-9)
+    assert aupro(maps, masks, fpr_limit=0.05) == pytest.approx(reference_aupro(maps, masks, 0.05), abs=1e-9)
+
+
+def test_pro_is_the_mean_overlap_per_region_at_the_normalised_half():
+    masks = np.zeros((2, 16, 16), dtype=bool)
+    masks[0, 0:4, 0:4] = True  # region A: half flagged
+    masks[1, 8:10, 8:10] = True  # region B: fully flagged
+    maps = np.zeros(masks.shape)
+    maps[0, 0:2, 0:4] = 10.0
+    maps[1, 8:10, 8:10] = 10.0
+    assert pro(maps, masks) == pytest.approx(0.75)
+    assert pro(maps * 3 + 5, masks) == pytest.approx(0.75)  # min-max normalised: any affine scale
+    assert np.isnan(pro(maps, np.zeros_like(masks)))
+
+
+def test_pixel_aupr_is_average_precision_over_pixels():
+    rng = np.random.default_rng(0)
+    masks = rng.random((3, 8, 8)) > 0.8
+    maps = rng.random((3, 8, 8)) + masks * 0.3
+    assert pixel_aupr(maps, masks) == pytest.approx(average_precision_score(masks.ravel(), maps.ravel()))
+    assert pixel_aupr(masks.astype(float), masks) == pytest.approx(1.0)
+
+
+def _map_of(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible anomaly map: the mask blurred and shifted a little, plus noise."""
+    shifted = np.roll(masks.astype(float), (2, -1), axis=(1, 2))
+    return np.stack([gaussian_filter(m, 3) for m in shifted]) + 0.05 * rng.random(masks.shape)
+
+
+def _shapes() -> dict[str, np.ndarray]:
+    def canvas() -> np.ndarray:
+        return np.zeros((256, 256), np.uint8)
+
+    rotated = canvas()
+    cv2.ellipse(rotated, (128, 128), (90, 12), 35, 0, 360, 1, -1)
+    multi = canvas()
+    for centre in ((40, 40), (200, 60), (120, 200)):
+        cv2.circle(multi, centre, 14, 1, -1)
+    touching = canvas()
+    cv2.rectangle(touching, (60, 60), (100, 100), 1, -1)
+    cv2.rectangle(touching, (101, 80), (150, 95), 1, -1)  # shares an edge: one region, two shapes
+    cv2.circle(touching, (170, 170), 10, 1, -1)
+    cv2.circle(touching, (185, 185), 10, 1, -1)  # two discs overlapping each other
+    tiny = canvas()
+    tiny[30, 30] = 1
+    tiny[200:202, 100:102] = 1
+    return {"rotated": rotated, "multi-blob": multi, "touching": touching, "tiny": tiny}
+
+
+@pytest.mark.parametrize("shape", ["rotated", "multi-blob", "touching", "tiny", "all"])
+def test_pl_is_the_authors_package(shape):
+    shapes = _shapes()
+    masks = np.stack(list(shapes.values()) if shape == "all" else [shapes[shape]]).astype(bool)
+    maps = _map_of(masks, np.random.default_rng(len(shape)))
+    expected = pl_reference.calculate(maps, masks, anomaly_likelihood_definitely_increasing=True)[0]
+    with_a_normal = np.concatenate([masks, np.zeros((1, 256, 256), bool)])
+    maps_with_a_normal = np.concatenate([maps, np.random.default_rng(9).random((1, 256, 256))])
+    assert proportion_localised(maps_with_a_normal, with_a_normal) == pytest.approx(expected)
+
+
+def test_pl_scores_a_rotated_defect_against_its_rotated_box():
+    rotated = np.zeros((256, 256), np.uint8)
+    box = cv2.boxPoints(((128, 128), (200, 32), 45)).astype(np.int32)
+    cv2.fillPoly(rotated, [box], 1)
+    masks = rotated[None].astype(bool)
+    ys, xs = np.nonzero(rotated)
+    upright = np.zeros((1, 256, 256))
+    upright[0, ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = 1.0  # its axis-aligned box
+    assert proportion_localised(masks.astype(float), masks) == pytest.approx(1.0)
+    assert proportion_localised(upright, masks) == pytest.approx(0.0)  # IoU with the rotated box < 0.3
+
+
+def test_pl_resizes_to_the_packages_256_side():
+    masks = np.zeros((2, 64, 64), bool)
+    masks[0, 10:20, 10:30] = True
+    masks[1, 40:44, 5:9] = True
+    maps = _map_of(masks, np.random.default_rng(3))
+    big_maps = np.stack([cv2.resize(m.astype(np.float32), (256, 256), interpolation=cv2.INTER_LINEAR) for m in maps])
+    big_masks = np.stack([cv2.resize(m.astype(np.uint8), (256, 256), interpolation=cv2.INTER_NEAREST) for m in masks])
+    expected = pl_reference.calculate(big_maps, big_masks, anomaly_likelihood_definitely_increasing=True)[0]
+    assert proportion_localised(maps, masks) == pytest.approx(expected)
+    assert np.isnan(proportion_localised(maps, np.zeros_like(masks)))
+
+
+@pytest.mark.skipif(not MAGNETIC_TILE.is_dir(), reason="shared/data/magnetic_tile not present")
+def test_pl_on_magnetic_tile_masks_matches_the_package():
+    """Real defect shapes: "Saliency of magnetic tile surface defects" (Huang, Qiu, Yuan, The Visual Computer 2020)."""
+    masks = []
+    for folder in ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven"):
+        for path in sorted((MAGNETIC_TILE / folder / "Imgs").glob("*.png"))[:3]:
+            mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            masks.append(cv2.resize(mask, (256, 256), interpolation=cv2.INTER_NEAREST) > 127)
+    masks = np.stack([m for m in masks if m.any()])
+    maps = _map_of(masks, np.random.default_rng(0))
+    expected = pl_reference.calculate(maps, masks, anomaly_likelihood_definitely_increasing=True)[0]
+    assert proportion_localised(maps, masks) == pytest.approx(expected)
+    assert 0.0 < expected <= 1.0

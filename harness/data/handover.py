@@ -1,0 +1,167 @@
+"""The leakage guard: how images are handed to a detector, and how its scores come back.
+
+A detector gets nothing a label could be read from. Each image is decoded by the harness,
+resized to the job's image size and written as an uncompressed PNG into a fresh folder that
+this module creates for one job, under a name that is a hash of its pixels
+(``3f9c....png``). So the only things a detector can observe besides the pixels are:
+
+- ``sample.path``: a hash of the pixels in a folder of hashes (no class folder, no original
+  name, no symbolic link to follow: ``Path.resolve`` and ``os.readlink`` lead nowhere else);
+- the file's bytes, size and times: exactly the pixels it also gets as ``sample.image``, stored
+  without compression (the size depends on the image size only) and with one fixed mtime;
+- the order: a seeded permutation of the records (seed from the job), undone by the harness
+  before labels are joined (:meth:`HandOver.restore`).
+
+Limit: the pixels themselves are visible, as they must be; and code running in the harness's
+process could inspect the interpreter's memory. The guard covers what the plugin contract
+hands over, not a sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+import tempfile
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from harness.data.base import Record, load_image, load_mask
+from harness.types import LabelledSample, Sample
+
+FIXED_MTIME = 946684800  # 2000-01-01: every handed-over file has the same times
+STREAMS = {"fit": 0, "score": 1, "supervised": 2}
+
+
+def opaque_name(pixels: np.ndarray) -> str:
+    """The file name an image is handed over under: a hash of its pixels and shape, ``.png``."""
+    digest = hashlib.blake2b(digest_size=12, person=b"harness-sample")
+    digest.update(repr(pixels.shape).encode())
+    digest.update(np.ascontiguousarray(pixels).tobytes())
+    return f"{digest.hexdigest()}.png"
+
+
+def shuffled_order(n: int, seed: int, stream: str) -> np.ndarray:
+    """The seeded permutation records are handed over in (one independent stream per purpose)."""
+    return np.random.default_rng([int(seed), STREAMS[stream]]).permutation(n)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Samples in the order a detector gets them, and how to put its results back in record order."""
+
+    samples: list[Sample]
+    order: np.ndarray
+    """``samples[i]`` is the image of ``records[order[i]]``."""
+
+    def restore(self, values: Any) -> Any:
+        """Per-sample results (scores, maps: first axis = samples) back in the records' order."""
+        if values is None:
+            return None
+        array = np.asarray(values)
+        restored = np.empty_like(array)
+        restored[self.order] = array
+        return restored
+
+
+class SampleFolder:
+    """A per-job temporary folder of opaque, read-only image files; removed (our files only) on close.
+
+    Use as a context manager::
+
+        with SampleFolder((256, 256), seed=job.seed) as folder:
+            fit = folder.hand_over(fit_records, "fit")
+            detector.fit(fit.samples)
+    """
+
+    def __init__(self, size: tuple[int, int], seed: int) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.seed = int(seed)
+        self.root = Path(tempfile.mkdtemp(prefix="harness-samples-"))
+        self._written: set[str] = set()
+        self._names: dict[Path, str] = {}
+        self._finalizer = weakref.finalize(self, _remove, self.root, self._written)
+
+    def __enter__(self) -> SampleFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the files this folder wrote, then the folder when nothing else is left in it."""
+        self._finalizer()
+
+    def file_for(self, path: Path) -> Path:
+        """The opaque file holding ``path``'s image at this folder's size (written on first use)."""
+        name = self._names.get(path)
+        if name is None:
+            pixels = load_image(path, self.size)
+            name = opaque_name(pixels)
+            if name not in self._written:
+                self._write(name, pixels)
+            self._names[path] = name
+        return self.root / name
+
+    def _write(self, name: str, pixels: np.ndarray) -> None:
+        target = self.root / name
+        self.root.chmod(stat.S_IRWXU)
+        try:
+            Image.fromarray(pixels, "RGB").save(target, format="PNG", compress_level=0)
+            self._written.add(name)
+            target.chmod(stat.S_IRUSR | stat.S_IRGRP)
+            os.utime(target, (FIXED_MTIME, FIXED_MTIME))
+        finally:
+            self.root.chmod(stat.S_IRUSR | stat.S_IXUSR)
+            os.utime(self.root, (FIXED_MTIME, FIXED_MTIME))
+
+    def hand_over(self, records: Sequence[Record], stream: str) -> HandOver:
+        """Label-free samples for ``records`` in a seeded shuffled order; files written before returning."""
+        order = shuffled_order(len(records), self.seed, stream)
+        files = [self.file_for(records[i].path) for i in order]
+        return HandOver([Sample(f, _loader(f)) for f in files], order)
+
+    def labelled(self, records: Sequence[Record]) -> list[LabelledSample]:
+        """Labelled defects for supervised detectors: labels on purpose, paths opaque, masks as arrays."""
+        order = shuffled_order(len(records), self.seed, "supervised")
+        samples = []
+        for index in order:
+            record = records[index]
+            file = self.file_for(record.path)
+            mask = load_mask(record.mask_paths, self.size)
+            samples.append(LabelledSample(file, _loader(file), _constant(mask), record.defect_type))
+        return samples
+
+
+def _loader(file: Path):
+    return lambda: _read_png(file)
+
+
+def _constant(array: np.ndarray):
+    return lambda: array
+
+
+def _remove(root: Path, written: set[str]) -> None:
+    with contextlib.suppress(OSError):
+        root.chmod(stat.S_IRWXU)
+    for name in written:
+        with contextlib.suppress(FileNotFoundError):
+            (root / name).unlink()
+    written.clear()
+    with contextlib.suppress(OSError):  # not empty: a plugin wrote there, and its files are not ours to delete
+        root.rmdir()
+
+
+__all__ = ["HandOver", "SampleFolder", "opaque_name", "shuffled_order"]
