@@ -109,7 +109,7 @@ class KdeVsTest:
         "aupro",
         "pl",
     )
-    latex_columns = (*leaderboard_columns, "weights")
+    latex_columns = (*leaderboard_columns, "pixel_aupr", "pro", "weights")
     detail_columns = (
         "model",
         "seed",

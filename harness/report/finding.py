@@ -92,13 +92,16 @@ def oracle_gap_finding(summary: pd.DataFrame) -> Finding:
     """Per model: the deployable calibration's recall and F1 beside the best oracle's, the gap, the misses."""
     groups = _groups(summary)
     table = []
-    for key, frame in summary.groupby(groups, sort=False):
+    for key, frame in summary.groupby(groups, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        oracles, label = frame[frame["oracle"].astype(bool)], deployable_label(frame)
+        oracles = frame[frame["oracle"].astype(bool)]
+        # a setting without its own deployable row (e.g. an oracle per fraction) uses the model's
+        pool = frame if deployable_label(frame) else summary[summary["model"] == key[0]]
+        label = deployable_label(pool)
         if oracles.empty or label is None:
             continue
         oracle = oracles.loc[oracles["f1"].astype(float).idxmax()]
-        deployed = frame[frame["calibration"].astype(str) == label].iloc[0]
+        deployed = pool[pool["calibration"].astype(str) == label].iloc[0]
         row = [*key, label, deployed.get("recall"), deployed["f1"], str(oracle["calibration"])]
         row += [oracle.get("recall"), oracle["f1"], _points(float(deployed["f1"]) - float(oracle["f1"]))]
         row += [_count(deployed.get("false_negatives")), _count(deployed.get("n_anomalous"))]
@@ -176,3 +179,54 @@ def _who(row: pd.Series, keys: Sequence[str]) -> str:
 
 def _fmt(value: Any) -> str:
     return f"{float(value):.3f}"
+
+
+def _deployable_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary[~summary["oracle"].astype(bool)]
+
+
+def left_out_finding(summary: pd.DataFrame) -> Finding:
+    """missing_type: per model and mode, the oracle's misses among left-out defects beside the deployable's."""
+    columns = ("model", "mode", "calibration", "left_out_missed", "left_out_count", "left_out_recall")
+    headers = ("model", "left out", "calibration", "left-out missed", "left-out defects", "left-out recall")
+    keep = [c for c in columns if c in summary.columns]
+    rows = tuple(tuple(row[c] for c in keep) for _, row in summary.iterrows())
+    oracle = summary[summary["oracle"].astype(bool)]
+    deployable = _deployable_rows(summary)
+    worst = oracle.loc[oracle["left_out_recall"].astype(float).idxmin()] if not oracle.empty else None
+    if worst is None:
+        return Finding("No oracle calibration in this run: nothing was calibrated with a type left out.", tuple(keep))
+    headline = (
+        f"Calibrated on the test set with one defect {worst['mode']} left out, the oracle ({worst['calibration']}) "
+        f"misses {int(worst['left_out_missed'])} of {int(worst['left_out_count'])} left-out defects "
+        f"(recall {float(worst['left_out_recall']):.3f}, {worst['model']})"
+    )
+    if not deployable.empty:
+        best = deployable.loc[deployable["left_out_recall"].astype(float).idxmax()]
+        headline += f"; {best['calibration']} misses {int(best['left_out_missed'])} of them"
+    numbers = {"oracle_left_out_missed": int(worst["left_out_missed"]), "left_out": int(worst["left_out_count"])}
+    return Finding(headline + ".", tuple(keep), tuple(headers[columns.index(c)] for c in keep), rows, "", numbers)
+
+
+def fraction_finding(summary: pd.DataFrame) -> Finding:
+    """partial_anomaly: per model, how the oracle threshold's recall varies with the share of anomalies it saw."""
+    columns = ("model", "calibration", "fraction", "recall_mean", "recall_min", "false_negatives_max", "threshold_cv")
+    keep = [c for c in columns if c in summary.columns]
+    ordered = summary.sort_values([c for c in ("model", "oracle", "fraction") if c in summary.columns])
+    rows = tuple(tuple(row[c] for c in keep) for _, row in ordered.iterrows())
+    oracle = summary[summary["oracle"].astype(bool)]
+    if oracle.empty:
+        return Finding("No oracle calibration in this run: the share of anomalies seen changes nothing.", tuple(keep))
+    fewest = oracle[oracle["fraction"] == oracle["fraction"].min()]
+    worst = fewest.loc[fewest["recall_min"].astype(float).idxmin()]
+    headline = (
+        f"Tuned on the test set with {float(worst['fraction']):.0%} of its anomalies, the oracle threshold's recall "
+        f"drops to {float(worst['recall_min']):.3f} in the worst draw (mean {float(worst['recall_mean']):.3f}, "
+        f"threshold cv {float(worst['threshold_cv']):.3f}; {worst['model']})"
+    )
+    deployable = _deployable_rows(summary)
+    if not deployable.empty:
+        row = deployable.iloc[0]
+        headline += f"; {row['calibration']}, which sees no anomaly, has recall {float(row['recall_mean']):.3f}"
+    numbers = {"fraction": float(worst["fraction"]), "oracle_recall_min": float(worst["recall_min"])}
+    return Finding(headline + ".", tuple(keep), tuple(c.replace("_", " ") for c in keep), rows, "", numbers)

@@ -24,7 +24,7 @@ GROUPS = {
         "threshold_cv",
     ),
     "threshold-free": ("auroc", "ap", "mean_rank", "auroc_rank", "ap_rank"),
-    "pixel": ("pixel_auroc", "aupro", "pl", "pixel_auroc_rank", "aupro_rank", "seg_f1"),
+    "pixel": ("pixel_auroc", "pixel_aupr", "aupro", "pro", "pl", "pixel_auroc_rank", "aupro_rank", "seg_f1"),
     "cost": ("latency_ms", "fit_seconds", "energy_kwh", "co2_kg", "size_mb", "peak_memory_mb"),
 }
 _GROUP_OF = {column: name for name, columns in GROUPS.items() for column in columns}
