@@ -44,6 +44,7 @@ def _pdflatex(folder, name):
         cwd=folder,
         capture_output=True,
         text=True,
+        errors="replace",  # pdflatex's log is not UTF-8
         timeout=300,
         check=False,
     )
