@@ -54,6 +54,10 @@ def make_readable(fig: plt.Figure, min_pt: float = MIN_FONT_PT) -> None:
         if text.get_text() and text.get_fontsize() < min_pt:
             text.set_fontsize(min_pt)
     for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            sizes = [t.get_fontsize() for t in axis.get_ticklabels(which="both")]
+            if sizes and min(sizes) < min_pt:  # tick labels are redrawn from the axis' tick parameters
+                ax.tick_params(axis=name, which="both", labelsize=min_pt)
         for axis, label in ((ax.xaxis, ax.get_xlabel()), (ax.yaxis, ax.get_ylabel())):
             if "CO2" in label and _KG_LABEL.search(label):
                 axis.set_major_formatter(FuncFormatter(_grams))
@@ -76,6 +80,6 @@ def _untangle_ticks(fig: plt.Figure) -> None:
         labels = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
         boxes = [t.get_window_extent(renderer) for t in labels]
         if any(a.overlaps(b) for a, b in itertools.pairwise(boxes)):
+            ax.tick_params(axis="x", labelrotation=30)
             for text in labels:
-                text.set_rotation(30)
                 text.set_horizontalalignment("right")
