@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from harness.errors import OutputError
 from harness.metrics import HIGHER_IS_BETTER
 from harness.report.latex_tables import render_latex
-from harness.report.layout import column_groups, fmt, fold_intervals, sticky_count
+from harness.report.layout import column_groups, fmt, fold_intervals, split_cost, sticky_count
 from harness.report.readable import quantity
 from harness.store import write_atomic
 
@@ -252,12 +252,14 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     template = _environment().get_template("report.html.j2")
     return template.render(
         **context,
-        leaderboard=_table(
-            context["summary"],
-            _columns(context["analysis"], "leaderboard_columns", LEADERBOARD_COLUMNS, context["summary"]),
+        leaderboards=split_cost(
+            _table(
+                context["summary"],
+                _columns(context["analysis"], "leaderboard_columns", LEADERBOARD_COLUMNS, context["summary"]),
+            )
         )
         if not context["summary"].empty
-        else None,
+        else [],
         general_figures=[f for f in figures if not f.get("category")],
         per_category=per_category,
         failed_rows=context["failed"].to_dict("records"),

@@ -25,7 +25,20 @@ GROUPS = {
     ),
     "threshold-free": ("auroc", "ap", "mean_rank", "auroc_rank", "ap_rank"),
     "pixel": ("pixel_auroc", "pixel_aupr", "aupro", "pro", "pl", "pixel_auroc_rank", "aupro_rank", "seg_f1"),
-    "cost": ("latency_ms", "fit_seconds", "energy_kwh", "co2_kg", "size_mb", "peak_memory_mb"),
+    "cost": (
+        "fit_seconds",
+        "latency_ms",
+        "throughput_per_s",
+        "peak_rss_mb",
+        "peak_memory_mb",
+        "gpu_memory_mb",
+        "parameters",
+        "size_mb",
+        "gmac",
+        "energy_kwh",
+        "co2_kg",
+        "gpu_power_w",
+    ),
 }
 _GROUP_OF = {column: name for name, columns in GROUPS.items() for column in columns}
 
@@ -68,22 +81,68 @@ def fmt(value: Any, column: str = "") -> str:
     return str(value)
 
 
-def fold_intervals(table: dict[str, Any]) -> dict[str, Any]:
-    """Move each ``x_ci`` column under its ``x`` value (a second line in the same cell), to save width.
+FOLDED = {"_ci": "{}", "_rank": "rank {}"}
+"""Column suffixes shown under their base column's value instead of in a column of their own."""
+NOTE_COLUMNS = ("notes",)
+"""Free-text columns shown as notes below the table (they would make it wider than any screen)."""
 
-    Cells become (text, sort value, note) triples; the note is the interval or "".
+
+def _folded_into(column: str, columns: list[str]) -> str | None:
+    for suffix in FOLDED:
+        if column.endswith(suffix) and column[: -len(suffix)] in columns:
+            return column[: -len(suffix)]
+    return None
+
+
+def fold_intervals(table: dict[str, Any]) -> dict[str, Any]:
+    """Move ``x_ci`` and ``x_rank`` under their ``x`` value (a second line in the same cell), to save width.
+
+    Cells become (text, sort value, note) triples; the note is "[low, high]", "rank N", both, or "".
+    Free-text columns (:data:`NOTE_COLUMNS`) leave the table for ``table["notes"]``: (row label, text).
     """
     columns = table["columns"]
-    folded = {c: columns.index(f"{c}_ci") for c in columns if f"{c}_ci" in columns}
-    keep = [i for i, c in enumerate(columns) if not (c.endswith("_ci") and c[:-3] in folded)]
-    rows = []
+    folded = {i: _folded_into(c, columns) for i, c in enumerate(columns)}
+    keep = [i for i, c in enumerate(columns) if folded[i] is None and c not in NOTE_COLUMNS]
+    rows, notes = [], []
     for row in table["rows"]:
-        notes = {columns.index(c): row[i][0] for c, i in folded.items()}
-        rows.append([(row[i][0], row[i][1], notes.get(i, "")) for i in keep])
+        extra: dict[str, list[str]] = {}
+        for i, base in folded.items():
+            if base is not None and row[i][0] not in ("", "–"):
+                suffix = columns[i][len(base) :]
+                extra.setdefault(base, []).append(FOLDED[suffix].format(row[i][0]))
+        rows.append([(row[i][0], row[i][1], " ".join(extra.get(columns[i], []))) for i in keep])
+        for i, column in enumerate(columns):
+            if column in NOTE_COLUMNS and row[i][0] not in ("", "–", "nan"):
+                notes.append((row[0][0], row[i][0]))
+    kept = [columns[i] for i in keep]
     return {
         **table,
-        "columns": [columns[i] for i in keep],
+        "columns": kept,
         "headers": [table["headers"][i] for i in keep],
         "rows": rows,
-        "groups": column_groups([columns[i] for i in keep]),
+        "groups": column_groups(kept),
+        "notes": notes,
+    }
+
+
+def split_cost(table: dict[str, Any], most: int = 14) -> list[dict[str, Any]]:
+    """A table wider than ``most`` columns with a cost group: quality columns, then identity + cost columns."""
+    columns = table["columns"]
+    cost = [i for i, c in enumerate(columns) if group_of(c) == "cost"]
+    if len(columns) <= most or not cost:
+        return [table]
+    identity = list(range(table.get("sticky", 1)))
+    parts = [[i for i in range(len(columns)) if i not in cost], [*identity, *[i for i in cost if i not in identity]]]
+    return [_subtable(table, keep, notes=part == 0) for part, keep in enumerate(parts)]
+
+
+def _subtable(table: dict[str, Any], keep: list[int], notes: bool) -> dict[str, Any]:
+    columns = [table["columns"][i] for i in keep]
+    return {
+        **table,
+        "columns": columns,
+        "headers": [table["headers"][i] for i in keep],
+        "rows": [[row[i] for i in keep] for row in table["rows"]],
+        "groups": column_groups(columns),
+        "notes": table.get("notes", []) if notes else [],
     }

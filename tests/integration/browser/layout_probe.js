@@ -1,6 +1,8 @@
 window.addEventListener("load", function () {
   var facts = {width: window.innerWidth, pageScroll: document.documentElement.scrollWidth, columns: {}};
   var table = document.getElementById("leaderboard");
+  var cost = document.getElementById("cost");
+  if (cost) { facts.costScroll = cost.parentElement.scrollWidth - cost.parentElement.clientWidth; }
   var box = table.parentElement;
   function rects(tag) {
     table.querySelectorAll("thead tr:last-child th").forEach(function (th) {
