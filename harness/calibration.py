@@ -24,6 +24,7 @@ from scipy.special import ndtr
 from scipy.stats import gaussian_kde
 
 from harness import hookimpl
+from harness.calibration_options import ConformalOptions, KDEOptions, NoOptions, QuantileOptions
 from harness.errors import HarnessError
 
 
@@ -125,6 +126,7 @@ class TestF1Oracle:
     """The threshold that maximises F1 on the test set (oracle: reads test labels)."""
 
     oracle = True
+    options_model = NoOptions
 
     def threshold(self, data: CalibrationData) -> float:
         """Best-F1 threshold over all distinct test scores."""
@@ -135,6 +137,7 @@ class TestYoudenOracle:
     """The AUROC-optimal (Youden's J = TPR - FPR) threshold on the test set (oracle)."""
 
     oracle = True
+    options_model = NoOptions
 
     def threshold(self, data: CalibrationData) -> float:
         """Threshold maximising TPR - FPR; ties go to the highest threshold."""
@@ -149,6 +152,7 @@ class KDEPercentile:
     """
 
     oracle = False
+    options_model = KDEOptions
 
     def __init__(self, percentile: float = 97.5, bandwidth: str | float = "scott") -> None:
         if not 0 < percentile < 100:
@@ -176,6 +180,7 @@ class EmpiricalQuantile:
     """The ``percentile`` of the held-out normal scores themselves (linear interpolation)."""
 
     oracle = False
+    options_model = QuantileOptions
 
     def __init__(self, percentile: float = 97.5) -> None:
         if not 0 < percentile <= 100:
@@ -198,6 +203,7 @@ class SplitConformal:
     """
 
     oracle = False
+    options_model = ConformalOptions
 
     def __init__(self, alpha: float = 0.05) -> None:
         if not 0 < alpha < 1:

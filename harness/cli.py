@@ -21,6 +21,28 @@ DISTRIBUTION = "adharness"
 """The distribution (``pip install adharness``); the import package and the command are ``harness``."""
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (so captured and redirected streams work)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _show_harness_warnings() -> None:
+    """The harness's own warnings (a damaged cache entry refitted) as one ``Warning:`` line each on stderr."""
+    logger = logging.getLogger("harness")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("Warning: %(message)s"))
+        logger.addHandler(handler)
+
+
 def _quiet_libraries() -> None:
     """Keep third-party chatter (Lightning tips, hub retries) out of the user's terminal."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "anomalib", "pytorch_lightning"):
@@ -59,6 +81,7 @@ def cli(
     """
     ctx.obj = {"debug": debug, "verbosity": -1 if quiet else verbose}
     _quiet_libraries()
+    _show_harness_warnings()
     if no_plugin_autoload or disabled:
         from harness.plugins import configure
 
@@ -100,6 +123,11 @@ Examples:
     help="Where jobs run: local (default), ray, submitit; options via --set executor.KEY=VALUE.",
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Write into an output folder that holds files the harness did not write; they are kept, never removed.",
+)
+@click.option(
     "--tracker",
     "trackers",
     multiple=True,
@@ -114,6 +142,7 @@ def run(
     overrides: tuple[str, ...],
     cache: Path | None,
     executor: str | None,
+    force: bool,
     trackers: tuple[str, ...],
 ) -> None:
     """Run PROTOCOL (a file or a shipped protocol's name): fit and score (cached), calibrate, write outputs."""
@@ -131,7 +160,7 @@ def run(
     out = out or Path("results") / path.stem
     verbosity = (ctx.obj or {}).get("verbosity", 0)
     with run_logging(out, verbosity):
-        summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv)
+        summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv, force=force)
         log.info(
             f"jobs: {summary.count('fitted')} fitted, {summary.count('cached')} from cache, "
             f"{summary.count('failed')} failed"
@@ -139,7 +168,7 @@ def run(
         if verbosity >= 0 and (out / "run.json").is_file():
             click.echo("\n" + summary_text(out) + "\n")
         for name in ("results.csv", "results.json", "report.html", "report.tex", "run.json", "run.log"):
-            if (out / name).exists():
+            if (out / name).exists() or name == "run.log":
                 log.info(f"wrote {out / name}")
         for line in log_run(out, chosen) if chosen else []:
             log.info(line)
@@ -153,27 +182,51 @@ def run(
 @cli.command(epilog="Example: harness validate kde_vs_test --set dataset.root=/data/mvtec_ad")
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
-def validate(protocol: Path, overrides: tuple[str, ...]) -> None:
-    """Check PROTOCOL (keys, names, dataset, options) without running a model."""
+@click.option(
+    "--audit",
+    "audit_csv",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[CSV]",
+    help="Also audit the dataset (duplicates, label conflicts, masks, unreadable files); CSV: write findings.",
+)
+def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) -> None:
+    """Check PROTOCOL (keys, values, names, options, dataset) without running a model; print what it found."""
+    from harness.config.summary import dataset_table
     from harness.protocol import load_protocol
     from harness.protocol_files import resolve_protocol_path
     from harness.runner import plan
 
     config = load_protocol(resolve_protocol_path(protocol), overrides)
-    jobs, calibrations, _ = plan(config)
-    categories = sorted({c.name for job in jobs for c in job.evaluated})
+    if audit_csv is not None:  # before the checks: an audit lists every problem, validation stops at the first
+        from harness.audit import audit_dataset
+
+        audit_dataset(config, None if audit_csv == "-" else Path(audit_csv), click.echo)
+    jobs, calibrations, _ = plan(config)  # checks every name and option (harness.config.check) and the dataset
+    categories = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
     click.echo(
-        f"{protocol}: valid · protocol {config.protocol} v{config.version} · {len(config.models)} model(s) · "
-        f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(categories)}) · "
+        f"{protocol}: valid · protocol {config.kind} v{config.version} · {len(config.models)} model(s) · "
+        f"{len(categories)} categor{'y' if len(categories) == 1 else 'ies'} ({', '.join(sorted(categories))}) · "
         f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)"
     )
+    click.echo(dataset_table(sorted(categories.values(), key=lambda c: c.name), config.holdout_fraction))
+
+
+@cli.command(epilog="Example: harness schema --markdown")
+@click.option("--markdown", is_flag=True, help="The README's reference tables instead of the JSON schema.")
+def schema(markdown: bool) -> None:
+    """Print the protocol file's JSON schema (every key, its type, default and meaning)."""
+    from harness.schema import protocol_schema, reference_markdown
+
+    click.echo(reference_markdown() if markdown else json.dumps(protocol_schema(), indent=2), nl=not markdown)
 
 
 @cli.command(name="list", epilog="Examples: harness list models · harness list protocols --json")
-@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols"]))
+@click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols", "metrics"]))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(kind: str, as_json: bool) -> None:
-    """List registered models, dataset layouts, calibrations, or the shipped protocols and protocol kinds."""
+    """List models, dataset layouts, calibrations, metrics, or the shipped protocols and protocol kinds."""
     from harness.listing import entry_rows, protocol_rows, table
     from harness.plugins import get_plugins
 
@@ -227,13 +280,29 @@ def plugins(as_json: bool) -> None:
 )
 def report(out: Path, formats: tuple[str, ...]) -> None:
     """Re-render OUT's report.html and report.tex from its stored results (no model runs)."""
+    from harness.ownership import check_not_foreign, record
     from harness.report import load_results, render_reports
+    from harness.report.latex_tables import report_tables
     from harness.store import check_writable
 
     _, run_info, _ = load_results(out)
     check_writable(out)
-    for path in render_reports(out, formats or tuple(run_info.get("report_formats", ["html", "latex"]))):
+    check_not_foreign(out, ["report.html", "report.tex", *report_tables(out)])
+    written = render_reports(out, formats or tuple(run_info.get("report_formats", ["html", "latex"])))
+    record(out, [path.relative_to(out).as_posix() for path in written])
+    for path in written:
         click.echo(f"wrote {path}")
+
+
+@cli.command(epilog="Example: harness export results/kde_vs_test --to precomputed/")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Path(path_type=Path), required=True, help="Folder to write into.")
+def export(out: Path, target: Path) -> None:
+    """Write OUT's scores (CSV) and maps (float TIFF) in the layout the precomputed model reads."""
+    from harness.export import export_run
+
+    for folder in export_run(out, target):
+        click.echo(f"wrote {folder}")
 
 
 @cli.command(epilog="Example: harness track results/kde_vs_test --tracker mlflow --tracker tensorboard=tb")

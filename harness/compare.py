@@ -63,7 +63,7 @@ def differences(runs: list[dict[str, Any]]) -> list[str]:
 def compare_runs(outs: list[Path]) -> Comparison:
     """Summarise each output folder and stack the leaderboards; refuse runs of different protocol kinds."""
     from harness.plugins import get_plugins
-    from harness.report import LEADERBOARD_COLUMNS, _columns, load_results
+    from harness.report import load_results
     from harness.report.finding import primary_metric
 
     if len(outs) < 2:
@@ -73,7 +73,7 @@ def compare_runs(outs: list[Path]) -> Comparison:
     if len(kinds) > 1:
         listing = ", ".join(f"{out} ({run['protocol']})" for out, _, run in loaded)
         raise HarnessError(f"compare takes runs of one protocol kind; got {listing}")
-    analysis = get_plugins().get("protocols", kinds.pop(), key="protocol (from run.json)")
+    analysis = get_plugins().analysis(kinds.pop(), key="protocol (from run.json)")
     frames, runs, taken = [], [], set()
     for out, rows, run in loaded:
         label = _label(out, taken)
@@ -81,7 +81,7 @@ def compare_runs(outs: list[Path]) -> Comparison:
         runs.append({"run": label, "folder": str(out), **identity(run)})
         frames.append(analysis.summarise(rows).assign(run=label))
     table = pd.concat(frames, ignore_index=True)
-    columns = ["run", *_columns(analysis, "leaderboard_columns", LEADERBOARD_COLUMNS, table)]
+    columns = ["run", *analysis.columns("leaderboard", table)]
     metric = "f1" if "oracle" in table and "f1" in table else primary_metric(table)
     if metric is not None:
         table = _with_delta(table, metric, runs[0]["run"])

@@ -9,7 +9,10 @@ folder records everything at DEBUG, per-job lines included.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,17 +46,29 @@ def console_level(verbosity: int) -> int:
     return logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
 
 
+class _BelowWarnings(logging.Filter):
+    """Leave warnings and errors to the CLI's own ``Warning:`` handler (they would print twice)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
 @contextmanager
 def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[Path]:
-    """Log to the console at ``verbosity`` and to ``out/run.log`` at DEBUG while the block runs."""
+    """Log to the console at ``verbosity`` and to ``out/run.log`` at DEBUG while the block runs.
+
+    The log is written to a temporary file and placed in ``out`` (and listed among the files the
+    harness wrote) when the block ends, so nothing is created in ``out`` before the run's checks.
+    """
     stream = stream or sys.stderr
-    out.mkdir(parents=True, exist_ok=True)
     console = logging.StreamHandler(stream)
     console.setLevel(console_level(verbosity))
     console.addFilter(_JobLines(stream))
+    console.addFilter(_BelowWarnings())
     console.setFormatter(logging.Formatter("%(message)s"))
-    path = out / RUN_LOG
-    file = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handle, temporary = tempfile.mkstemp(prefix="harness-run-", suffix=".log")
+    os.close(handle)
+    file = logging.FileHandler(temporary, mode="w", encoding="utf-8")
     file.setLevel(logging.DEBUG)
     file.setFormatter(logging.Formatter(FORMAT))
     previous = log.level
@@ -61,12 +76,29 @@ def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[P
     log.addHandler(console)
     log.addHandler(file)
     try:
-        yield path
+        yield out / RUN_LOG
     finally:
         log.removeHandler(console)
         log.removeHandler(file)
         file.close()
         log.setLevel(previous)
+        _place_log(Path(temporary), out)
+
+
+def _place_log(temporary: Path, out: Path) -> None:
+    """Move the run's log to ``out/run.log`` when the run wrote ``out`` (never over a file it did not write)."""
+    from harness.errors import OutputError
+    from harness.ownership import check_not_foreign, record
+
+    try:
+        if (out / "run.json").is_file():
+            check_not_foreign(out, [RUN_LOG])
+            shutil.move(temporary, out / RUN_LOG)
+            record(out, [RUN_LOG])
+    except OutputError as exc:
+        log.warning(f"run.log not written: {exc}")
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def job_line(done: int, total: int, job: Any, status: str, error: str | None = None) -> None:
@@ -92,15 +124,15 @@ def summary_text(out: Path) -> str:
     """The finding and the results table of a finished output folder, as the console shows them."""
     from harness.analyses.base import successful
     from harness.plugins import get_plugins
-    from harness.report import LEADERBOARD_COLUMNS, _columns, _header, load_results
+    from harness.report import _header, load_results
     from harness.report.finding import finding_of
 
     rows, run, _ = load_results(out)
-    analysis = get_plugins().get("protocols", run["protocol"], key="protocol (from run.json)")
+    analysis = get_plugins().analysis(run["protocol"], key="protocol (from run.json)")
     summary = analysis.summarise(rows)
     if summary.empty:
         return "no job finished"
-    columns = _columns(analysis, "leaderboard_columns", LEADERBOARD_COLUMNS, summary)
+    columns = analysis.columns("leaderboard", summary)
     table = results_table(summary, columns, {c: _header(c) for c in columns})
     headline = finding_of(analysis, successful(rows), summary).headline
     return f"{run['protocol']} (v{run.get('protocol_version', '?')})\n{table}\n\n{headline}"

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.types import DetectorInfo, detector_info
+
 DEFAULTS = {"energy": True, "latency_repeats": 5, "grid_intensity": 0.475, "country": "BEL", "sample_seconds": 0.05}
 PAGE_SIZE = 4096
 
@@ -137,17 +139,18 @@ class EnergyMeter:
                 result["energy_note"] = "energy: codecarbon estimate (CPU power from its TDP table without RAPL)"
 
 
-def footprint(detector: Any, image_size: tuple[int, int]) -> dict[str, Any]:
+def footprint(info: DetectorInfo | object, image_size: tuple[int, int]) -> dict[str, Any]:
     """Parameters, serialised size and GMAC of the detector's torch module, with reasons when absent.
 
-    GMAC are counted on one input of the detector's ``input_size`` (the size its network really
-    takes, e.g. 256 px for EfficientAD) when it declares one, else of the protocol's image size.
+    ``info`` is the detector's :class:`~harness.types.DetectorInfo` (or the detector). GMAC are counted on one input
+    of its ``input_size`` (the size its network really takes, e.g. 256 px for EfficientAD) when it
+    declares one, else of the protocol's image size.
     """
-    module = getattr(detector, "torch_module", None)
+    info = info if isinstance(info, DetectorInfo) else detector_info(info)
+    module = info.torch_module
     figures: dict[str, Any] = {}
-    parameters = getattr(detector, "parameters", None)
-    if isinstance(parameters, int):
-        figures["parameters"] = parameters
+    if info.parameters is not None:
+        figures["parameters"] = info.parameters
     if module is None or "torch" not in sys.modules:
         figures["footprint_note"] = "size, GMAC: the detector exposes no torch_module"
         return figures
@@ -165,7 +168,7 @@ def footprint(detector: Any, image_size: tuple[int, int]) -> dict[str, Any]:
         was_training = module.training
         module.eval()
         with torch.no_grad(), counter:
-            size = tuple(getattr(detector, "input_size", None) or image_size)
+            size = tuple(info.input_size or image_size)
             module(torch.zeros(1, 3, *size, device=device))
         module.train(was_training)
         figures["gmac"] = counter.get_total_flops() / 2e9

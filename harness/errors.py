@@ -33,6 +33,7 @@ class ProtocolError(HarnessError):
     def __init__(self, message: str, *, path: object | None = None, key: str | None = None) -> None:
         where = ", ".join(part for part in (str(path) if path else "", f"key '{key}'" if key else "") if part)
         super().__init__(f"{where}: {message}" if where else message)
+        self.message = message
         self.path = path
         self.key = key
 

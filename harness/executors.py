@@ -20,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from harness.errors import HarnessError, ProtocolError, unknown_name_message
+from harness.isolation import IsolatedJobs
 from harness.scoring import Job, JobFailed, run_job
 from harness.store import ScoreCache
 
@@ -36,16 +37,21 @@ PASS_ENV = (
 
 
 def execute_job(job: Job, cache_root: str) -> Result:
-    """Run one job in whatever process this is: skip it if cached, else fit, score and store it."""
+    """Run one job in whatever process this is: skip it if cached, else fit, score and store it.
+
+    A plugin's ``sys.exit`` fails its own job, not the run.
+    """
     from harness.plugins import get_plugins
 
     cache = ScoreCache(Path(cache_root))
-    if cache.has(job.key):
+    if cache.has(job.key, report=False):  # the driver has named a damaged entry already
         return job.key, "cached", None
     try:
         run_job(job, get_plugins().get("models", job.model.name), cache)
     except JobFailed as exc:
         return job.key, "failed", str(exc)
+    except SystemExit as exc:
+        return job.key, "failed", f"the model called sys.exit({exc.code!r}) while fitting or scoring"
     return job.key, "fitted", None
 
 
@@ -54,37 +60,55 @@ def _progress(total: int) -> tqdm:
 
 
 class LocalExecutor:
-    """Jobs in this process (``workers: 1``, the default) or in a pool of ``workers`` processes.
+    """Jobs on this machine, each in its own child process (forked), ``workers`` at a time (default 1).
 
-    With ``gpus: N`` (or ``auto`` on a machine with several GPUs) the pool has one worker per GPU,
-    each seeing only its own device.
+    A job whose process dies (``os._exit``, a segfault, a kill) or runs past ``timeout`` seconds
+    (off by default) becomes a failed row with its reason; the other jobs go on. ``isolate: false``
+    runs jobs in this process instead (``workers: 1``) or in a spawned pool. With ``gpus: N`` (or
+    ``auto`` on a machine with several GPUs) ``N`` jobs run at once, each seeing only its own device.
+
+    Forking is safe because the harness never runs torch in the parent; a program that ran torch
+    operations on CPU before calling the harness in the same process sets ``isolate: false``
+    (OpenMP's thread pool does not survive a fork).
     """
 
-    def __init__(self, workers: int = 1, gpus: int | str | None = None) -> None:
+    def __init__(
+        self, workers: int = 1, gpus: int | str | None = None, timeout: float | None = None, isolate: bool = True
+    ) -> None:
         self.gpus = _gpu_count(gpus)
         self.workers = self.gpus if self.gpus > 1 else int(workers)
         if self.workers < 1:
             raise HarnessError(f"executor.workers must be at least 1, got {workers}")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ProtocolError(f"executor.timeout must be a positive number of seconds, got {timeout!r}")
+        if timeout is not None and not isolate:
+            raise ProtocolError("executor.timeout needs isolated jobs; remove executor.isolate: false")
+        self.timeout, self.isolate = (float(timeout) if timeout else None), bool(isolate)
 
     def run(self, jobs: Sequence[Job], cache_root: Path) -> Iterator[Result]:
         """Yield each job's result as it finishes."""
-        pending = [job for job in jobs]
-        progress = _progress(len(pending))
-        if self.workers == 1:
-            for job in pending:
+        if self.isolate:
+            yield from IsolatedJobs(self.workers, self.gpus, self.timeout).run(list(jobs), str(cache_root))
+        elif self.workers == 1:
+            progress = _progress(len(jobs))
+            for job in jobs:
                 progress.set_postfix_str(f"{job.model.label} / {job.category.name} / seed {job.seed}")
                 yield execute_job(job, str(cache_root))
                 progress.update()
             progress.close()
-            return
+        else:
+            yield from self._spawned_pool(jobs, cache_root)
+
+    def _spawned_pool(self, jobs: Sequence[Job], cache_root: Path) -> Iterator[Result]:
         context = get_context("spawn")  # fork would copy torch's thread pools and locks
         slots = context.Queue()
         for index in range(self.workers):
             slots.put(index)
+        progress = _progress(len(jobs))
         with ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_pin_gpu, initargs=(slots, self.gpus)
         ) as pool:
-            futures = [pool.submit(execute_job, job, str(cache_root)) for job in pending]
+            futures = [pool.submit(execute_job, job, str(cache_root)) for job in jobs]
             try:
                 for future in as_completed(futures):
                     progress.update()

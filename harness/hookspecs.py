@@ -1,24 +1,31 @@
 """The harness hook specification: the public API that plugins implement.
 
-Every hook is a *registration* hook: it returns a mapping of names to the things the
-plugin contributes, and the harness merges the mappings of all plugins (a name claimed
-twice is an error that names both plugins). Implement any subset with
-``@harness.hookimpl``; a misspelt hook name fails at start-up.
+Most hooks are *registration* hooks: they return a mapping of names to the things the plugin
+contributes, and the harness merges the mappings of all plugins. A name claimed twice rejects
+the later plugin whole (none of its entries is registered) with an error that names both
+plugins. ``harness_report_sections`` is called when a report is rendered and its results are
+concatenated. Implement any subset with ``@harness.hookimpl``; a misspelt hook name fails at
+start-up. Every hook is called through pluggy (``HARNESS_TRACE_PLUGINS=1`` traces the calls
+to stderr).
 
 Hooks are grouped by phase, as in pytest's ``hookspec.py``: models, data, calibration,
-analysis. See ``docs/hooks.md`` (generated from these docstrings) and README.
+metrics, analysis, reporting. See ``docs/hooks.md`` (generated from these docstrings),
+``docs/architecture.md`` and README.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
-    from harness.analyses.base import Analysis
+    import pandas as pd
+
+    from harness.analyses.base import AnalysisSpec
     from harness.calibration import Calibrator
+    from harness.contract import MetricSpec, ModelSpec, ReportSection
     from harness.data.base import DatasetSource
     from harness.types import DetectorFactory
 
@@ -30,18 +37,23 @@ hookspec = pluggy.HookspecMarker("harness")
 
 
 @hookspec
-def harness_models() -> Mapping[str, DetectorFactory]:
+def harness_models() -> Mapping[str, ModelSpec | DetectorFactory]:
     """Register detectors by name.
 
     Returns:
         A mapping from model name (as written under ``models[].name`` in a protocol) to a
-        factory. The harness calls ``factory(**options)`` with the model's ``options`` from
-        the protocol file and gets an object with ``fit(samples)`` and
-        ``score(samples) -> harness.Scores``. A factory may carry ``why_unavailable()``
-        returning a reason (str) when it cannot run on this machine, or ``None``; and
-        ``version`` (str), which enters the score-cache key.
+        :class:`harness.ModelSpec` (factory, version, options model, ``supervised``,
+        ``continual``, ``why_unavailable``, ``cache_files``) or to a plain factory. The harness
+        calls ``factory(**options)`` with the model's ``options`` from the protocol file and
+        gets an object with ``fit(samples)`` and ``score(samples) -> harness.Scores``; what
+        else it reads from a detector is a :class:`harness.DetectorInfo`. A plain factory may
+        carry ``version`` (str, enters the score-cache key), ``why_unavailable()`` (a reason
+        or ``None``), ``check_options(options, key=)`` and ``supervised``; the harness turns it
+        into a ``ModelSpec`` with those values.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+        Entries may be :class:`harness.ModelSpec`.
 
     """
 
@@ -87,18 +99,68 @@ def harness_calibrations() -> Mapping[str, Callable[..., Calibrator]]:
 
 
 # -------------------------------------------------------------------------------------
+# Metrics
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def harness_metrics() -> Mapping[str, MetricSpec]:
+    """Register metrics computed for every job from its test scores.
+
+    Returns:
+        A mapping from metric name (the result column it fills) to a
+        :class:`harness.MetricSpec`: ``higher_is_better``, ``level`` ("image":
+        ``function(scores, labels)``; "pixel": ``function(maps, masks)``, computed
+        when the model gives maps and the dataset has masks) and ``function`` returning a
+        float. The built-in AUROC, AP and pixel metrics (pixel AUROC, AUPRO, PL, ...) are
+        registered this way.
+
+    .. versionadded:: 0.2
+
+    """
+
+
+# -------------------------------------------------------------------------------------
 # Analysis (protocol kinds)
 # -------------------------------------------------------------------------------------
 
 
 @hookspec
-def harness_protocols() -> Mapping[str, Analysis]:
+def harness_protocols() -> Mapping[str, AnalysisSpec]:
     """Register protocol kinds by name (the ``protocol`` key of a protocol file).
 
     Returns:
-        A mapping from protocol kind to an :class:`harness.analyses.Analysis`: it turns cached
-        scores into result rows, figures and report sections, and never fits a model itself.
+        A mapping from protocol kind to a :class:`harness.AnalysisSpec`: it plans the jobs,
+        turns cached scores into result rows and figures, and names the report's columns; it
+        never fits a model itself. An object that does not subclass ``AnalysisSpec`` but has
+        its ``analyse`` (and any of its other extension points) works as before.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+        Entries may subclass :class:`harness.AnalysisSpec`, which documents every extension point.
+
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Reporting
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def harness_report_sections(results: pd.DataFrame, run: Mapping[str, Any]) -> Iterable[ReportSection] | None:
+    """Add sections to ``report.html``, after the report's own.
+
+    Called once per rendered report, from stored results only (nothing is fitted). An
+    implementation may take any subset of the parameters.
+
+    :param results: the run's ``results.csv`` as a data frame.
+    :param run: the run record (``run.json``): protocol kind, config, versions, jobs.
+
+    Returns:
+        :class:`harness.ReportSection` objects (title, text, optional table), or ``None``.
+        The sections of all plugins are appended in plugin order; everything is escaped.
+
+    .. versionadded:: 0.2
 
     """

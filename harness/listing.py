@@ -7,18 +7,29 @@ from typing import Any
 from harness.plugins import Plugins
 
 
+def _call(entry: Any, method: str) -> Any:
+    """``entry.method()`` when the entry has it (wrapped or duck-typed), else None."""
+    try:
+        function = getattr(entry, method)
+    except AttributeError:
+        return None
+    return function() if callable(function) else None
+
+
 def entry_rows(plugins: Plugins, kind: str) -> list[dict[str, Any]]:
     """One record per registered model, dataset layout or calibration: name, plugin, status, notes."""
     rows = []
     for name, entry in sorted(plugins.registry(kind).items()):
-        reason = entry.why_unavailable() if hasattr(entry, "why_unavailable") else None
-        download = entry.default_download() if hasattr(entry, "default_download") else None
+        reason = _call(entry, "reason_unavailable") or _call(entry, "why_unavailable")
+        download = _call(entry, "default_download") or _call(getattr(entry, "factory", None), "default_download")
         row: dict[str, Any] = {"name": name, "plugin": plugins.owner(kind, name).name}
         row["status"] = f"cannot run here: {reason}" if reason else "ok"
         if kind == "models":
             row["download"] = download or ""
         if kind == "calibrations":
             row["oracle"] = bool(getattr(entry, "oracle", False))
+        if kind == "metrics":
+            row["status"] = f"{entry.level} level, {'higher' if entry.higher_is_better else 'lower'} is better"
         rows.append(row)
     return rows
 

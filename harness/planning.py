@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from harness.analyses.base import CalibrationSpec
+from harness.analyses.base import AnalysisSpec, CalibrationSpec
+from harness.config import check as config_check
+from harness.contract import ModelSpec
 from harness.data.base import Category
 from harness.data.shaping import load_categories, open_dataset
-from harness.errors import ProtocolError, unknown_name_message
+from harness.errors import ProtocolError
 from harness.plugins import Plugins, get_plugins
-from harness.protocol import ModelConfig, Protocol
+from harness.protocol import ModelConfig, ProtocolConfig
 from harness.scoring import Job, TrainingSubset
 
 
-def build_calibrations(protocol: Protocol, plugins: Plugins) -> list[CalibrationSpec]:
+def build_calibrations(protocol: ProtocolConfig, plugins: Plugins) -> list[CalibrationSpec]:
     """Instantiate the protocol's calibrators (bad options are protocol errors)."""
     specs = []
     for index, entry in enumerate(protocol.calibrations):
@@ -31,59 +33,43 @@ def build_calibrations(protocol: Protocol, plugins: Plugins) -> list[Calibration
     return specs
 
 
-def check_model_options(protocol: Protocol, plugins: Plugins, labels: set[str] | None = None) -> None:
-    """Let each model's factory reject unknown options (may import the model's library)."""
+def resolve_models(protocol: ProtocolConfig, plugins: Plugins) -> dict[str, ModelSpec]:
+    """Each model of the protocol (by name) looked up once; an unknown name raises with its key."""
+    return {
+        model.name: plugins.model(model.name, key=f"models.{index}.name") for index, model in enumerate(protocol.models)
+    }
+
+
+def check_model_options(
+    protocol: ProtocolConfig, models: Mapping[str, ModelSpec] | Plugins, labels: set[str] | None = None
+) -> None:
+    """Check each model's options against its spec (may import the model's library); ``labels`` limits which.
+
+    ``models`` is :func:`resolve_models`'s mapping, or the plugins to look them up in. Errors name the
+    protocol file's line.
+    """
+    specs = resolve_models(protocol, models) if isinstance(models, Plugins) else models
     for index, model in enumerate(protocol.models):
-        if labels is not None and model.label not in labels:
-            continue
-        check = getattr(plugins.get("models", model.name), "check_options", None)
-        if check is not None:
-            try:
-                check(dict(model.options), key=f"models.{index}.options")
-            except ProtocolError as exc:
-                raise ProtocolError(str(exc), path=protocol.path) from None
-
-
-def check_analysis_options(protocol: Protocol, analysis: Any) -> None:
-    """Reject analysis options the protocol kind does not declare, then let it check the values."""
-    accepted = set(getattr(analysis, "options", ()))
-    for name in protocol.analysis:
-        if name not in accepted:
-            raise ProtocolError(
-                unknown_name_message(f"analysis option of {protocol.protocol}", str(name), accepted),
-                path=protocol.path,
-                key=f"analysis.{name}",
-            )
-    check = getattr(analysis, "check_options", None)
-    if check is not None:
-        check(dict(protocol.analysis))
-
-
-def check_supervision(protocol: Protocol, plugins: Plugins) -> None:
-    """A supervised model needs the protocol to declare how many labelled anomalies it may train on."""
-    for index, model in enumerate(protocol.models):
-        if getattr(plugins.get("models", model.name), "supervised", False) and not protocol.supervision:
-            raise ProtocolError(
-                f"model '{model.name}' is supervised: declare how many labelled anomalies it may "
-                "train on, e.g. supervision: {anomaly_train_fraction: 0.5}",
-                path=protocol.path,
-                key=f"models.{index}.name",
-            )
+        if labels is None or model.label in labels:
+            config_check.check_model_options(protocol, specs[model.name], index)
 
 
 @dataclass(frozen=True)
 class JobMaker:
     """Builds jobs for a protocol; analyses that need other jobs than the standard ones use it."""
 
-    protocol: Protocol
+    protocol: ProtocolConfig
     plugins: Plugins
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    """The protocol's models as :func:`resolve_models` found them (looked up here when absent)."""
 
     def __call__(
         self, model: ModelConfig, category: Category, seed: int, test_categories: tuple[Category, ...] = ()
     ) -> Job:
         """A job fitting ``model`` on ``category`` with ``seed``, scoring ``test_categories`` (default itself)."""
         info = self.plugins.owner("models", model.name)
-        factory_version = str(getattr(self.plugins.get("models", model.name), "version", ""))
+        spec = self.models.get(model.name) or self.plugins.model(model.name)
+        factory_version = spec.identity(model.options)  # version, and the content of the files it reads
         subset = TrainingSubset(self.protocol.holdout_fraction, seed)
         return Job(
             model,
@@ -112,38 +98,34 @@ class JobMaker:
 class RunPlan:
     """What a run will do: its jobs, calibrators, analysis (protocol kind) and categories."""
 
-    protocol: Protocol
+    protocol: ProtocolConfig
     jobs: list[Job]
     calibrations: list[CalibrationSpec]
-    analysis: Any
+    analysis: AnalysisSpec
     categories: list[Category]
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    """Each model name's :class:`ModelSpec`, looked up once."""
 
 
-def resolve(protocol: Protocol, plugins: Plugins | None = None, check_options: bool = True) -> RunPlan:
+def resolve(protocol: ProtocolConfig, plugins: Plugins | None = None, check_options: bool = True) -> RunPlan:
     """Validate everything a run needs and list its jobs; runs no model.
 
     ``check_options=False`` leaves model options to be checked only for the models that will be
     fitted (cached jobs need no model library).
     """
     plugins = plugins or get_plugins()
-    analysis = plugins.get("protocols", protocol.protocol, key="protocol")
-    check_analysis_options(protocol, analysis)
-    for index, model in enumerate(protocol.models):
-        plugins.get("models", model.name, key=f"models.{index}.name")
-    if check_options:
-        check_model_options(protocol, plugins)
+    config_check.check_protocol(protocol, plugins, models=check_options)
+    analysis = plugins.analysis(protocol.protocol, key="protocol")
+    models = resolve_models(protocol, plugins)
     calibrations = build_calibrations(protocol, plugins)
-    check_supervision(protocol, plugins)
     categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset, protocol.supervision)
-    maker = JobMaker(protocol, plugins)
-    planner = getattr(analysis, "plan_jobs", None)
-    jobs = planner(protocol, categories, maker) if planner else maker.standard(categories)
-    return RunPlan(protocol, jobs, calibrations, analysis, categories)
+    jobs = analysis.plan_jobs(protocol, categories, JobMaker(protocol, plugins, models))
+    return RunPlan(protocol, jobs, calibrations, analysis, categories, models)
 
 
 def plan(
-    protocol: Protocol, plugins: Plugins | None = None, check_options: bool = True
-) -> tuple[list[Job], list[CalibrationSpec], Any]:
+    protocol: ProtocolConfig, plugins: Plugins | None = None, check_options: bool = True
+) -> tuple[list[Job], list[CalibrationSpec], AnalysisSpec]:
     """``(jobs, calibrations, analysis)`` of :func:`resolve` (kept for callers of the first release)."""
     resolved = resolve(protocol, plugins, check_options)
     return resolved.jobs, resolved.calibrations, resolved.analysis

@@ -1,14 +1,20 @@
 """The plugin manager: built-in plugins plus every ``harness.plugins`` entry point.
 
 A plugin that fails to import is recorded with its reason and skipped, so that one broken
-package never takes the others down. Registries merge the plugins' registration hooks.
+package never takes the others down. Registries merge the plugins' registration hooks, each
+called through pluggy for one plugin at a time so that every entry keeps its owner; a plugin
+that claims a name another plugin holds is rejected whole. Entries are normalised here, once:
+models into :class:`~harness.contract.ModelSpec`, protocol kinds into
+:class:`~harness.analyses.base.AnalysisSpec`. ``HARNESS_TRACE_PLUGINS=1`` traces every hook
+call to stderr (pluggy's tracing).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -17,6 +23,8 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
+from harness.analyses.base import AnalysisSpec, analysis_spec
+from harness.contract import MetricSpec, ModelSpec, ReportSection, model_spec
 from harness.errors import HarnessError, unknown_name_message
 from harness.names import resolve_name, unknown_message
 
@@ -25,9 +33,13 @@ DISABLE_AUTOLOAD_ENV = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_PLUGINS_ENV = "HARNESS_DISABLE_PLUGINS"
 EXTRA_PLUGINS_ENV = "HARNESS_PLUGINS"
 """Comma-separated import paths of modules to register as plugins (not installed; e.g. in tests)."""
+TRACE_ENV = "HARNESS_TRACE_PLUGINS"
+"""Set to 1 to write every hook call and its result to stderr (pluggy's tracing)."""
 
 DEFAULT_PLUGINS = (
     "harness.data.layouts",
+    "harness.data.public_layouts",
+    "harness.precomputed",
     "harness.calibration",
     "harness.analyses.kde_vs_test",
     "harness.analyses.partial_anomaly",
@@ -35,6 +47,7 @@ DEFAULT_PLUGINS = (
     "harness.analyses.multiclass",
     "harness.analyses.benchmark",
     "harness.analyses.per_type",
+    "harness.builtin_metrics",
 )
 """Built-in plugins, registered like any other so that they show in ``harness plugins``."""
 
@@ -43,7 +56,22 @@ REGISTRATION_HOOKS = {
     "datasets": "harness_datasets",
     "calibrations": "harness_calibrations",
     "protocols": "harness_protocols",
+    "metrics": "harness_metrics",
 }
+
+
+def _metric_spec(entry: object) -> MetricSpec:
+    if not isinstance(entry, MetricSpec):
+        raise TypeError(f"a metric must be a harness.MetricSpec, got {type(entry).__name__}")
+    return entry
+
+
+NORMALISE: dict[str, Callable[[Any], Any]] = {
+    "models": model_spec,
+    "protocols": analysis_spec,
+    "metrics": _metric_spec,
+}
+"""Registration kinds whose entries are normalised into one typed spec (the others are kept as given)."""
 
 
 @dataclass
@@ -63,6 +91,9 @@ class Plugins:
     def __init__(self, autoload: bool | None = None, disabled: set[str] | frozenset[str] | None = None) -> None:
         self.manager = pluggy.PluginManager("harness")
         self.manager.add_hookspecs(hookspecs)
+        if os.environ.get(TRACE_ENV, "").strip() not in ("", "0"):
+            self.manager.trace.root.setwriter(sys.stderr.write)
+            self.manager.enable_tracing()
         self.infos: list[PluginInfo] = []
         self._owners: dict[str, dict[str, str]] = {kind: {} for kind in REGISTRATION_HOOKS}
         self._registries: dict[str, dict[str, Any]] = {kind: {} for kind in REGISTRATION_HOOKS}
@@ -126,30 +157,79 @@ class Plugins:
         self.infos.append(info)
         try:
             self.manager.register(plugin, name=name)
-            for kind, hook_name in REGISTRATION_HOOKS.items():
-                impl = getattr(plugin, hook_name, None)
-                if impl is None:
-                    continue
-                entries: Mapping[str, Any] = impl() or {}
-                for entry_name, entry in entries.items():
-                    owner = self._owners[kind].get(entry_name)
-                    if owner is not None:
-                        raise HarnessError(
-                            f"{kind[:-1]} '{entry_name}' is registered by both '{owner}' and '{name}'; "
-                            "uninstall one of the plugins or rename the entry"
-                        )
-                    self._owners[kind][entry_name] = name
-                    self._registries[kind][entry_name] = entry
-                    info.registers.setdefault(kind, []).append(entry_name)
-        except Exception as exc:
+            entries = self._collect(plugin)
+            self._check_clashes(entries, name)
+        except Exception as exc:  # a broken or clashing plugin is rejected whole, never fatal
             if self.manager.is_registered(plugin):
                 self.manager.unregister(plugin)
-            info.registers = {}
             info.error = f"{type(exc).__name__}: {exc}"
+            return
+        for kind, registered in entries.items():
+            for entry_name, entry in registered.items():
+                self._owners[kind][entry_name] = name
+                self._registries[kind][entry_name] = entry
+                info.registers.setdefault(kind, []).append(entry_name)
+
+    def _call_hook(self, plugin: object, hook_name: str) -> list[Any]:
+        """``pm.hook.<hook_name>()`` restricted to ``plugin`` (pluggy's subset caller): its results."""
+        others = [p for p in self.manager.get_plugins() if p is not plugin]
+        return self.manager.subset_hook_caller(hook_name, remove_plugins=others)()
+
+    def _collect(self, plugin: object) -> dict[str, dict[str, Any]]:
+        """What ``plugin`` registers, per kind, normalised; nothing is registered yet."""
+        collected: dict[str, dict[str, Any]] = {}
+        for kind, hook_name in REGISTRATION_HOOKS.items():
+            normalise = NORMALISE.get(kind, lambda entry: entry)
+            for result in self._call_hook(plugin, hook_name):
+                if not isinstance(result, Mapping):
+                    raise TypeError(f"{hook_name}() must return a mapping of names, got {type(result).__name__}")
+                for entry_name, entry in result.items():
+                    try:
+                        collected.setdefault(kind, {})[str(entry_name)] = normalise(entry)
+                    except (TypeError, ValueError) as exc:
+                        raise TypeError(f"{kind[:-1]} '{entry_name}': {exc}") from None
+        return collected
+
+    def _check_clashes(self, entries: Mapping[str, Mapping[str, Any]], name: str) -> None:
+        clashes = [
+            f"{kind[:-1]} '{entry}' is registered by both '{self._owners[kind][entry]}' and '{name}'"
+            for kind, registered in entries.items()
+            for entry in registered
+            if entry in self._owners[kind]
+        ]
+        if clashes:
+            raise HarnessError(
+                "; ".join(clashes) + f"; plugin '{name}' was not loaded (none of its entries registered): "
+                "uninstall one of the plugins or rename the entry"
+            )
 
     def registry(self, kind: str) -> dict[str, Any]:
-        """All entries of one kind ("models", "datasets", "calibrations", "protocols")."""
+        """All entries of one kind ("models", "datasets", "calibrations", "protocols", "metrics")."""
         return dict(self._registries[kind])
+
+    def model(self, name: str, key: str | None = None) -> ModelSpec:
+        """The :class:`ModelSpec` registered as ``name`` (unknown names raise as :meth:`get`)."""
+        return self.get("models", name, key=key)
+
+    def analysis(self, kind: str, key: str | None = None) -> AnalysisSpec:
+        """The :class:`AnalysisSpec` of protocol kind ``kind`` (unknown kinds raise as :meth:`get`)."""
+        return self.get("protocols", kind, key=key)
+
+    def metrics(self) -> dict[str, MetricSpec]:
+        """Every registered metric by name (built-in and from plugins)."""
+        return dict(self._registries["metrics"])
+
+    def report_sections(self, results: Any, run: Mapping[str, Any]) -> list[ReportSection]:
+        """Extra report sections: ``pm.hook.harness_report_sections`` over every plugin, in plugin order."""
+        sections: list[ReportSection] = []
+        for result in reversed(self.manager.hook.harness_report_sections(results=results, run=run)):
+            for section in result:
+                if not isinstance(section, ReportSection):
+                    raise TypeError(
+                        f"harness_report_sections() must return harness.ReportSection, got {type(section).__name__}"
+                    )
+                sections.append(section)
+        return sections
 
     def owner(self, kind: str, name: str) -> PluginInfo:
         """The plugin that registered ``name``."""

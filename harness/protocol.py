@@ -1,77 +1,37 @@
-"""Protocol files: YAML -> validated, frozen configuration, with ``--set`` overrides.
+"""Protocol files: YAML -> validated, frozen :class:`ProtocolConfig`, with ``--set`` overrides.
 
-Errors name the file, the dotted key and (where the file has it) the line, then the fix.
+The schema is :class:`harness.config.models.ProtocolFile` (pydantic); overrides are applied to
+the parsed file and the whole is validated again, so ``--set`` values pass the same checks.
+Errors name the file and line (or the ``--set`` that gave the value), the key path and the fix.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
-from harness.errors import ProtocolError, unknown_name_message
+from harness.config.errors import located_error, matching_override
+from harness.config.models import DatasetConfig, EntrySpec, ProtocolFile
+from harness.config.yamlio import Locator, compose_and_load, load_yaml_value, read_protocol_text
+from harness.errors import ProtocolError
 from harness.includes import expand_includes
 
-TOP_LEVEL_KEYS = {
-    "protocol",
-    "version",
-    "title",
-    "description",
-    "dataset",
-    "models",
-    "calibrations",
-    "seeds",
-    "holdout_fraction",
-    "report",
-    "analysis",
-    "executor",
-    "efficiency",
-    "supervision",
-}
-DATASET_KEYS = {
-    "layout",
-    "root",
-    "categories",
-    "image_size",
-    "options",
-    "synthetic",
-    "max_train_images",
-    "max_test_images_per_type",
-    "rebalance_normals",
-}
-ENTRY_KEYS = {"name", "label", "options"}
-REPORT_KEYS = {"formats", "title"}
-REPORT_FORMATS = {"html", "latex"}
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """Where the images come from. ``root=None`` means the embedded synthetic dataset."""
-
-    layout: str = "mvtec"
-    root: Path | None = None
-    categories: tuple[str, ...] | None = None
-    image_size: tuple[int, int] = (128, 128)
-    options: Mapping[str, Any] = field(default_factory=dict)
-    synthetic: Mapping[str, Any] = field(default_factory=dict)
-    max_train_images: int | None = None
-    max_test_images_per_type: int | None = None
-    rebalance_normals: float | None = None
-    """Move training normals into the test set until this share of test images is good (paper 001)."""
-
-    @property
-    def effective_layout(self) -> str:
-        """``synthetic`` when no root is given for the mvtec or loco layout, else ``layout``."""
-        return "synthetic" if self.root is None and self.layout in ("mvtec", "loco", "synthetic") else self.layout
-
-    @property
-    def effective_options(self) -> dict[str, Any]:
-        """Options passed to the layout."""
-        return dict(self.synthetic if self.effective_layout == "synthetic" else self.options)
+__all__ = [
+    "CalibrationConfig",
+    "DatasetConfig",
+    "ModelConfig",
+    "NamedEntry",
+    "ProtocolConfig",
+    "apply_override",
+    "load_protocol",
+    "parse_override",
+]
 
 
 @dataclass(frozen=True)
@@ -82,17 +42,27 @@ class NamedEntry:
     options: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
 
+    @classmethod
+    def from_spec(cls, spec: EntrySpec) -> NamedEntry:
+        """The runtime entry of a validated file entry (the label defaults to the name)."""
+        return cls(spec.name, dict(spec.options), spec.label or spec.name)
+
 
 ModelConfig = NamedEntry
 CalibrationConfig = NamedEntry
 
 
 @dataclass(frozen=True)
-class Protocol:
-    """A validated protocol file."""
+class ProtocolConfig:
+    """A validated protocol file, as the rest of the harness reads it.
+
+    ``spec`` is the typed file (:class:`~harness.config.models.ProtocolFile`); the other
+    attributes are its parts in the shapes the pipeline uses. ``raw`` is the mapping after
+    overrides, as written to ``run.json``.
+    """
 
     path: Path
-    protocol: str
+    kind: str
     version: int
     title: str
     dataset: DatasetConfig
@@ -106,6 +76,34 @@ class Protocol:
     efficiency: Mapping[str, Any]
     supervision: Mapping[str, Any]
     raw: Mapping[str, Any]
+    spec: ProtocolFile | None = field(default=None, repr=False, compare=False)
+    locator: Locator = field(default_factory=lambda: Locator(None), repr=False, compare=False)
+    overrides: Mapping[tuple[str | int, ...], str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def protocol(self) -> str:
+        """The protocol kind's name (the file's ``protocol:`` key); prefer :attr:`kind`."""
+        return self.kind
+
+    def error(self, path: Sequence[str | int], message: str) -> ProtocolError:
+        """A :class:`ProtocolError` at key ``path``, naming the file line or the ``--set`` that set it."""
+        full = tuple(path)
+        setting = matching_override(full, self.overrides)
+        line = self.locator.line(full)
+        where = f"--set {setting}" if setting else f"{self.path}:{line}" if line else self.path
+        return ProtocolError(message, path=where, key=".".join(str(p) for p in full))
+
+    def located(self, exc: ValidationError, data: Any, model: Any, prefix: Sequence[str | int]) -> ProtocolError:
+        """A plugin options model's :class:`ValidationError` on ``data`` (found at ``prefix``) as one line."""
+        return located_error(
+            exc,
+            data,
+            source=self.path,
+            locator=self.locator,
+            model=model,
+            prefix=tuple(prefix),
+            overrides=self.overrides,
+        )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -115,11 +113,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, _, value = text.partition("=")
     if not key.strip():
         raise ProtocolError(f"--set {text!r} has an empty key")
+    key = key.strip()
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"--set {key}: value {value!r} is not valid YAML ({exc.problem})") from None
-    return key.strip().split("."), parsed
+        parsed = load_yaml_value(value, f"--set {key}") if value.strip() else None
+    except ProtocolError as exc:
+        if "malformed YAML" not in str(exc):
+            raise
+        raise ProtocolError(
+            f"--set {key}: value {value!r} is not valid YAML; quote it, e.g. --set \"{key}='{value}'\""
+        ) from None
+    return key.split("."), parsed
 
 
 def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> None:
@@ -146,184 +149,83 @@ def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> N
             raise ProtocolError(f"--set {dotted}: '{'.'.join(keys[:depth])}' is a value, not a mapping")
 
 
-class _Locator:
-    """Finds the line of a dotted key in the YAML source, for error messages."""
-
-    def __init__(self, text: str) -> None:
-        try:
-            self.root = yaml.compose(text)
-        except yaml.YAMLError:
-            self.root = None
-
-    def line(self, key: str) -> int | None:
-        node = self.root
-        for part in key.replace("[", ".").replace("]", "").split("."):
-            if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if k.value == part), None)
-            elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
-                node = node.value[int(part)]
-            else:
-                return None
-            if node is None:
-                return None
-        return node.start_mark.line + 1 if node is not None else None
+def _key_path(keys: Sequence[str]) -> tuple[str | int, ...]:
+    return tuple(int(k) if k.isdigit() else k for k in keys)
 
 
-def load_protocol(path: Path | str, overrides: Sequence[str] = ()) -> Protocol:
-    """Read, override and validate a protocol file."""
+def _resolve_root(data: dict[str, Any], folder: Path, from_set: bool) -> dict[str, Any]:
+    """A copy of ``data`` whose relative ``dataset.root`` is anchored (the file's folder, or the cwd for --set).
+
+    The path is made absolute without resolving symlinks, so the user's path stays the one they gave.
+    """
+    dataset = data.get("dataset")
+    root = dataset.get("root") if isinstance(dataset, dict) else None
+    if not isinstance(root, str) or not root:
+        return data
+    path = Path(root).expanduser()
+    if not path.is_absolute():
+        path = (Path.cwd() if from_set else folder) / path
+    return {**data, "dataset": {**dataset, "root": str(path.absolute())}}
+
+
+def load_protocol(path: Path | str, overrides: Sequence[str] = ()) -> ProtocolConfig:
+    """Read, override and validate a protocol file (plugin-specific options: :func:`check_protocol`)."""
     path = Path(path)
     if not path.is_file():
         raise ProtocolError(f"protocol file {path} not found; `harness list protocols` shows the shipped ones")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ProtocolError(f"{where}: malformed YAML ({problem}); fix the syntax at that line") from None
+    data, node = compose_and_load(read_protocol_text(path), path)
     if not isinstance(data, dict):
         raise ProtocolError(f"{path}: a protocol file must be a YAML mapping (protocol:, dataset:, models:, ...)")
-    data = expand_includes(copy.deepcopy(data), path)
+    data = expand_includes(copy.deepcopy(data), path)  # include: another file, overridden by this one
+    set_keys: dict[tuple[str | int, ...], str] = {}
     for override in overrides:
         keys, value = parse_override(override)
         apply_override(data, keys, value)
-    return _validate(path, data, _Locator(text))
+        set_keys[_key_path(keys)] = override
+    root_set = any(keys[:2] in (("dataset",), ("dataset", "root")) for keys in set_keys)
+    checked = _resolve_root(data, path.parent, root_set)
+    locator = Locator(node)
+    try:
+        spec = ProtocolFile.model_validate(checked)
+    except ValidationError as exc:
+        raise located_error(
+            exc, checked, source=path, locator=locator, model=ProtocolFile, overrides=set_keys
+        ) from None
+    return _config(path, spec, data, locator, set_keys)
 
 
-def _validate(path: Path, data: dict[str, Any], locator: _Locator) -> Protocol:
-    def fail(key: str, message: str) -> ProtocolError:
-        line = locator.line(key)
-        return ProtocolError(message, path=f"{path}:{line}" if line else path, key=key)
-
-    def check_keys(mapping: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
-        for key in mapping:
-            if key not in allowed:
-                raise fail(f"{prefix}{key}", unknown_name_message("key", str(key), allowed))
-
-    def as_mapping(value: Any, key: str) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise fail(key, f"expected a mapping, but got {type(value).__name__} {value!r}")
-        return value
-
-    check_keys(data, TOP_LEVEL_KEYS, "")
-    kind = data.get("protocol")
-    if not isinstance(kind, str) or not kind:
-        raise fail("protocol", "missing 'protocol:' (the analysis to run, e.g. kde_vs_test)")
-    version = data.get("version", 1)
-    if not isinstance(version, int):
-        raise fail("version", f"expected an integer, but got {version!r}")
-
-    dataset_raw = as_mapping(data.get("dataset"), "dataset")
-    check_keys(dataset_raw, DATASET_KEYS, "dataset.")
-    size = dataset_raw.get("image_size", 128)
-    if isinstance(size, int) and size > 0:
-        image_size = (size, size)
-    elif isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size):
-        image_size = (size[0], size[1])
-    else:
-        raise fail("dataset.image_size", f"expected a positive integer or [height, width], but got {size!r}")
-    categories = dataset_raw.get("categories")
-    if categories is not None:
-        if isinstance(categories, str):
-            categories = [categories]
-        if not isinstance(categories, list) or not categories or not all(isinstance(c, str) for c in categories):
-            raise fail("dataset.categories", f"expected a non-empty list of names or null, but got {categories!r}")
-    limits = {}
-    for key in ("max_train_images", "max_test_images_per_type"):
-        value = dataset_raw.get(key)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise fail(f"dataset.{key}", f"expected a positive integer or null, but got {value!r}")
-        limits[key] = value
-    share = dataset_raw.get("rebalance_normals")
-    if share is not None and (not isinstance(share, (int, float)) or not 0 < share < 1):
-        raise fail("dataset.rebalance_normals", f"expected a share in (0, 1) or null, but got {share!r}")
-    limits["rebalance_normals"] = share
-    root = dataset_raw.get("root")
-    if root is not None and not isinstance(root, str):
-        raise fail("dataset.root", f"expected a folder path, but got {root!r}")
-    dataset = DatasetConfig(
-        layout=str(dataset_raw.get("layout", "mvtec")),
-        root=Path(root).expanduser() if root else None,
-        categories=tuple(categories) if categories else None,
-        image_size=image_size,
-        options=as_mapping(dataset_raw.get("options"), "dataset.options"),
-        synthetic=as_mapping(dataset_raw.get("synthetic"), "dataset.synthetic"),
-        **limits,
-    )
-
-    def named_entries(section: str, raw: Any, example: str) -> tuple[NamedEntry, ...]:
-        """A list of ``name`` or ``{name, options, label}`` entries with distinct labels."""
-        if not isinstance(raw, list) or not raw:
-            raise fail(section, f"expected a non-empty list, e.g. {example}")
-        entries = []
-        for index, entry in enumerate(raw):
-            key = f"{section}.{index}"
-            entry = as_mapping({"name": entry} if isinstance(entry, str) else entry, key)
-            check_keys(entry, ENTRY_KEYS, f"{key}.")
-            if not isinstance(entry.get("name"), str):
-                raise fail(f"{key}.name", f"each entry needs a 'name:' (see `harness list {section}`)")
-            options = as_mapping(entry.get("options"), f"{key}.options")
-            entries.append(NamedEntry(entry["name"], options, str(entry.get("label") or entry["name"])))
-        labels = [e.label for e in entries]
-        duplicates = sorted({label for label in labels if labels.count(label) > 1})
-        if duplicates:
-            raise fail(section, f"two entries share the label {duplicates[0]!r}; give each a distinct 'label:'")
-        return tuple(entries)
-
-    models = named_entries("models", data.get("models"), "[{name: padim}]")
-    calibrations = named_entries(
-        "calibrations", data.get("calibrations", ["test_f1_oracle", "test_youden_oracle", "kde"]), "[kde]"
-    )
-
-    seeds = data.get("seeds", [0])
-    if isinstance(seeds, int):
-        seeds = [seeds]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise fail("seeds", f"expected a non-empty list of integers, but got {seeds!r}")
-    holdout = data.get("holdout_fraction", 0.25)
-    if not isinstance(holdout, (int, float)) or not 0 <= holdout < 1:
-        raise fail("holdout_fraction", f"expected a fraction in [0, 1), but got {holdout!r}")
-    report_raw = as_mapping(data.get("report"), "report")
-    check_keys(report_raw, REPORT_KEYS, "report.")
-    formats = report_raw.get("formats", ["html", "latex"])
-    if not isinstance(formats, list) or not set(formats) <= REPORT_FORMATS:
-        raise fail("report.formats", f"expected a list from {sorted(REPORT_FORMATS)}, but got {formats!r}")
-    return Protocol(
+def _config(
+    path: Path, spec: ProtocolFile, raw: dict[str, Any], locator: Locator, overrides: dict[Any, str]
+) -> ProtocolConfig:
+    return ProtocolConfig(
         path=path,
-        protocol=kind,
-        version=version,
-        title=str(report_raw.get("title") or data.get("title") or kind),
-        dataset=dataset,
-        models=models,
-        calibrations=calibrations,
-        seeds=tuple(seeds),
-        holdout_fraction=float(holdout),
-        report_formats=tuple(formats),
-        analysis=as_mapping(data.get("analysis"), "analysis"),
-        executor=as_mapping(data.get("executor"), "executor"),
-        efficiency=as_mapping(data.get("efficiency"), "efficiency"),
-        supervision=_supervision(as_mapping(data.get("supervision"), "supervision"), fail),
-        raw=data,
+        kind=spec.protocol,
+        version=spec.version,
+        title=spec.report.title or spec.title or spec.protocol,
+        dataset=spec.dataset,
+        models=tuple(NamedEntry.from_spec(m) for m in spec.models),
+        calibrations=tuple(NamedEntry.from_spec(c) for c in spec.calibrations),
+        seeds=spec.seeds,
+        holdout_fraction=float(spec.holdout_fraction),
+        report_formats=spec.report.formats,
+        analysis=dict(spec.analysis),
+        executor=dict(spec.executor),
+        efficiency=dict(spec.efficiency),
+        supervision=spec.supervision.model_dump() if spec.supervision else {},
+        raw=raw,
+        spec=spec,
+        locator=locator,
+        overrides=overrides,
     )
 
 
-def _supervision(raw: dict[str, Any], fail: Any) -> dict[str, Any]:
-    """``supervision: {anomaly_train_fraction: f, seed: s}``: labelled anomalies supervised models may train on."""
-    unknown = set(raw) - {"anomaly_train_fraction", "seed"}
-    if unknown:
-        raise fail(
-            f"supervision.{sorted(unknown)[0]}",
-            unknown_name_message("key", sorted(unknown)[0], {"anomaly_train_fraction", "seed"}),
+def __getattr__(name: str) -> Any:
+    """``Protocol`` is the old name of :class:`ProtocolConfig` (it clashed with ``typing.Protocol``)."""
+    if name == "Protocol":
+        warnings.warn(
+            "harness.protocol.Protocol is deprecated; use harness.protocol.ProtocolConfig",
+            DeprecationWarning,
+            stacklevel=2,
         )
-    if not raw:
-        return {}
-    fraction = raw.get("anomaly_train_fraction")
-    if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise fail("supervision.anomaly_train_fraction", f"expected a fraction in (0, 1), but got {fraction!r}")
-    seed = raw.get("seed", 0)
-    if not isinstance(seed, int):
-        raise fail("supervision.seed", f"expected an integer, but got {seed!r}")
-    return {"anomaly_train_fraction": float(fraction), "seed": seed}
+        return ProtocolConfig
+    raise AttributeError(f"module 'harness.protocol' has no attribute {name!r}")

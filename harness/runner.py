@@ -22,10 +22,10 @@ from harness.executors import build_executor
 from harness.outputs import write_outputs
 from harness.planning import JobMaker, RunPlan, build_calibrations, check_model_options, plan, resolve  # noqa: F401
 from harness.plugins import Plugins, get_plugins
-from harness.protocol import Protocol
+from harness.protocol import ProtocolConfig
 from harness.provenance import build_run_record
 from harness.scoring import Job, JobOutcome, cached_scores
-from harness.store import CACHE_ENV, ScoreCache, default_cache_dir, output_lock  # noqa: F401 (re-exported)
+from harness.store import CACHE_ENV, ScoreCache, default_cache_dir, output_lock, preflight  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -52,7 +52,7 @@ class RunState:
 
 
 def execute(
-    jobs: list[Job], protocol: Protocol, plugins: Plugins, cache: ScoreCache, executor: Any | None = None
+    jobs: list[Job], protocol: ProtocolConfig, plugins: Plugins, cache: ScoreCache, executor: Any | None = None
 ) -> list[JobOutcome]:
     """Run every job not yet in ``cache`` on ``executor``; a failing job is recorded, the others go on."""
     executor = executor or build_executor(protocol.executor)
@@ -108,6 +108,7 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
                     lambda key=job.key: cache.maps(key),
                     loader,
                     dict(job.category.families),
+                    lambda key=job.key: cache.split_maps(key, "holdout"),
                 )
             )
         )
@@ -115,10 +116,18 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
 
 
 def run_protocol(
-    protocol: Protocol, out: Path, cache_dir: Path | None = None, argv: list[str] | None = None
+    protocol: ProtocolConfig,
+    out: Path,
+    cache_dir: Path | None = None,
+    argv: list[str] | None = None,
+    force: bool = False,
 ) -> RunSummary:
-    """Run ``protocol`` into ``out``: results.csv, figures/, report.html, report.tex, run.json, scores/."""
+    """Run ``protocol`` into ``out``: results.csv, figures/, report.html, report.tex, run.json, scores/.
+
+    ``force`` writes into a folder holding files the harness did not write (they are kept).
+    """
     started = time.time()
+    preflight(out, cache_dir or default_cache_dir(), force)
     plugins = get_plugins()
     run = RunState(resolve(protocol, plugins, check_options=False), plugins, out, started)
     executor = build_executor(protocol.executor)

@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 
 from harness import efficiency
-from harness.data.base import Category, Record
+from harness.data.base import Category, Record, absolute
 from harness.data.handover import HandOver, SampleFolder
 from harness.errors import HarnessError
 from harness.integrity import by_content
 from harness.protocol import ModelConfig
 from harness.store import CACHE_SCHEMA, ScoreCache
-from harness.types import LabelledSample, Scores
+from harness.types import LabelledSample, Scores, detector_info
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class TrainingSubset:
     def split(self, category: Category) -> tuple[list[Record], list[Record]]:
         """(fit, holdout): a seeded split of the defect-free training images (paper 000: 75 / 25).
 
+        A dataset that ships its own held-out normals (records of the split ``"holdout"``) is not
+        carved: all training images are fitted on and those are held out.
+
         A merged category (a unified model over several categories) is split per member, so each
         category keeps the same held-out images as its own model would.
         """
@@ -50,6 +53,8 @@ class TrainingSubset:
             parts = [self.split(member) for member in category.members]
             return [r for fit, _ in parts for r in fit], [r for _, held in parts for r in held]
         train = category.split("train")
+        if category.split("holdout"):  # the dataset's own held-out normals (MVTec AD 2 validation/good)
+            return train, category.split("holdout")
         n_holdout = round(len(train) * self.fraction_held_out)
         order = np.random.default_rng(self.split_seed).permutation(len(train))
         held = set(order[:n_holdout].tolist())
@@ -116,12 +121,14 @@ class Job:
 
     def data_root(self) -> Path:
         """The deepest folder holding every image of this job; cached rows name images relative to it."""
-        paths = [str(r.path.resolve().parent) for c in (self.category, *self.evaluated) for r in c.records]
-        return Path(os.path.commonpath(paths)) if paths else Path("/")
+        if "_data_root" not in self.__dict__:
+            paths = [str(absolute(r.path).parent) for c in (self.category, *self.evaluated) for r in c.records]
+            object.__setattr__(self, "_data_root", Path(os.path.commonpath(paths)) if paths else Path("/"))
+        return self.__dict__["_data_root"]
 
     def record_id(self, record: Record) -> str:
         """How a cached row names ``record``: its path relative to :meth:`data_root` (POSIX)."""
-        return record.path.resolve().relative_to(self.data_root()).as_posix()
+        return absolute(record.path).relative_to(self.data_root()).as_posix()
 
 
 def cached_scores(job: Job, cache: ScoreCache) -> pd.DataFrame:
@@ -199,27 +206,29 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     fit_records, holdout_records = job.subset.split(job.category)
     tests = [(category.name, record) for category in job.evaluated for record in category.split("test")]
     test_records = [record for _, record in tests]
+    unlabelled = [(c.name, r) for c in job.evaluated for r in c.split("unlabelled")]  # no labels: never evaluated
     seed_everything(job.seed)
     with SampleFolder(job.image_size, job.seed) as folder:
         # every image is decoded and written before the detector exists: a corrupt one is a data error
         fit = folder.hand_over(fit_records, "fit")
-        scored = folder.hand_over(holdout_records + test_records, "score")
+        scored = folder.hand_over(holdout_records + test_records + [r for _, r in unlabelled], "score")
         detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
     all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
-    n_holdout = len(holdout_records)
-    test_maps = None if all_maps is None else all_maps[n_holdout:]
-    records = holdout_records + test_records
+    info = detector_info(detector)
+    n_holdout, n_labelled = len(holdout_records), len(holdout_records) + len(test_records)
+    test_maps, split_maps = _maps_by_split(all_maps, n_holdout, n_labelled)
+    records = holdout_records + test_records + [r for _, r in unlabelled]
     supervision = {r.path for category in job.evaluated for r in category.split("supervised")}
     holdout_sources = [_source(job.category, r) for r in holdout_records]
     table = pd.DataFrame(
         {
             "path": [job.record_id(r) for r in records],  # relative: a moved dataset reuses the entry
-            "split": ["holdout"] * len(holdout_records) + ["test"] * len(test_records),
-            "category": holdout_sources + [name for name, _ in tests],
+            "split": ["holdout"] * n_holdout + ["test"] * len(test_records) + ["unlabelled"] * len(unlabelled),
+            "category": holdout_sources + [name for name, _ in tests] + [name for name, _ in unlabelled],
             "score": all_scores if records else [],
-            # joined after scoring: the detector never saw these
-            "label": [r.label for r in records],
-            "defect_type": [r.defect_type for r in records],
+            # joined after scoring: the detector never saw these (unlabelled images have none: -1)
+            "label": [r.label for r in records[:n_labelled]] + [-1] * len(unlabelled),
+            "defect_type": [r.defect_type for r in records[:n_labelled]] + [""] * len(unlabelled),
             # a test image the protocol's supervision split also hands to supervised models
             "supervision": [r.path in supervision for r in records],
         }
@@ -231,8 +240,10 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "plugin": job.plugin,
         "plugin_version": job.plugin_version,
         "factory_version": job.factory_version,
-        "weights": str(getattr(detector, "weights", "unknown")),
-        "supervised": bool(getattr(detector, "supervised", False)),
+        "weights": info.weights,
+        "supervised": info.supervised,
+        "detector": info.name,
+        "device": info.device,
         "category": job.category.name,
         "test_categories": [c.name for c in job.evaluated],
         "seed": job.seed,
@@ -241,12 +252,23 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "n_fit": len(fit_records),
         "n_holdout": len(holdout_records),
         "n_test": len(test_records),
+        "n_unlabelled": len(unlabelled),
         "fit_seconds": figures["fit_seconds"],
         "score_seconds": figures["score_seconds"],
         "efficiency": figures,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    cache.put(job.key, table, test_maps, meta)
+    cache.put(job.key, table, test_maps, meta, split_maps=split_maps)
+
+
+def _maps_by_split(
+    maps: np.ndarray | None, n_holdout: int, n_labelled: int
+) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """(test maps, the other splits' maps) from maps in held-out, test, unlabelled order."""
+    if maps is None:
+        return None, {}
+    others = {"holdout": maps[:n_holdout], "unlabelled": maps[n_labelled:]}
+    return maps[n_holdout:n_labelled], {name: part for name, part in others.items() if len(part)}
 
 
 def _fit_and_score(
@@ -267,7 +289,7 @@ def _fit_and_score(
         with efficiency.Sampler(measure["sample_seconds"]).running() as sampler, energy_meter as energy:
             detector = factory(**dict(job.model.options))
             started = time.perf_counter()
-            if getattr(detector, "supervised", False):
+            if detector_info(detector).supervised:
                 detector.fit(fit.samples, anomalies=labelled_samples(job, folder))
             else:
                 detector.fit(fit.samples)
@@ -276,7 +298,7 @@ def _fit_and_score(
             scores, maps = _score_in_batches(detector, scored.samples)
             score_seconds = time.perf_counter() - started
         figures: dict[str, Any] = {}
-        shared = getattr(detector, "shared_fit_seconds", None)
+        shared = detector_info(detector).shared_fit_seconds  # read after scoring: a fit may set it
         if shared is not None:  # the detector loaded a fit made once for sibling models
             figures["fit_note"] = f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)"
             fit_seconds = float(shared)
@@ -289,7 +311,7 @@ def _fit_and_score(
         )
         if scored.samples and measure["latency_repeats"]:
             figures["latency_ms"] = efficiency.latency_ms(detector, scored.samples[0], int(measure["latency_repeats"]))
-        figures.update(efficiency.footprint(detector, job.image_size))
+        figures.update(efficiency.footprint(detector_info(detector), job.image_size))
         efficiency.with_co2(figures, float(measure["grid_intensity"]))
     except (HarnessError, KeyboardInterrupt, JobFailed):
         raise

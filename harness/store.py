@@ -8,7 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness.errors import OutputError
 from harness.integrity import sha256_file
+from harness.ownership import LOCK_NAME, check_not_foreign, check_output_folder, folder_files, owned_files, record
 
 logger = logging.getLogger("harness.cache")
 
@@ -72,7 +73,7 @@ def json_dumps(data: Any) -> str:
     return json.dumps(data, indent=2, default=default, sort_keys=False)
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(folder: Path, what: str = "output folder", hint: str = "choose another --out") -> None:
     """Fail with one clear line when ``folder`` cannot be created or written."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -81,14 +82,19 @@ def check_writable(folder: Path) -> None:
         os.unlink(probe)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise OutputError(f"cannot write to output folder {folder}: {reason}; choose another --out") from None
+        raise OutputError(f"cannot write to {what} {folder}: {reason}; {hint}") from None
 
 
 class CacheEntryDamaged(Exception):
     """A cache entry that fails its checks (missing file, truncated, checksum or count mismatch)."""
 
 
+class _Swapped(CacheEntryDamaged):
+    """The version a link named was removed by a concurrent writer: read the link again."""
+
+
 ENTRY_FILES = ("scores.csv", "maps.npz")
+RETRIES = 5
 ENTRIES = ".entries"
 """Sub-folder of the cache holding the versioned entry folders that ``ROOT/<key>`` links point to."""
 
@@ -123,48 +129,83 @@ class ScoreCache:
             raise CacheEntryDamaged(f"link points outside the cache ({target})")
         resolved = self.root / folder
         if not resolved.is_dir():
-            raise CacheEntryDamaged("missing (its version folder is gone)")
+            raise _Swapped("missing (its version folder is gone)")
         return resolved
 
-    def has(self, key: str) -> bool:
-        """Whether the entry exists and passes its checks; a damaged one is reported once and counts as missing."""
+    def has(self, key: str, report: bool = True) -> bool:
+        """Whether the entry exists and passes its checks; a damaged one counts as missing (named if ``report``)."""
         try:
             self._entry(key)
         except CacheEntryDamaged as exc:
-            if str(exc) != "missing" and key not in self._warned:
+            if report and str(exc) != "missing" and key not in self._warned:
                 self._warned.add(key)
                 logger.warning("cache entry %s is damaged (%s); refitting it", self.path(key), exc)
             return False
         return True
 
     def _entry(self, key: str) -> Path:
-        """The verified version folder of ``key`` (checks run once per version and file state)."""
-        folder = self.resolve(key)
-        state = tuple(_stat(folder / name) for name in ("meta.json", *ENTRY_FILES))
-        known = self._verified.get(key)
-        if known is None or known != (folder, state):
-            verify_entry(folder)
-            self._verified[key] = (folder, state)
-        return folder
+        """The verified version folder of ``key`` (checks run once per version and file state).
 
-    def put(self, key: str, scores: pd.DataFrame, maps: np.ndarray | None, meta: dict[str, Any]) -> None:
-        """Store one job; maps are kept as compressed float16. Checksums and counts go into ``meta.json``."""
+        A version a concurrent writer replaced and removed while it was being read is read again
+        through the new link, so a reader never takes a rewrite for a missing entry.
+        """
+        for _ in range(RETRIES):
+            try:
+                folder = self.resolve(key)
+            except _Swapped:
+                continue
+            try:
+                state = tuple(_stat(folder / name) for name in ("meta.json", *ENTRY_FILES))
+                if self._verified.get(key) != (folder, state):
+                    verify_entry(folder)
+                    self._verified[key] = (folder, state)
+                return folder
+            except (CacheEntryDamaged, FileNotFoundError):
+                if folder.is_dir():  # still there: really damaged
+                    raise
+        raise CacheEntryDamaged("missing")
+
+    def _read(self, key: str, read: Any) -> Any:
+        """``read(folder)`` on the verified version of ``key``, again on the new one if it was swapped meanwhile."""
+        for attempt in range(RETRIES):
+            folder = self._entry(key)
+            try:
+                return read(folder)
+            except FileNotFoundError:
+                if attempt == RETRIES - 1 or folder.is_dir():
+                    raise
+        raise CacheEntryDamaged("missing")
+
+    def put(
+        self,
+        key: str,
+        scores: pd.DataFrame,
+        maps: np.ndarray | None,
+        meta: dict[str, Any],
+        split_maps: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Store one job; maps are kept as compressed float16. Checksums and counts go into ``meta.json``.
+
+        ``maps`` are the test images'; ``split_maps`` those of other scored splits
+        (``{"holdout": ..., "unlabelled": ...}``), read back with :meth:`split_maps`.
+        """
         versions = self.root / ENTRIES
         versions.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=versions))
         link = self.root / f".{key}.link-{staging.name}"
         try:
-            write_entry(staging, scores, maps, meta)
+            write_entry(staging, scores, maps, meta, split_maps)
             os.symlink(f"{ENTRIES}/{staging.name}", link)
-            old = self._current(key)
-            os.replace(link, self.path(key))  # the atomic swap: readers see the old entry or the new one
+            with _key_lock(versions / f"{key}.lock"):  # writers swap one at a time; readers never wait
+                old = self._current(key)
+                os.replace(link, self.path(key))  # the atomic swap: readers see the old entry or the new one
+                if old is not None and old != staging:
+                    _remove_version(old)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(link)
             raise
-        if old is not None and old != staging:
-            shutil.rmtree(old, ignore_errors=True)
 
     def _current(self, key: str) -> Path | None:
         """The version folder ``key`` points to now (to delete after the swap); moves a plain folder aside."""
@@ -182,19 +223,57 @@ class ScoreCache:
 
     def scores(self, key: str) -> pd.DataFrame:
         """Per-image scores of one entry."""
-        return pd.read_csv(self._entry(key) / "scores.csv", keep_default_na=False)
+        return self._read(key, lambda folder: pd.read_csv(folder / "scores.csv", keep_default_na=False))
 
     def maps(self, key: str) -> np.ndarray | None:
         """Anomaly maps of the entry's test images (float32), or ``None``."""
+        return self._read(key, _read_maps)
+
+    def split_maps(self, key: str, split: str) -> np.ndarray | None:
+        """Anomaly maps of the entry's ``split`` ("holdout", "unlabelled") as float32, or ``None``.
+
+        ``None`` also for entries written before those maps were kept.
+        """
         path = self._entry(key) / "maps.npz"
-        if not path.is_file():
+        if not path.is_file() or split in ("maps", "test"):
             return None
         with np.load(path, allow_pickle=False) as data:
-            return data["maps"].astype(np.float32)
+            return data[split].astype(np.float32) if split in data.files else None
 
     def meta(self, key: str) -> dict[str, Any]:
         """Metadata of one entry (model, options, weights, timings, versions, integrity)."""
-        return json.loads((self._entry(key) / "meta.json").read_text())
+        return self._read(key, lambda folder: json.loads((folder / "meta.json").read_text()))
+
+
+@contextlib.contextmanager
+def _key_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_version(folder: Path) -> None:
+    """Rename a replaced version away first (atomic), then delete it: a reader never sees it half deleted."""
+    trash = folder.with_name(f"{folder.name}.removed")
+    try:
+        os.rename(folder, trash)
+    except OSError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _read_maps(folder: Path) -> np.ndarray | None:
+    if not (folder / "maps.npz").is_file():
+        if not folder.is_dir():
+            raise FileNotFoundError(folder)
+        return None
+    with np.load(folder / "maps.npz", allow_pickle=False) as data:
+        return data["maps"].astype(np.float32)
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
@@ -205,11 +284,18 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def write_entry(folder: Path, scores: pd.DataFrame, maps: np.ndarray | None, meta: dict[str, Any]) -> None:
+def write_entry(
+    folder: Path,
+    scores: pd.DataFrame,
+    maps: np.ndarray | None,
+    meta: dict[str, Any],
+    split_maps: Mapping[str, np.ndarray] | None = None,
+) -> None:
     """Write one entry's files into ``folder``, meta.json last with the checksums and counts of the others."""
     scores.to_csv(folder / "scores.csv", index=False)
     if maps is not None:
-        np.savez_compressed(folder / "maps.npz", maps=maps.astype(np.float16))
+        extra = {name: m.astype(np.float16) for name, m in (split_maps or {}).items() if m is not None}
+        np.savez_compressed(folder / "maps.npz", maps=maps.astype(np.float16), **extra)
     files = {
         name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
         for name in ENTRY_FILES
@@ -262,7 +348,8 @@ def _verify_counts(folder: Path, meta: dict[str, Any], integrity: dict[str, Any]
         raise CacheEntryDamaged(f"scores.csv cannot be read: {exc}") from None
     n_holdout, n_test = meta.get("n_holdout"), meta.get("n_test")
     splits = scores["split"].value_counts().to_dict() if "split" in scores else {}
-    if len(scores) != integrity.get("rows") or len(scores) != (n_holdout or 0) + (n_test or 0):
+    n_other = meta.get("n_unlabelled") or 0  # images scored without labels (MVTec AD 2's private test sets)
+    if len(scores) != integrity.get("rows") or len(scores) != (n_holdout or 0) + (n_test or 0) + n_other:
         raise CacheEntryDamaged(f"scores.csv has {len(scores)} rows, expected {n_holdout} + {n_test}")
     if splits.get("holdout", 0) != n_holdout or splits.get("test", 0) != n_test:
         raise CacheEntryDamaged(f"scores.csv splits {splits} do not match n_holdout={n_holdout}, n_test={n_test}")
@@ -271,9 +358,19 @@ def _verify_counts(folder: Path, meta: dict[str, Any], integrity: dict[str, Any]
     shape = integrity.get("maps_shape")
     if shape is not None and (shape[0] != n_test or list(shape[1:]) != list(meta.get("image_size", shape[1:]))):
         raise CacheEntryDamaged(f"maps of shape {shape} for {n_test} test images of size {meta.get('image_size')}")
+    if (folder / "maps.npz").is_file():
+        _verify_maps(folder / "maps.npz", shape)
 
 
-LOCK_NAME = ".harness.lock"
+def _verify_maps(path: Path, shape: list[int] | None) -> None:
+    """maps.npz holds one float16 array ``maps`` of the recorded shape (never a pickled object)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            maps = data["maps"]
+    except (ValueError, OSError, KeyError, EOFError) as exc:
+        raise CacheEntryDamaged(f"maps.npz cannot be read as plain arrays: {exc}") from None
+    if maps.dtype != np.float16 or shape is None or list(maps.shape) != list(shape):
+        raise CacheEntryDamaged(f"maps.npz holds {maps.dtype} maps of shape {list(maps.shape)}, expected {shape}")
 
 
 @contextlib.contextmanager
@@ -304,27 +401,42 @@ def output_lock(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def preflight(out: Path, cache_root: Path, force: bool = False) -> None:
+    """Check ``HARNESS_HOME``, the cache and ``out`` before anything is fitted; each problem is one line (exit 2)."""
+    home = harness_home()
+    if home.exists() and not home.is_dir():
+        raise OutputError(f"{HOME_ENV}={home} is a file, not a folder; point {HOME_ENV} at a folder")
+    if cache_root.exists() and not cache_root.is_dir():
+        raise OutputError(f"score cache {cache_root} is a file, not a folder; choose another --cache")
+    check_writable(cache_root, what="score cache", hint="choose another --cache or set HARNESS_CACHE_DIR")
+    check_output_folder(out, cache_root, force)
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    check_writable(existing)  # the nearest folder that exists: nothing is created before the run starts
+
+
 @contextlib.contextmanager
 def staged_output(out: Path) -> Iterator[Path]:
     """Yield a staging folder inside ``out``; on success move its files into ``out``.
 
-    On failure nothing in ``out`` changes, so earlier results stay as they were.
+    Only files the harness wrote are replaced or removed (``.harness-owned.json``); a staged file
+    whose name is taken by a foreign file stops the move before anything changes. On failure
+    nothing in ``out`` changes, so earlier results stay as they were.
     """
     check_writable(out)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
         yield staging
-        for item in sorted(staging.iterdir()):
-            target = out / item.name
-            if item.is_dir():
-                old = None
-                if target.exists():
-                    old = Path(tempfile.mkdtemp(prefix=".old-", dir=out))
-                    os.replace(target, old / item.name)
-                os.replace(item, target)
-                if old is not None:
-                    shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(item, target)
+        new = folder_files(staging)
+        check_not_foreign(out, new)
+        old = owned_files(out)
+        record(out, old | set(new))  # listed before they land: a crash leaves nothing foreign
+        for name in new:
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, target)
+        for name in sorted(old - set(new)):  # our own stale outputs (an earlier run's figures)
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                (out / name).unlink()
+        record(out, new, replace=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -33,11 +33,14 @@ from harness.data.handover import SampleFolder
 from harness.data.layouts import MVTecLayout
 from harness.data.synthetic import ensure_generated
 from harness.scoring import seed_everything
-from harness.types import LabelledSample, Sample, Scores
+from harness.types import LabelledSample, Sample, Scores, detector_info
 
 __all__ = ["CHECKS", "ConformanceError", "check_detector", "parametrize_checks", "suite"]
 
 EMBEDDED = {"n_train": 12, "n_test_good": 4, "n_per_defect": 2, "size": 48, "seed": 0}
+
+
+_SAMPLE_FOLDERS: dict[int, SampleFolder] = {}
 
 
 class ConformanceError(AssertionError):
@@ -59,8 +62,9 @@ class Subject:
         return self.factory(**dict(self.options))
 
     def _folder(self) -> SampleFolder:
+        # one folder per image size for the process: samples outlive a Subject built inline
         if self.folder is None:
-            self.folder = SampleFolder((self.image_size, self.image_size), seed=0)
+            self.folder = _SAMPLE_FOLDERS.setdefault(self.image_size, SampleFolder((self.image_size,) * 2, seed=0))
         return self.folder
 
     def records(self, split: str, category: str | None = None) -> list[Record]:
@@ -80,7 +84,7 @@ class Subject:
     def fitted(self, seed: int = 0) -> Any:
         seed_everything(seed)
         detector = self.build()
-        if getattr(detector, "supervised", False):
+        if detector_info(detector).supervised:
             detector.fit(self.samples("train"), anomalies=self.labelled())
         else:
             detector.fit(self.samples("train"))

@@ -137,7 +137,7 @@ def log_run(out: Path, trackers: list[tuple[str, str | None]]) -> list[str]:
     from harness.report.finding import finding_of
 
     rows, run, _ = load_results(out)
-    analysis = get_plugins().get("protocols", run["protocol"], key="protocol (from run.json)")
+    analysis = get_plugins().analysis(run["protocol"], key="protocol (from run.json)")
     summary = analysis.summarise(rows)
     finding = finding_of(analysis, successful(rows), summary)
     metrics = metrics_of(summary, finding) if not summary.empty else {}

@@ -8,7 +8,7 @@ is joined to the scores by the harness after scoring.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -100,14 +100,11 @@ class Scores:
 class Detector(Protocol):
     """An anomaly detector: fitted on normal samples, then scores samples.
 
-    Optional attributes the harness reads when present: ``name``, ``weights`` (how the
-    backbone was initialised: "pretrained", "local file: NAME", "random-init"),
-    ``parameters`` (int), ``torch_module`` (for size and GMAC), ``input_size`` ((H, W) the
-    torch module takes when it resizes inputs itself, for GMAC), ``device``,
-    ``shared_fit_seconds`` (set by a fit that loaded one trained earlier for a sibling model:
-    the training time, reported as the fit time with a note), and
-    ``supervised``: when True, ``fit`` is also given ``anomalies=`` (a list of
-    :class:`LabelledSample`), the labelled defects a protocol's ``supervision:`` sets aside.
+    What else the harness learns about a detector (how its weights were initialised, its torch
+    module, whether it is supervised, ...) is described by :class:`DetectorInfo`: set any of its
+    fields as attributes of the same name, or give the detector an ``info`` attribute holding a
+    :class:`DetectorInfo`. Everything optional; the harness reads them through
+    :func:`detector_info` only.
     """
 
     def fit(self, samples: Sequence[Sample]) -> Any:
@@ -119,3 +116,56 @@ class Detector(Protocol):
 
 DetectorFactory = Callable[..., Detector]
 """A callable that builds a detector from the protocol's model ``options`` (as keywords)."""
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    """What the harness reads from a detector besides ``fit`` and ``score`` (all optional).
+
+    A detector declares these either as attributes of the same names (read after scoring, so a
+    fit may set them) or as one ``info`` attribute holding a ``DetectorInfo``.
+
+    Attributes:
+        name: a display name (default: the detector's class name); stored in the cache entry.
+        weights: how the backbone was initialised: "pretrained", "local file: NAME",
+            "random-init"; a column of every result row.
+        parameters: parameter count, when the detector knows it better than its torch module.
+        torch_module: the ``torch.nn.Module`` behind the detector, for size on disk and GMAC.
+        input_size: (H, W) the torch module takes when it resizes inputs itself, for GMAC.
+        device: where it runs ("cpu", "cuda:0"); stored in the cache entry.
+        shared_fit_seconds: set by a fit that loaded one trained earlier for a sibling model: the
+            training time, reported as the fit time with a note.
+        supervised: when True, ``fit`` is also given ``anomalies=`` (a list of
+            :class:`LabelledSample`), the labelled defects a protocol's ``supervision:`` sets aside.
+
+    """
+
+    name: str = ""
+    weights: str = "unknown"
+    parameters: int | None = None
+    torch_module: Any = field(default=None, repr=False)
+    input_size: tuple[int, int] | None = None
+    device: str | None = None
+    shared_fit_seconds: float | None = None
+    supervised: bool = False
+
+
+def detector_info(detector: object) -> DetectorInfo:
+    """The :class:`DetectorInfo` of ``detector``: the one place where the harness reads its optional attributes."""
+    declared = getattr(detector, "info", None)
+    if isinstance(declared, DetectorInfo):
+        return replace(declared, name=declared.name or type(detector).__name__)
+    parameters = getattr(detector, "parameters", None)
+    input_size = getattr(detector, "input_size", None)
+    shared = getattr(detector, "shared_fit_seconds", None)
+    device = getattr(detector, "device", None)
+    return DetectorInfo(
+        name=str(getattr(detector, "name", "") or type(detector).__name__),
+        weights=str(getattr(detector, "weights", "unknown")),
+        parameters=parameters if isinstance(parameters, int) and not isinstance(parameters, bool) else None,
+        torch_module=getattr(detector, "torch_module", None),
+        input_size=(int(input_size[0]), int(input_size[1])) if input_size else None,
+        device=str(device) if device is not None else None,
+        shared_fit_seconds=float(shared) if shared is not None else None,
+        supervised=bool(getattr(detector, "supervised", False)),
+    )

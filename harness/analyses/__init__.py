@@ -1,5 +1,26 @@
 """Protocol kinds: analyses over cached scores (one module each)."""
 
-from harness.analyses.base import Analysis, AnalysisContext, AnalysisResult, FigureRecord, JobData
+from typing import Any
 
-__all__ = ["Analysis", "AnalysisContext", "AnalysisResult", "FigureRecord", "JobData"]
+from harness.analyses import base
+from harness.analyses.base import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    FigureRecord,
+    JobData,
+    analysis_spec,
+)
+
+__all__ = [
+    "AnalysisContext",
+    "AnalysisResult",
+    "AnalysisSpec",
+    "FigureRecord",
+    "JobData",
+    "analysis_spec",
+]
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(base, name)  # deprecated names warn there (``Analysis``)

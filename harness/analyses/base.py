@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness.calibration import Calibrator
-from harness.metrics import PIXEL_METRICS, ranking_metrics
+from harness.contract import MetricSpec
 
 
 @dataclass
@@ -29,6 +30,8 @@ class JobData:
     load_masks: Callable[[], np.ndarray | None] = field(repr=False)
     families: Mapping[str, str] = field(default_factory=dict)
     """Defect type -> family, as the dataset declares them."""
+    load_holdout_maps: Callable[[], np.ndarray | None] = field(default=lambda: None, repr=False)
+    """Maps of the held-out normals (rows of ``holdout`` order), or ``None`` (no maps, or an older cache entry)."""
 
     @property
     def weights(self) -> str:
@@ -47,16 +50,33 @@ class JobData:
 
     @cached_property
     def image_metrics(self) -> dict[str, float]:
-        """AUROC and AP of the test scores."""
-        return ranking_metrics(self.test["score"].to_numpy(float), self.test["label"].to_numpy(int))
+        """Every registered image-level metric of the test scores (built-in: AUROC and AP)."""
+        scores, labels = self.test["score"].to_numpy(float), self.test["label"].to_numpy(int)
+        return {name: _metric_value(spec, scores, labels) for name, spec in _metrics("image").items()}
 
     @cached_property
     def pixel_metrics(self) -> dict[str, float]:
-        """Each of ``harness.metrics.PIXEL_METRICS`` when the model gives maps and the dataset has masks."""
+        """Every registered pixel-level metric (built-in: pixel AUROC, AUPRO, PL) when there are maps and masks."""
+        specs = _metrics("pixel")
         maps, masks = self.load_maps(), self.load_masks()
         if maps is None or masks is None or not masks.any():
-            return {name: float("nan") for name in PIXEL_METRICS}
-        return {name: metric(maps, masks) for name, metric in PIXEL_METRICS.items()}
+            return dict.fromkeys(specs, float("nan"))
+        return {name: _metric_value(spec, maps, masks) for name, spec in specs.items()}
+
+
+def _metrics(level: str) -> dict[str, MetricSpec]:
+    from harness.plugins import get_plugins
+
+    return {name: spec for name, spec in get_plugins().metrics().items() if spec.level == level}
+
+
+def _metric_value(spec: MetricSpec, *arrays: np.ndarray) -> float:
+    """The metric, or NaN with a warning naming it when a plugin's function fails."""
+    try:
+        return spec(*arrays)
+    except Exception as exc:
+        warnings.warn(f"metric '{spec.name}' failed: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+        return float("nan")
 
 
 def _positions_loader(load: Callable[[], np.ndarray | None], positions: np.ndarray) -> Callable[[], np.ndarray | None]:
@@ -73,7 +93,9 @@ def _keep_rows(job: JobData, keep: pd.Series, category: str) -> JobData:
     positions = np.flatnonzero(keep[is_test].to_numpy())
     frame = job.scores[keep].reset_index(drop=True)
     maps, masks = _positions_loader(job.load_maps, positions), _positions_loader(job.load_masks, positions)
-    return JobData(job.model, category, job.seed, job.key, job.meta, frame, maps, masks, job.families)
+    held = np.flatnonzero(keep[job.scores["split"] == "holdout"].to_numpy())
+    holdout_maps = _positions_loader(job.load_holdout_maps, held)
+    return JobData(job.model, category, job.seed, job.key, job.meta, frame, maps, masks, job.families, holdout_maps)
 
 
 def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:
@@ -85,7 +107,7 @@ def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:
     scores = job.scores
     is_test = scores["split"] == "test"
     in_category = scores["category"] == category
-    keep_holdout = ~is_test & (in_category if holdout == "own" else True)
+    keep_holdout = (scores["split"] == "holdout") & (in_category if holdout == "own" else True)
     return _keep_rows(job, keep_holdout | (is_test & in_category), category)
 
 
@@ -151,19 +173,193 @@ class AnalysisResult:
     figures: list[FigureRecord]
 
 
-class Analysis(Protocol):
-    """A protocol kind."""
+LEADERBOARD_COLUMNS: tuple[str, ...] = (
+    "model",
+    "calibration",
+    "weights",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "false_negatives",
+    "false_positives",
+    "auroc",
+    "ap",
+    "pixel_auroc",
+    "aupro",
+    "pl",
+)
+"""The report's first table, unless a protocol kind declares its own ``leaderboard_columns``."""
+DETAIL_COLUMNS: tuple[str, ...] = (
+    "model",
+    "seed",
+    "calibration",
+    "threshold",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "false_negatives",
+    "false_positives",
+    "auroc",
+    "ap",
+    "pixel_auroc",
+    "aupro",
+    "pl",
+)
+"""The per-category tables, unless a protocol kind declares its own ``detail_columns``."""
+LATEX_COLUMNS: tuple[str, ...] = (
+    "model",
+    "calibration",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "false_negatives",
+    "false_positives",
+    "auroc",
+    "ap",
+)
+"""The LaTeX summary table, unless a protocol kind declares its own ``latex_columns``."""
 
-    title: str
-    description: str
-    options: tuple[str, ...]
-    """Names of the keys this kind accepts under ``analysis:`` in a protocol."""
+Columns = Sequence[str] | Callable[[pd.DataFrame], Sequence[str]]
+"""A column list, or a function of the summary table for data-dependent columns."""
+
+
+class AnalysisSpec:
+    """A protocol kind (``harness_protocols``): every extension point, with its default.
+
+    Subclass it and override what you need; only :meth:`analyse` is required. An object that is
+    not a subclass (today's duck-typed contract) is wrapped by :func:`analysis_spec`, which reads
+    the same names with the same defaults.
+
+    Attributes:
+        title: the report's heading.
+        description: one paragraph under the heading (what the protocol asks, which paper).
+        options: the keys accepted under ``analysis:`` in a protocol: a tuple of names, or a
+            pydantic model of them.
+        leaderboard_note: the sentence above the report's first table.
+        leaderboard_columns: the report's first table (default :data:`LEADERBOARD_COLUMNS`).
+        detail_columns: the per-category tables (default :data:`DETAIL_COLUMNS`).
+        latex_columns: the LaTeX summary table (default :data:`LATEX_COLUMNS`).
+
+    """
+
+    title: str = ""
+    description: str = ""
+    options: tuple[str, ...] | type[Any] = ()
+    leaderboard_note: str = "Summary over categories and seeds."
+    leaderboard_columns: Columns = LEADERBOARD_COLUMNS
+    detail_columns: Columns = DETAIL_COLUMNS
+    latex_columns: Columns = LATEX_COLUMNS
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
-        """Compute rows and figures from cached scores."""
+        """Compute rows and figures from cached scores (required)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement analyse(context)")
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """The leaderboard: rows aggregated for the report's first table."""
+        """The leaderboard: rows aggregated for the report's first table (default: the successful rows)."""
+        return successful(rows)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Reject bad ``analysis:`` values with :class:`harness.ProtocolError` (default: accept)."""
+
+    def plan_jobs(self, protocol: Any, categories: list[Any], maker: Any) -> list[Any]:
+        """The jobs to run (default: ``maker.standard(categories)``, one per category, model and seed).
+
+        ``maker(model, category, seed, test_categories=())`` builds any other job.
+        """
+        return maker.standard(categories)
+
+    def option_names(self) -> set[str]:
+        """The names accepted under ``analysis:``."""
+        fields = getattr(self.options, "model_fields", None)
+        return set(fields) if fields is not None else {str(name) for name in self.options}
+
+    def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Any:
+        """The result in numbers the report opens with: a :class:`harness.report.finding.Finding`.
+
+        ``rows`` are the successful result rows, ``summary`` the leaderboard. The default reads the
+        leaderboard (:func:`harness.report.finding.default_finding`): the oracle gap per model where
+        it has oracle and deployable rows, else the models ranked by the first metric it has.
+        """
+        from harness.report.finding import default_finding
+
+        return default_finding(summary)
+
+    def columns(self, which: str, summary: pd.DataFrame) -> list[str]:
+        """``leaderboard``, ``detail`` or ``latex`` columns, resolved against the summary table."""
+        columns = getattr(self, f"{which}_columns")
+        return list(columns(summary) if callable(columns) else columns)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Analysis":  # the typing.Protocol of the first release
+        warnings.warn(
+            "harness.analyses.Analysis is renamed harness.AnalysisSpec; import that instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return AnalysisSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_EXTENSION_ATTRIBUTES = (
+    "title",
+    "description",
+    "options",
+    "leaderboard_note",
+    "leaderboard_columns",
+    "detail_columns",
+    "latex_columns",
+)
+
+
+class _DuckTypedAnalysis(AnalysisSpec):
+    """An analysis registered without subclassing :class:`AnalysisSpec`, seen through it."""
+
+    def __init__(self, wrapped: object) -> None:
+        if not callable(getattr(wrapped, "analyse", None)):
+            raise TypeError(f"a protocol kind needs analyse(context); {type(wrapped).__name__} has none")
+        self.wrapped = wrapped
+        for name in _EXTENSION_ATTRIBUTES:
+            if hasattr(wrapped, name):
+                setattr(self, name, getattr(wrapped, name))
+
+    def analyse(self, context: AnalysisContext) -> AnalysisResult:
+        return self.wrapped.analyse(context)  # type: ignore[attr-defined]
+
+    def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
+        method = getattr(self.wrapped, "summarise", None)
+        return method(rows) if method is not None else super().summarise(rows)
+
+    def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Any:
+        method = getattr(self.wrapped, "finding", None)
+        return method(rows, summary) if method is not None else super().finding(rows, summary)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        method = getattr(self.wrapped, "check_options", None)
+        if method is not None:
+            method(options)
+
+    def plan_jobs(self, protocol: Any, categories: list[Any], maker: Any) -> list[Any]:
+        method = getattr(self.wrapped, "plan_jobs", None)
+        return (
+            method(protocol, categories, maker)
+            if method is not None
+            else super().plan_jobs(protocol, categories, maker)
+        )
+
+    def __getattr__(self, name: str) -> Any:  # anything else the plugin's own code reads
+        wrapped = self.__dict__.get("wrapped")
+        if wrapped is None:
+            raise AttributeError(name)
+        return getattr(wrapped, name)
+
+
+def analysis_spec(entry: object) -> AnalysisSpec:
+    """Normalise what ``harness_protocols()`` returned for one kind into an :class:`AnalysisSpec`."""
+    return entry if isinstance(entry, AnalysisSpec) else _DuckTypedAnalysis(entry)
 
 
 def successful(rows: pd.DataFrame) -> pd.DataFrame:

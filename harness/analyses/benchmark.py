@@ -32,6 +32,7 @@ from harness import hookimpl
 from harness.analyses.base import (
     AnalysisContext,
     AnalysisResult,
+    AnalysisSpec,
     FigureRecord,
     JobData,
     successful,
@@ -39,6 +40,7 @@ from harness.analyses.base import (
 )
 from harness.analyses.benchmark_figures import benchmark_figures, critical_difference_figure
 from harness.analyses.common import thresholds_of
+from harness.analyses.options import BenchmarkOptions
 from harness.calibration import tie_note
 from harness.errors import HarnessError
 from harness.metrics import ranking_metrics, threshold_metrics
@@ -128,7 +130,7 @@ def resolve_groups(groups: object) -> dict[str, list[str]]:
     return {str(k): [str(c) for c in v] for k, v in (groups or {}).items()}
 
 
-class Benchmark:
+class Benchmark(AnalysisSpec):
     """The benchmark protocol kind."""
 
     title = "Ranked benchmark with efficiency and CO2"
@@ -142,6 +144,7 @@ class Benchmark:
         "Efficiency figures were measured while the jobs ran; an empty cell says the figure could not be "
         "measured here (the notes column says why)."
     )
+    options_model = BenchmarkOptions
     options = ("calibration", "groups", "rank_by", "bootstrap", "metrics")
     leaderboard_note = (
         "Mean over categories (and seeds; results.csv has the std over seeds in *_std); time, energy "

@@ -17,13 +17,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
 from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
+from harness.analyses.options import KdeVsTestOptions
 from harness.analyses.review import map_panel_figure, review_candidates, review_figure
 from harness.calibration import tie_note
 from harness.figures import confusion_bars, grouped_metric_bars, save, score_distributions
 from harness.metrics import bootstrap_intervals, threshold_metrics
 from harness.report.finding import Finding, oracle_gap_finding
+from harness.segmentation import segmentation_report
 
 SUMMARY_MEANS = [
     "accuracy",
@@ -78,7 +80,7 @@ def calibrate_rows(job: JobData, context: AnalysisContext) -> list[dict[str, obj
     return rows
 
 
-class KdeVsTest:
+class KdeVsTest(AnalysisSpec):
     """The kde_vs_test protocol kind."""
 
     title = "Test-calibrated vs KDE-calibrated thresholds"
@@ -88,6 +90,7 @@ class KdeVsTest:
         "the others see only held-out defect-free training images, as a factory would. Recall and F1 "
         "intervals are 95 % percentile bootstraps over test images at the fixed threshold."
     )
+    options_model = KdeVsTestOptions
     options = ("bootstrap", "review", "map_panels")
     leaderboard_note = (
         "Mean over categories and seeds (FN and FP summed). F1 gap: F1 minus the model's best oracle F1, "
@@ -128,6 +131,8 @@ class KdeVsTest:
         "pixel_auroc",
         "aupro",
         "pl",
+        "seg_f1",
+        "seg_f1_oracle",
     )
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
@@ -155,7 +160,8 @@ class KdeVsTest:
                 figures.extend([figure] if figure else [])
         if reviews:
             pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
-        table = pd.DataFrame(rows)
+        table, segmentation_tables = segmentation_report(context, pd.DataFrame(rows))
+        figures.extend(segmentation_tables)
         if not table.empty:
             name = "summary_metrics.png"
             grouped_metric_bars(

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
 from harness.analyses.common import slug, thresholds_of
+from harness.analyses.options import MissingTypeOptions
 from harness.analyses.stress import calibrate_on, oracle_function
 from harness.errors import HarnessError
 from harness.figures import save
@@ -49,7 +50,7 @@ def _families(job: JobData, context: AnalysisContext) -> dict[str, str]:
     return dict(job.families)
 
 
-class MissingType:
+class MissingType(AnalysisSpec):
     """The missing_type protocol kind."""
 
     title = "Oracle thresholds calibrated without some defect types"
@@ -59,6 +60,7 @@ class MissingType:
         "'missed' counts the left-out anomalies below the threshold. Deployable calibrations see no anomaly: "
         "their rows show how the same left-out anomalies fare without test tuning."
     )
+    options_model = MissingTypeOptions
     options = ("modes", "families")
     leaderboard_note = "Summed over categories, left-out groups and seeds; recall on the left-out anomalies."
     leaderboard_columns = (

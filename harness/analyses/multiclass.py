@@ -24,8 +24,17 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, restrict, successful
+from harness.analyses.base import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    FigureRecord,
+    JobData,
+    restrict,
+    successful,
+)
 from harness.analyses.common import slug, thresholds_of
+from harness.analyses.options import MulticlassOptions
 from harness.data.base import Category
 from harness.figures import save
 from harness.metrics import ranking_metrics, threshold_metrics
@@ -57,7 +66,7 @@ def pooled_row(parts: list[tuple[np.ndarray, np.ndarray, float]]) -> dict[str, f
     }
 
 
-class MulticlassUnified:
+class MulticlassUnified(AnalysisSpec):
     """The multiclass_unified protocol kind."""
 
     title = "Unified model vs one model per category"
@@ -68,6 +77,7 @@ class MulticlassUnified:
         "AUROC mixes different models' score scales). The matrix gives each training category's model "
         "tested on every category."
     )
+    options_model = MulticlassOptions
     options = ("unified", "cross_matrix")
     leaderboard_note = "The two aggregates per setting, mean over seeds: mean of categories, and pooled."
     leaderboard_columns = (

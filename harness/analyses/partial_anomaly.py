@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
 from harness.analyses.common import job_rng, slug, thresholds_of
+from harness.analyses.options import PartialAnomalyOptions
 from harness.analyses.stress import calibrate_on, oracle_function, split_specs
 from harness.errors import HarnessError
 from harness.figures import save
@@ -62,7 +63,7 @@ def _options(options) -> tuple[tuple[float, ...], int]:
     return fractions, draws
 
 
-class PartialAnomaly:
+class PartialAnomaly(AnalysisSpec):
     """The partial_anomaly protocol kind."""
 
     title = "Oracle thresholds from part of the test anomalies"
@@ -71,6 +72,7 @@ class PartialAnomaly:
         "(N seeded draws per fraction) and evaluated on the whole test set. Rows give the spread over draws. "
         "Deployable calibrations use no anomaly and appear at fraction 0 as the reference."
     )
+    options_model = PartialAnomalyOptions
     options = ("fractions", "draws")
     leaderboard_note = (
         "Per fraction: threshold cv = mean over categories of the threshold's coefficient of variation across "

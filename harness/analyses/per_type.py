@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, successful
+from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, successful
+from harness.analyses.options import PerTypeOptions
 from harness.errors import HarnessError
 from harness.metrics import ranking_metrics
 
@@ -33,7 +34,7 @@ def anomaly_groups(types: list[str], families: Mapping[str, str], group_by: str)
     return {t: [t] for t in types}
 
 
-class PerType:
+class PerType(AnalysisSpec):
     """The per_type protocol kind."""
 
     title = "AUROC per anomaly type"
@@ -42,6 +43,7 @@ class PerType:
         "alone: logical vs structural anomalies on MVTec LOCO (paper 003, Table 1). Threshold-free, "
         "so no calibration is involved."
     )
+    options_model = PerTypeOptions
     options = ("group_by",)
     leaderboard_note = "Mean over categories and seeds."
     detail_columns = ("model", "seed", "group", "auroc", "ap", "n_normal", "n_anomalous")

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from harness.data.base import Record, load_image, load_mask
+from harness.errors import HarnessError
 from harness.types import LabelledSample, Sample
 
 FIXED_MTIME = 946684800  # 2000-01-01: every handed-over file has the same times
@@ -89,7 +90,10 @@ class SampleFolder:
     def __init__(self, size: tuple[int, int], seed: int) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.seed = int(seed)
-        self.root = Path(tempfile.mkdtemp(prefix="harness-samples-"))
+        try:
+            self.root = Path(tempfile.mkdtemp(prefix="harness-samples-"))
+        except OSError as exc:
+            raise _no_room(tempfile.gettempdir(), exc) from None
         self._written: set[str] = set()
         self._names: dict[Path, str] = {}
         self._finalizer = weakref.finalize(self, _remove, self.root, self._written)
@@ -119,10 +123,12 @@ class SampleFolder:
         target = self.root / name
         self.root.chmod(stat.S_IRWXU)
         try:
-            Image.fromarray(pixels, "RGB").save(target, format="PNG", compress_level=0)
             self._written.add(name)
+            Image.fromarray(pixels, "RGB").save(target, format="PNG", compress_level=0)
             target.chmod(stat.S_IRUSR | stat.S_IRGRP)
             os.utime(target, (FIXED_MTIME, FIXED_MTIME))
+        except OSError as exc:
+            raise _no_room(self.root, exc) from None
         finally:
             self.root.chmod(stat.S_IRUSR | stat.S_IXUSR)
             os.utime(self.root, (FIXED_MTIME, FIXED_MTIME))
@@ -143,6 +149,13 @@ class SampleFolder:
             mask = load_mask(record.mask_paths, self.size)
             samples.append(LabelledSample(file, _loader(file), _constant(mask), record.defect_type))
         return samples
+
+
+def _no_room(folder: Path | str, exc: OSError) -> HarnessError:
+    return HarnessError(
+        f"cannot write the images handed to detectors into {folder}: {exc.strerror or exc}; "
+        "free space there or point TMPDIR at a writable folder with room"
+    )
 
 
 def _loader(file: Path):

@@ -12,6 +12,7 @@ import yaml
 from harness import hookimpl
 from harness.data import synthetic
 from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record, absolute
+from harness.data.folder_options import FolderOptions
 from harness.errors import DatasetError
 
 
@@ -123,6 +124,8 @@ class FolderLayout:
         families: ``{family: [types]}``.
     """
 
+    options_model = FolderOptions
+
     def __init__(
         self,
         root: Path | None,
@@ -180,7 +183,49 @@ class FolderLayout:
             if self.mask_dir is None
             else frozenset()
         )
-        return _images(folder, self.image_pattern, exclude=masks)
+        images = _images(folder, self.image_pattern, exclude=masks)
+        self._refuse_masks_as_images(folder, images, key)
+        return images
+
+    def _refuse_masks_as_images(self, folder: Path, images: list[Path], key: str) -> None:
+        """Stop when files listed as images are masks: under mask_dir, named by mask_pattern, or beside a twin."""
+        option = f"dataset.options.{key}"
+        if self.mask_dir is not None:
+            mask_folder = self.root / self.mask_dir
+            if folder == mask_folder or mask_folder in folder.parents:
+                raise DatasetError(
+                    f"{option}: {folder} lies in mask_dir {mask_folder}: its files are masks; point it at images"
+                )
+        names = {p.name for p in images}
+        if self.mask_pattern:
+            named = [p for p in images if self.mask_pattern.format(stem=p.stem, name=p.name) in names - {p.name}]
+            if named:
+                raise DatasetError(
+                    f"{option}: {len(named)} images in {folder} have a mask by mask_pattern beside them in the same "
+                    f"folder (e.g. {named[0].name}); set image_pattern (e.g. '*{named[0].suffix}') so masks are not "
+                    "taken as images"
+                )
+        stems: dict[str, list[Path]] = {}
+        for image in images:
+            stems.setdefault(image.stem, []).append(image)
+        twins = [paths for paths in stems.values() if len(paths) > 1]
+        if twins:
+            shown = ", ".join(p.name for p in twins[0])
+            raise DatasetError(
+                f"{option}: {len(twins)} images in {folder} share their name with another file ({shown}): masks "
+                f"beside images? set image_pattern (e.g. '*{twins[0][0].suffix}') and mask_pattern"
+            )
+
+    def _require_masks_found(self, records: list[Record]) -> None:
+        """A mask_pattern that finds no mask for any defect image is a mistake, not an unlabelled dataset."""
+        defects = [r for r in records if r.label]
+        if self.mask_pattern and defects and not any(r.mask_paths for r in defects):
+            folder = self.root / self.mask_dir if self.mask_dir else defects[0].path.parent
+            example = folder / self.mask_pattern.format(stem=defects[0].path.stem, name=defects[0].path.name)
+            raise DatasetError(
+                f"dataset.options.mask_pattern '{self.mask_pattern}' matches no file for the {len(defects)} defect "
+                f"images (e.g. {example} does not exist); fix mask_pattern or mask_dir, or drop mask_pattern"
+            )
 
     def load(self, category: str) -> Category:
         """Read the tree; split the normals when there is no separate test folder."""
@@ -198,6 +243,7 @@ class FolderLayout:
         for defect_type, relative in self.abnormal_dirs.items():
             for image in self._list(relative, f"abnormal_dirs.{defect_type}"):
                 records.append(Record(image, "test", defect_type, self._mask_for(image)))
+        self._require_masks_found(records)
         return Category(self.name, records, dict(self.families))
 
 

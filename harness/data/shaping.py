@@ -83,7 +83,8 @@ def shape_category(category: Category, config: Any, supervision: Mapping[str, An
             f"category '{category.name}' needs both defect-free and defective test images; "
             f"found {len(test)} test images ({sum(r.label for r in test)} defective)"
         )
-    shaped = Category(category.name, train + test + supervised, category.families)
+    kept = category.split("holdout") + category.split("unlabelled")  # a dataset's own held-out normals, private tests
+    shaped = Category(category.name, train + kept + test + supervised, category.families)
     check_category(shaped)  # headers of every image and mask it uses, before anything is fitted
     return shaped
 

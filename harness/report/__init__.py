@@ -9,66 +9,27 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from harness.errors import OutputError
+from harness.analyses.base import DETAIL_COLUMNS as _DETAIL
+from harness.analyses.base import LATEX_COLUMNS as _LATEX
+from harness.analyses.base import LEADERBOARD_COLUMNS as _LEADERBOARD
 from harness.metrics import HIGHER_IS_BETTER
+from harness.report.assets import templates_dir
+from harness.report.inputs import load_results
 from harness.report.latex_tables import render_latex
 from harness.report.layout import column_groups, fmt, fold_intervals, split_cost, sticky_count
 from harness.report.readable import quantity
 from harness.store import write_atomic
 
-LEADERBOARD_COLUMNS = [
-    "model",
-    "calibration",
-    "weights",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "false_negatives",
-    "false_positives",
-    "auroc",
-    "ap",
-    "pixel_auroc",
-    "aupro",
-    "pl",
-]
-DETAIL_COLUMNS = [
-    "model",
-    "seed",
-    "calibration",
-    "threshold",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "false_negatives",
-    "false_positives",
-    "auroc",
-    "ap",
-    "pixel_auroc",
-    "aupro",
-    "pl",
-]
-LATEX_SUMMARY_COLUMNS = [
-    "model",
-    "calibration",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "false_negatives",
-    "false_positives",
-    "auroc",
-    "ap",
-]
+LEADERBOARD_COLUMNS = list(_LEADERBOARD)
+DETAIL_COLUMNS = list(_DETAIL)
+LATEX_SUMMARY_COLUMNS = list(_LATEX)
 HEADERS = {
     "recall_ci": "recall 95 % CI",
     "f1_ci": "F1 95 % CI",
@@ -84,20 +45,21 @@ HEADERS = {
 }
 
 
-def _columns(analysis: Any, attribute: str, default: Sequence[str], summary: pd.DataFrame) -> list[str]:
-    """An analysis's column list: a sequence, or a method of the summary (for data-dependent columns)."""
-    columns = getattr(analysis, attribute, default)
-    return list(columns(summary) if callable(columns) else columns)
-
-
 def _header(column: str) -> str:
     if column.startswith("auroc_"):
         return f"AUROC ({column[len('auroc_') :].replace('_', ' ')})"
     if column.endswith("_rank") and column != "mean_rank":
         return f"{HEADERS.get(column[:-5], column[:-5])} rank"
     name = HEADERS.get(column, column.replace("_", " "))
-    direction = HIGHER_IS_BETTER.get(column)
+    direction = _directions().get(column)
     return f"{name} {'↑' if direction else '↓'}" if direction is not None else name
+
+
+def _directions() -> dict[str, bool]:
+    """Each metric's direction: the built-in table, then every registered metric's ``higher_is_better``."""
+    from harness.plugins import get_plugins
+
+    return {**HIGHER_IS_BETTER, **{name: spec.higher_is_better for name, spec in get_plugins().metrics().items()}}
 
 
 def _cell(value: Any) -> str:
@@ -122,7 +84,7 @@ def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _value(row: pd.Series, column: str) -> str:
-    """A cell's text: ranks as whole numbers, quantities in SI units, a '*' where a lead is significant."""
+    """A cell's text: ranks as whole numbers, a '*' where a lead is significant."""
     value = row[column]
     readable = quantity(column, value)
     if readable is not None:
@@ -160,27 +122,11 @@ def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
 
 def _environment() -> Environment:
     return Environment(
-        loader=PackageLoader("harness", "report/templates"),
+        loader=FileSystemLoader(templates_dir()),
         autoescape=select_autoescape(["html", "j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
-
-
-def load_results(out: Path) -> tuple[pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
-    """``results.csv``, ``run.json`` and the figure manifest of an output folder."""
-    results_path, run_path = out / "results.csv", out / "run.json"
-    if not results_path.is_file() or not run_path.is_file():
-        raise OutputError(
-            f"{out} holds no finished run (results.csv and run.json); run `harness run PROTOCOL --out {out}` first"
-        )
-    rows = pd.read_csv(results_path, keep_default_na=True)
-    if "error" in rows:
-        rows["error"] = rows["error"].fillna("")
-    run = json.loads(run_path.read_text())
-    manifest_path = out / "figures" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else []
-    return rows, run, manifest
 
 
 def render_reports(
@@ -194,7 +140,8 @@ def render_reports(
     rows, run, manifest = load_results(out)
     figure_dir = figure_dir or out / "figures"
     target = target or out
-    analysis = get_plugins().get("protocols", run["protocol"], key="protocol (from run.json)")
+    plugins = get_plugins()
+    analysis = plugins.analysis(run["protocol"], key="protocol (from run.json)")
     summary = analysis.summarise(rows)
     ok = successful(rows)
     failed = rows[rows["status"] == "failed"] if "status" in rows else rows.iloc[0:0]
@@ -208,6 +155,7 @@ def render_reports(
         "failed": failed,
         "finding": finding_of(analysis, ok, summary),
         "has_oracle": bool(summary.get("oracle", pd.Series(dtype=bool)).any()) if not summary.empty else False,
+        "sections": plugins.report_sections(rows, run),
     }
     written = []
     if "html" in formats:
@@ -216,17 +164,18 @@ def render_reports(
         written.append(path)
     if "latex" in formats:
         path = target / "report.tex"
-        write_atomic(path, render_latex(context, ok, manifest, figure_dir, target))
-        written.append(path)
+        text, tables = render_latex(context, ok, manifest, figure_dir, target)
+        write_atomic(path, text)
+        written.extend([path, *tables])  # tables/*.tex: one \input-able file per table
     return written
 
 
 def _figure_data(manifest: list[dict[str, Any]], figure_dir: Path) -> list[dict[str, Any]]:
     """Figures as inline PNG data, tables as rendered rows."""
     items = []
-    for entry in manifest:
+    for entry in manifest:  # checked by load_results: plain names of files inside figure_dir
         path = figure_dir / entry["file"]
-        if not path.is_file():
+        if not path.is_file() or path.is_symlink():
             continue
         if entry.get("kind") == "table":
             frame = pd.read_csv(path)
@@ -242,9 +191,7 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     per_category = [
         {
             "name": name,
-            "table": _table(
-                ok[ok["category"] == name], list(getattr(context["analysis"], "detail_columns", DETAIL_COLUMNS))
-            ),
+            "table": _table(ok[ok["category"] == name], context["analysis"].columns("detail", ok)),
             "figures": [f for f in figures if f.get("category") == name],
         }
         for name in context["categories"]
@@ -253,10 +200,7 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     return template.render(
         **context,
         leaderboards=split_cost(
-            _table(
-                context["summary"],
-                _columns(context["analysis"], "leaderboard_columns", LEADERBOARD_COLUMNS, context["summary"]),
-            )
+            _table(context["summary"], context["analysis"].columns("leaderboard", context["summary"]))
         )
         if not context["summary"].empty
         else [],
@@ -266,7 +210,15 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
         fmt=fmt,
         weights=dict(zip(ok["model"], ok["weights"], strict=True)) if "weights" in ok else {},
         run_json=json.dumps({k: v for k, v in context["run"].items() if k != "jobs"}, indent=2),
+        extra_sections=[_section(s) for s in context["sections"]],
     )
+
+
+def _section(section: Any) -> dict[str, Any]:
+    """A plugin's :class:`~harness.contract.ReportSection` as the template shows it (escaped there)."""
+    paragraphs = [p.strip() for p in section.text.split("\n\n") if p.strip()]
+    table = _table(section.table, list(section.table.columns)) if section.table is not None else None
+    return {"title": section.title, "paragraphs": paragraphs, "table": table}
 
 
 LATEX_SPECIALS = {
@@ -283,6 +235,25 @@ LATEX_SPECIALS = {
 }
 
 
+class _Escaped(str):
+    """Text already escaped for LaTeX (escaping it again is a no-op)."""
+
+    __slots__ = ()
+
+
 def latex_escape(text: object) -> str:
-    """Escape LaTeX special characters in ``text``."""
-    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+    """Escape LaTeX special characters in ``text`` (control characters dropped)."""
+    if isinstance(text, _Escaped):
+        return text
+    return _Escaped("".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text) if ch >= " " or ch in "\t"))
+
+
+def _escaped_tree(value: Any) -> Any:
+    """Every string in a JSON tree (run.json, which may come from anyone) escaped for LaTeX; numbers kept."""
+    if isinstance(value, dict):
+        return {k: _escaped_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped_tree(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    return latex_escape(value)

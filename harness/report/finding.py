@@ -59,7 +59,7 @@ def finding_of(analysis: Any, rows: pd.DataFrame, summary: pd.DataFrame) -> Find
     """The analysis's own finding when it defines ``finding``, else :func:`default_finding`."""
     if summary.empty:
         return Finding("No job finished, so there is no finding; see the failed jobs below.")
-    own = getattr(analysis, "finding", None)
+    own = getattr(analysis, "finding", None)  # AnalysisSpec.finding, or a duck-typed analysis's own
     if callable(own):
         return own(rows, summary)
     return default_finding(summary)

@@ -107,6 +107,11 @@ def _figure_file(entry: dict[str, Any], figure_dir: Path) -> str:
     return f"figures/{pdf.as_posix()}" if (figure_dir / pdf).is_file() else f"figures/{entry['file']}"
 
 
+def report_tables(out: Path) -> list[str]:
+    """The table files a report in ``out`` has (``tables/*.tex``), as paths relative to ``out``."""
+    return sorted(f"{TABLES}/{p.name}" for p in (out / TABLES).glob("*.tex")) if (out / TABLES).is_dir() else []
+
+
 class LatexWriter:
     """Writes ``tables/*.tex`` for one report and collects what ``report.tex`` inputs, in order."""
 
@@ -114,6 +119,7 @@ class LatexWriter:
         self.folder = target / TABLES
         self.prefix = slug(protocol)
         self.names: set[str] = set()
+        self.written: list[Path] = []
 
     def table(self, name: str, table: dict[str, Any], caption: str) -> dict[str, str]:
         """Write ``tables/<name>.tex`` (a unique name); the item ``report.tex`` inputs."""
@@ -122,6 +128,7 @@ class LatexWriter:
             name, index = f"{slug(name)}-{index}", index + 1
         self.names.add(name)
         write_atomic(self.folder / f"{name}.tex", table_tex(table, caption, f"tab:{self.prefix}-{name}"))
+        self.written.append(self.folder / f"{name}.tex")
         return {"input": f"{TABLES}/{name}"}
 
     def items(self, manifest: list[dict[str, Any]], category: str | None, figure_dir: Path) -> list[dict[str, str]]:
@@ -142,9 +149,9 @@ class LatexWriter:
 
 def render_latex(
     context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path, target: Path
-) -> str:
-    """Write the report's tables under ``target/tables`` and return ``report.tex``, which inputs them."""
-    from harness.report import DETAIL_COLUMNS, LATEX_SUMMARY_COLUMNS, _columns, _environment
+) -> tuple[str, list[Path]]:
+    """Write the report's tables under ``target/tables``; return ``report.tex`` (which inputs them) and the tables."""
+    from harness.report import _environment, _escaped_tree
 
     analysis, summary, run = context["analysis"], context["summary"], context["run"]
     writer = LatexWriter(target, run["protocol"])
@@ -153,11 +160,11 @@ def render_latex(
     finding_item = writer.table("finding", found, tex(finding.headline)) if found else None
     leaderboard = None
     if not summary.empty:
-        columns = _columns(analysis, "latex_columns", LATEX_SUMMARY_COLUMNS, summary)
+        columns = analysis.columns("latex", summary)
         note = getattr(analysis, "leaderboard_note", "Summary over categories and seeds.")
         caption = tex(f"{note} ↑ higher is better, ↓ lower is better.")
         leaderboard = writer.table("leaderboard", latex_table(summary, columns), caption)
-    detail = list(getattr(analysis, "detail_columns", DETAIL_COLUMNS))
+    detail = analysis.columns("detail", ok)
     per_category = [
         {
             "name": tex(name),
@@ -171,14 +178,15 @@ def render_latex(
     env.block_start_string, env.block_end_string = r"\BLOCK{", "}"
     env.variable_start_string, env.variable_end_string = r"\VAR{", "}"
     env.comment_start_string, env.comment_end_string = r"\#{", "}"
-    return env.get_template("report.tex.j2").render(
+    text = env.get_template("report.tex.j2").render(
         title=tex(context["title"]),
         description=tex(analysis.description),
         headline=tex(finding.headline) if finding is not None else "",
         finding=finding_item,
-        run=run,
+        run=_escaped_tree(run),
         esc=tex,
         leaderboard=leaderboard,
         entries=writer.items(manifest, None, figure_dir),
         per_category=per_category,
     )
+    return text, writer.written

@@ -386,3 +386,41 @@ def test_a_root_given_relatively_or_through_links_gives_the_same_scores(cli, tmp
     assert code == 0, stderr
     scores = _test_scores(tmp_path / "out")
     np.testing.assert_allclose(scores["score"], reference[0]["score"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_cheats_stay_at_chance_in_worker_processes(tmp_path):
+    """The console script with a process pool: workers load the cheats by HARNESS_PLUGINS and hand over alike."""
+    import subprocess
+
+    root = make_twins(tmp_path / "data")
+    protocol = _protocol(tmp_path, root, ["cheat_path_substring_good", "cheat_file_size", "cheat_position", "honest"])
+    env = {
+        **os.environ,
+        "HARNESS_PLUGINS": "cheats",
+        "PYTHONPATH": os.pathsep.join([str(TESTS / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "harness.cli", "run", str(protocol), "--out", str(tmp_path / "out")]
+    command += ["--cache", str(tmp_path / "cache"), "--set", "executor.workers=2"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    aurocs = _aurocs(tmp_path / "out")
+    assert aurocs["cheat_path_substring_good"] == pytest.approx(0.5) == aurocs["cheat_file_size"]
+    assert abs(aurocs["cheat_position"] - 0.5) < 0.25 and aurocs["honest"] == pytest.approx(0.5)
+
+
+def test_no_room_for_the_hand_over_is_one_line(cli, tmp_path, monkeypatch, reference):
+    """A temporary folder that cannot be written is named with the fix (TMPDIR), exit 2, earlier results kept."""
+    import tempfile
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the temporary folder should be")
+    out = tmp_path / "out"
+    shutil.copytree(reference[1], out)
+    before = _snapshot(out)
+    root = make_visible(tmp_path / "data")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocker))
+    code, stdout, stderr = cli("run", str(_data_protocol(tmp_path, root)), "--out", str(out))
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "TMPDIR" in lines[0] and str(blocker) in lines[0], stderr
+    assert "Traceback" not in stdout + stderr and _snapshot(out) == before

@@ -70,7 +70,7 @@ CASES = {
     "bad analysis value": (
         BASE.format(extra="").replace("kde_vs_test", "partial_anomaly"),
         ["analysis.draws=0"],
-        "analysis.draws must be at least 1",
+        "'analysis.draws': input should be greater than 0",
     ),
 }
 

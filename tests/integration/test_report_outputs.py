@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from conftest import SMALL_SYNTHETIC
 
+from harness.ownership import record
 from harness.plugins import get_plugins
 
 PDFLATEX = shutil.which("pdflatex")
@@ -117,6 +118,7 @@ def test_compare_stacks_runs_and_flags_differences(cli, small_protocol, tmp_path
     run["versions"]["harness"] = "9.9.9"
     run["dataset"]["categories"]["weave"]["fingerprint"] = "changed"
     (second / "run.json").write_text(json.dumps(run))
+    record(second, ["run.json"])  # as if written by another harness on other data: the manifest agrees
     code, _, stderr = cli("compare", str(first), str(second), "--out", str(tmp_path / "cmp"))
     assert code == 0, stderr
     assert "harness version" in stderr and "weave" in stderr

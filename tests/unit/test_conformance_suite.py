@@ -63,6 +63,12 @@ class ReadsPaths(Good):
         return harness.Scores(image + np.array(["good" not in str(s.path) for s in samples], float))
 
 
+class ReadsParentFolder(Good):
+    def score(self, samples):
+        image = super().score(samples).image
+        return harness.Scores(image + np.array([s.path.parent.name == "good" for s in samples], float))
+
+
 class Constant(Good):
     def score(self, samples):
         return harness.Scores(np.zeros(len(samples)))
@@ -82,6 +88,7 @@ def test_a_conforming_detector_passes():
         (OrderDependent, "order invariance", "do not share state"),
         (Unseeded, "deterministic fit", "which the harness seeds"),
         (ReadsPaths, "never receives labels", "never read labels from paths"),
+        (ReadsParentFolder, "never receives labels", "never read labels from paths"),
         (Constant, "works on the embedded dataset", "learns from the samples"),
     ],
 )

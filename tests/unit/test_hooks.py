@@ -127,3 +127,36 @@ def test_hook_harness_protocols(cli, tmp_path, register):
     register(Plugin(), "protocol-plugin")
     rows = _run(cli, tmp_path, kind="count_scores")
     assert list(rows["n_scored"]) == [4 + 6 + 10]  # held-out quarter of 16 train + 16 test images
+
+
+def test_hook_harness_metrics(cli, tmp_path, register):
+    def top_score_gap(scores, labels):
+        return float(scores[labels == 1].min() - scores[labels == 0].max())
+
+    class Plugin:
+        @harness.hookimpl
+        def harness_metrics(self):
+            return {"top_gap": harness.MetricSpec("top_gap", True, "image", top_score_gap)}
+
+    register(Plugin(), "metric-plugin")
+    rows = _run(cli, tmp_path)
+    assert rows["top_gap"].notna().all()
+    assert "auroc" in rows and "pixel_auroc" in rows  # the built-ins come through the same hook
+    assert get_plugins().owner("metrics", "auroc").name == "harness.builtin_metrics"
+
+
+def test_hook_harness_report_sections(cli, tmp_path, register):
+    class Plugin:
+        @harness.hookimpl
+        def harness_report_sections(self, results, run):
+            table = results.groupby("model", as_index=False)["auroc"].mean()
+            return [harness.ReportSection(f"Audit of {run['protocol']}", "Checked by <b>audit</b>.", table)]
+
+    register(Plugin(), "section-plugin")
+    _run(cli, tmp_path)
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "Audit of kde_vs_test" in report
+    assert "Checked by &lt;b&gt;audit&lt;/b&gt;." in report  # escaped, never raw HTML
+    code, _, stderr = cli("report", str(tmp_path / "out"), "--format", "html")  # re-rendered from stored results
+    assert code == 0, stderr
+    assert "Audit of kde_vs_test" in (tmp_path / "out" / "report.html").read_text()

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from harness import Sample, Scores
-from harness.errors import ModelError
+from harness import ModelError, Sample, Scores
 from harness_anomalib import catalogue
 from harness_anomalib.weights import load_into_backbones, resolve_weights_file, timm_without_download
 

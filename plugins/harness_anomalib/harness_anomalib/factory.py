@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.errors import ProtocolError, unknown_name_message
+from harness import ProtocolError, unknown_name_message
 from harness_anomalib import catalogue
 
 ADAPTER_OPTIONS = {

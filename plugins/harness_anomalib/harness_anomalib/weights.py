@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import ModelError
+from harness import ModelError
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 

@@ -6,8 +6,7 @@ import torch
 from harness_anomalib import AnomalibFactory
 from harness_anomalib.catalogue import image_model_names, why_unavailable
 
-from harness import Sample
-from harness.errors import ModelError, ProtocolError
+from harness import ModelError, ProtocolError, Sample
 
 
 def _samples(n, size=32, seed=0):

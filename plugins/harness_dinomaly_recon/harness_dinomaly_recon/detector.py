@@ -20,9 +20,7 @@ from harness_anomalib.detector import to_tensor, torch_device
 from harness_anomalib.weights import load_into_backbones, resolve_weights_file, timm_without_download
 from tqdm.auto import tqdm
 
-from harness import Sample, Scores
-from harness.data.base import validation_split
-from harness.errors import ModelError
+from harness import ModelError, Sample, Scores, validation_split
 from harness_dinomaly_recon.model import DinomalyRecon, grid_size, normalise
 
 

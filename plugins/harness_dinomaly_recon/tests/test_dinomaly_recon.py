@@ -8,8 +8,8 @@ from harness_dinomaly_recon import dinomaly_plain, dinomaly_recon
 from harness_dinomaly_recon.detector import DinomalyDetector
 from harness_dinomaly_recon.model import normalise, top_mean
 
+from harness import ModelError
 from harness.cli import main
-from harness.errors import ModelError
 from harness.testing import Subject, parametrize_checks
 
 SMALL = {"encoder": "vit_small_patch14_reg4_dinov2", "pretrained": False, "iterations": 3, "batch_size": 4}

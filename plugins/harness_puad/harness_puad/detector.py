@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
+import logging
 import os
-import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,15 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from harness_anomalib.detector import to_tensor, torch_device
+from safetensors import safe_open
+from safetensors.torch import save as save_tensors
 
-from harness import Sample, Scores
-from harness.data.base import validation_split
-from harness.data.synthetic import harness_home
-from harness.errors import ModelError
-from harness.store import write_atomic
+from harness import ModelError, Sample, Scores, by_content, harness_home, validation_split, write_atomic
 from harness_puad.efficientad import INPUT_SIZE, EfficientAdTrainer, to_input_size, train
 from harness_puad.mahalanobis import GaussianFeatures, ZScore, pooled
 
+logger = logging.getLogger("harness_puad")
 MODES = ("puad", "efficientad", "mahalanobis")
 TRAINER_OPTIONS = ("teacher_weights", "pretrained", "imagenet_dir", "penalty", "model_size", "lr", "weight_decay")
 
@@ -103,7 +101,7 @@ class PUAD:
         seed = int(torch.initial_seed()) % 2**31
         self.shared_fit_seconds = None
         cache = self._cache_path(samples, seed) if self.fit_cache else None
-        self.fitted = _load(cache) if cache is not None and cache.is_file() else None
+        self.fitted = _load(cache, self.trainer_options) if cache is not None and cache.is_file() else None
         if self.fitted is not None:
             self.fitted.model.to(self.device)
             self.shared_fit_seconds = self.fitted.train_seconds
@@ -139,14 +137,11 @@ class PUAD:
             "versions": [version(name) for name in ("harness-puad", "anomalib", "torch")],
             **{k: str(v) for k, v in self.trainer_options.items()},
         }
-        for option in ("teacher_weights", "imagenet_dir"):  # a replaced file or folder is a new fit
-            path = Path(str(self.trainer_options.get(option, ""))).expanduser()
-            if self.trainer_options.get(option) and path.exists():
-                settings[f"{option}_stat"] = [path.stat().st_size, path.stat().st_mtime_ns]
+        settings["files"] = by_content(self.trainer_options)  # a replaced file or folder is a new fit
         digest.update(json.dumps(settings, sort_keys=True).encode())
         for sample in samples:
             digest.update(np.ascontiguousarray(sample.image).tobytes())
-        return harness_home() / "fits" / "puad" / f"{digest.hexdigest()}.pt"
+        return harness_home() / "fits" / "puad" / f"{digest.hexdigest()}.safetensors"
 
     # -- scoring ---------------------------------------------------------------------------------
     @property
@@ -232,18 +227,47 @@ class PUAD:
 
 
 def _dump(fitted: FittedPUAD) -> bytes:
-    buffer = io.BytesIO()
-    torch.save({"model": fitted.model.cpu(), "rest": pickle.dumps({**fitted.__dict__, "model": None})}, buffer)
-    return buffer.getvalue()
+    """The fit as safetensors: the networks' and the Gaussian's tensors, the rest as JSON metadata (no pickle)."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in fitted.model.state_dict().items()}
+    estimator = fitted.gaussian.estimator
+    for name in ("location_", "covariance_", "precision_"):
+        tensors[f"gaussian.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(estimator, name)))
+    rest = {
+        "picturable": [fitted.picturable.mean, fitted.picturable.std],
+        "unpicturable": [fitted.unpicturable.mean, fitted.unpicturable.std],
+        "weights": fitted.weights,
+        "train_seconds": fitted.train_seconds,
+        "shrinkage": float(estimator.shrinkage_),
+    }
+    return save_tensors(tensors, metadata={"puad": json.dumps(rest)})
 
 
-def _load(path: Path) -> FittedPUAD | None:
-    """A cached fit, or None (and the file moved aside) when it cannot be read: the caller refits."""
+def _load(path: Path, trainer_options: dict[str, Any]) -> FittedPUAD | None:
+    """A cached fit, or None (and the file moved aside) when it cannot be read: the caller refits.
+
+    Only tensors and JSON are read (safetensors), so a file planted in the cache runs no code.
+    """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        rest = pickle.loads(state["rest"])
-    except Exception:
-        os.replace(path, path.with_suffix(".bad"))
+        with safe_open(path, framework="pt") as handle:
+            rest = json.loads((handle.metadata() or {})["puad"])
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+        model = EfficientAdTrainer(**trainer_options).model
+        model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+        gaussian = GaussianFeatures()
+        for name in ("location_", "covariance_", "precision_"):
+            setattr(gaussian.estimator, name, tensors[f"gaussian.{name}"].numpy())
+        gaussian.estimator.shrinkage_ = float(rest["shrinkage"])
+        gaussian.estimator.n_features_in_ = int(gaussian.estimator.location_.shape[0])
+        return FittedPUAD(
+            model.eval(),
+            gaussian,
+            ZScore(*map(float, rest["picturable"])),
+            ZScore(*map(float, rest["unpicturable"])),
+            str(rest["weights"]),
+            float(rest["train_seconds"]),
+        )
+    except Exception as exc:
+        logger.warning("PUAD fit cache %s cannot be read (%s); refitting", path, type(exc).__name__)
+        with contextlib.suppress(OSError):
+            os.replace(path, path.with_suffix(".bad"))
         return None
-    rest["model"] = state["model"].eval()
-    return FittedPUAD(**rest)

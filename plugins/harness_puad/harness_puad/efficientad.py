@@ -27,8 +27,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2.functional import resize
 
-from harness import Sample
-from harness.errors import ModelError
+from harness import ModelError, Sample
 
 INPUT_SIZE = 256
 """EfficientAD's input size (its autoencoder needs at least 256 px)."""

@@ -137,7 +137,7 @@ def test_local_teacher_file_and_penalty_folder(tmp_path, monkeypatch):
 def test_offline_without_teacher_names_the_options(monkeypatch, tmp_path):
     from harness_puad.efficientad import EfficientAdTrainer
 
-    from harness.errors import ModelError
+    from harness import ModelError
 
     with pytest.raises(ModelError, match="teacher_weights"):
         EfficientAdTrainer(teacher_weights=tmp_path / "missing.pth")
@@ -186,7 +186,7 @@ calibrations: [test_f1_oracle, kde]
     assert rows.loc[rows["model"] == "puad_mahalanobis", "pixel_auroc"].isna().all()
     report = (tmp_path / "out" / "report.html").read_text()
     assert all(name in report for name in ("puad_efficientad", "puad_mahalanobis"))
-    assert len(list((tmp_path / "home" / "fits" / "puad").glob("*.pt"))) == 1  # three rows, one fit
+    assert len(list((tmp_path / "home" / "fits" / "puad").glob("*.safetensors"))) == 1  # three rows, one fit
     jobs = json.loads((tmp_path / "out" / "run.json").read_text())["jobs"]
     assert min(job["fit_seconds"] for job in jobs) > 1  # the loaded rows report the one training's time
 
@@ -202,3 +202,44 @@ def test_harness_list_says_what_the_defaults_need_offline(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", offline)
     reason = harness_models()["puad"].why_unavailable()
     assert "teacher_weights" in reason and "penalty: false" in reason
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("how", ["torch_save", "raw_pickle", "header_then_pickle"])
+def test_planted_pickle_in_the_fit_cache_never_runs(tmp_path, how):
+    """A file planted where a fit would be cached (a shared HARNESS_HOME) is set aside unread; no code runs."""
+    import pickle
+
+    from harness_puad.detector import _load
+
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "fits" / "puad" / "planted.safetensors"
+    path.parent.mkdir(parents=True)
+    if how == "torch_save":
+        torch.save({"model": _Payload(marker), "rest": pickle.dumps(_Payload(marker))}, path)
+    elif how == "raw_pickle":
+        path.write_bytes(pickle.dumps(_Payload(marker)))
+    else:  # a valid safetensors header whose metadata smuggles a pickle
+        from safetensors.torch import save
+
+        payload = pickle.dumps(_Payload(marker)).hex()
+        path.write_bytes(save({"x": torch.zeros(1)}, metadata={"puad": json.dumps({"rest": payload})}))
+    assert _load(path, dict(SMALL)) is None
+    assert not marker.exists()
+    assert path.with_suffix(".bad").is_file() and not path.exists()
+
+
+def test_fit_cache_file_is_safetensors(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    detector = PUAD(**SMALL)
+    sample = type("S", (), {"image": np.zeros((8, 8, 3), np.uint8)})()
+    assert detector._cache_path([sample], 0).suffix == ".safetensors"

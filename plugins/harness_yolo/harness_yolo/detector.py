@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from harness import LabelledSample, Sample, Scores
-from harness.errors import ModelError
+from harness import LabelledSample, ModelError, Sample, Scores
 from harness_yolo import offline
 
 

@@ -1,0 +1,147 @@
+"""Names and plugin options of a protocol, checked against the installed plugins before anything is fitted.
+
+Each registered thing may declare its options:
+
+- a protocol kind: ``options_model`` (a pydantic model of its ``analysis:`` keys); the older
+  ``options = ("key", ...)`` tuple still works, with a :class:`DeprecationWarning`; an optional
+  ``check_options(options)`` runs after either;
+- a calibrator: ``options_model``; without one, constructing it with the options must work;
+- a model factory: ``options_model`` and/or ``check_options(options, key=...)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import HarnessError, ProtocolError, unknown_name_message
+from harness.plugins import Plugins, get_plugins
+from harness.protocol import ProtocolConfig
+
+
+def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, models: bool = True) -> Any:
+    """Check every name and plugin option of ``config``; return the protocol kind (its analysis).
+
+    ``models=False`` skips the model factories' own option checks (they may import the model's
+    library); the runner checks those only for the models it will fit.
+    """
+    plugins = plugins or get_plugins()
+    analysis = lookup(config, plugins, "protocols", config.kind, ("protocol",))
+    check_analysis_options(config, analysis)
+    check_layout_options(
+        config, lookup(config, plugins, "datasets", config.dataset.effective_layout, ("dataset", "layout"))
+    )
+    for index, entry in enumerate(config.models):
+        factory = lookup(config, plugins, "models", entry.name, ("models", index, "name"))
+        if getattr(factory, "supervised", False) and not config.supervision:
+            raise config.error(
+                ("models", index, "name"),
+                f"model '{entry.name}' is supervised: declare how many labelled anomalies it may train on, "
+                "e.g. supervision: {anomaly_train_fraction: 0.5}",
+            )
+        if models:
+            check_model_options(config, factory, index)
+    for index, entry in enumerate(config.calibrations):
+        factory = lookup(config, plugins, "calibrations", entry.name, ("calibrations", index, "name"))
+        check_calibration_options(config, factory, index)
+    return analysis
+
+
+def lookup(config: ProtocolConfig, plugins: Plugins, kind: str, name: str, path: tuple[str | int, ...]) -> Any:
+    """The registered ``name`` of ``kind``, or an error at ``path`` with "did you mean"."""
+    registry = plugins.registry(kind)
+    if name in registry:
+        return registry[name]
+    message = unknown_name_message(kind[:-1], str(name), registry)
+    failed = [info for info in plugins.infos if info.error]
+    if failed:
+        message += "; plugins that failed to load: " + ", ".join(f"{i.name} ({i.error})" for i in failed)
+    raise config.error(path, message)
+
+
+def _validate(config: ProtocolConfig, model: Any, options: dict[str, Any], path: tuple[str | int, ...]) -> None:
+    context = {"calibrations": [c.label for c in config.calibrations], "config": config}
+    try:
+        model.model_validate(options, context=context)
+    except ValidationError as exc:
+        raise config.located(exc, options, model, path) from None
+
+
+def check_layout_options(config: ProtocolConfig, layout: Any) -> None:
+    """The layout's options (``dataset.options``) against its ``options_model``, when it declares one."""
+    model = getattr(layout, "options_model", None)
+    if model is not None:
+        synthetic = config.dataset.effective_layout == "synthetic"
+        path = ("dataset", "synthetic" if synthetic else "options")
+        _validate(config, model, config.dataset.effective_options, path)
+
+
+def options_model_of(thing: Any) -> type[BaseModel] | None:
+    """The pydantic model a registration declares: ``options_model``, or ``options`` when it is one (ModelSpec)."""
+    for name in ("options_model", "options"):
+        model = getattr(thing, name, None)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model
+    return None
+
+
+def check_analysis_options(config: ProtocolConfig, analysis: Any) -> None:
+    """The ``analysis:`` keys against the kind's ``options_model`` (or its legacy ``options`` tuple)."""
+    options = dict(config.analysis)
+    model = options_model_of(analysis)
+    if model is not None:
+        _validate(config, model, options, ("analysis",))
+    else:
+        accepted = set(getattr(analysis, "options", ()))
+        warnings.warn(
+            f"protocol kind '{config.kind}' declares its analysis options as a tuple of names; "
+            "declare options_model (a pydantic model) so values are typed and checked",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        for name in options:
+            if name not in accepted:
+                message = unknown_name_message(f"analysis option of {config.kind}", str(name), accepted)
+                raise config.error(("analysis", name), message)
+    check = getattr(analysis, "check_options", None)
+    if check is not None:
+        try:
+            check(options)
+        except ProtocolError:
+            raise
+        except HarnessError as exc:
+            raise config.error(("analysis",), str(exc)) from None
+
+
+def check_calibration_options(config: ProtocolConfig, factory: Any, index: int) -> None:
+    """A calibration's options against its ``options_model``, then by building it (cheap, no data)."""
+    entry = config.calibrations[index]
+    path = ("calibrations", index, "options")
+    model = getattr(factory, "options_model", None)
+    if model is not None:
+        _validate(config, model, dict(entry.options), path)
+    try:
+        factory(**dict(entry.options))
+    except TypeError as exc:
+        raise config.error(path, f"invalid options for calibration '{entry.name}': {exc}") from None
+    except HarnessError as exc:
+        raise config.error(path, str(exc)) from None
+
+
+def check_model_options(config: ProtocolConfig, factory: Any, index: int) -> None:
+    """A model's options against the factory's ``options_model`` and its ``check_options``."""
+    entry = config.models[index]
+    path = ("models", index, "options")
+    model = options_model_of(factory)
+    if model is not None:
+        _validate(config, model, dict(entry.options), path)
+    check = getattr(factory, "check_options", None)
+    if check is not None:
+        try:
+            check(dict(entry.options), key=".".join(map(str, path)))
+        except ProtocolError as exc:
+            key = exc.key or ".".join(map(str, path))
+            located = config.error(tuple(int(p) if p.isdigit() else p for p in key.split(".")), "")
+            raise ProtocolError(exc.message, path=located.path, key=key) from None

@@ -1,0 +1,29 @@
+"""Strict scalar types for protocol schemas: YAML's ``true`` is no number and ``"3"`` no integer.
+
+Pydantic's lax mode would turn ``image_size: true`` into 1 and ``bootstrap: "10"`` into 10;
+protocol files are hand-written, so a value of the wrong YAML type is a mistake to report,
+never to coerce. Sequences stay lax so that YAML lists fill tuple fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr
+
+Int = StrictInt
+"""An integer; ``true`` and ``"3"`` are rejected."""
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+PositiveInt = Annotated[StrictInt, Field(gt=0)]
+Float = Annotated[float, Strict()]
+"""A number (integers accepted); ``true`` and ``"0.5"`` are rejected."""
+Fraction = Annotated[float, Strict(), Field(gt=0, lt=1)]
+"""A number in the open interval (0, 1)."""
+Str = StrictStr
+Bool = StrictBool
+
+
+class OptionsModel(BaseModel):
+    """Base of every options model: unknown keys are errors, values are not coerced, instances frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

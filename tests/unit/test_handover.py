@@ -1,0 +1,116 @@
+"""The hand-over folder: opaque names, nothing in the files but the pixels, a seeded order undone exactly."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from harness.data.base import Record
+from harness.data.handover import FIXED_MTIME, SampleFolder, opaque_name, shuffled_order
+
+
+def _records(tmp_path: Path, n: int = 12) -> list[Record]:
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(n):
+        folder = tmp_path / "test" / ("good" if i % 2 else "scratch")
+        folder.mkdir(parents=True, exist_ok=True)
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", folder.name * (i + 1))
+        path = folder / f"{i:03d}.png"
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(path, pnginfo=info)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+        records.append(Record(path, "test", folder.name))
+    return records
+
+
+def test_files_hold_only_the_resized_pixels_under_a_hash_name(tmp_path):
+    records = _records(tmp_path)
+    with SampleFolder((16, 16), seed=0) as folder:
+        handed = folder.hand_over(records, "score")
+        paths = [s.path for s in handed.samples]
+        assert len({p.parent for p in paths}) == 1 and all(p.parent == folder.root for p in paths)
+        assert all(p.suffix == ".png" and len(p.stem) == 24 and p.stem.isalnum() for p in paths)
+        assert all(not p.is_symlink() and p.resolve() == p.resolve().parent / p.name for p in paths)
+        assert {os.path.getsize(p) for p in paths} == {os.path.getsize(paths[0])}  # size: a function of H x W
+        assert {os.stat(p).st_mtime for p in paths} == {FIXED_MTIME}
+        for sample in handed.samples:
+            assert sample.image.shape == (16, 16, 3)
+            assert opaque_name(sample.image) == sample.path.name
+            with Image.open(sample.path) as image:
+                assert not image.text  # no metadata carried over
+                assert (np.asarray(image) == sample.image).all()
+            assert not os.stat(sample.path).st_mode & stat.S_IWUSR
+    assert not folder.root.exists()
+
+
+def test_order_is_seeded_shuffled_and_restored(tmp_path):
+    records = _records(tmp_path)
+    with SampleFolder((16, 16), seed=3) as folder:
+        first = folder.hand_over(records, "score")
+        again = folder.hand_over(records, "score")
+        other = SampleFolder((16, 16), seed=4)
+        assert list(first.order) == list(again.order) == list(shuffled_order(len(records), 3, "score"))
+        assert list(first.order) != list(range(len(records)))
+        assert list(other.hand_over(records, "score").order) != list(first.order)
+        other.close()
+        values = np.array([float(first.order[i]) for i in range(len(records))])  # "score" = record index
+        assert list(first.restore(values)) == list(range(len(records)))
+        maps = np.stack([np.full((2, 2), v) for v in values])
+        assert list(first.restore(maps)[:, 0, 0]) == list(range(len(records)))
+        assert first.restore(None) is None
+
+
+def test_samples_reference_no_original_path(tmp_path):
+    """Nothing reachable from a sample (its loader's closure included) names the original file."""
+    records = _records(tmp_path)
+    with SampleFolder((16, 16), seed=0) as folder:
+        sample = folder.hand_over(records, "fit").samples[0]
+        cells = [c.cell_contents for c in (sample._loader.__closure__ or ())]
+        assert all(str(tmp_path / "test") not in str(c) for c in [*cells, sample.path, repr(sample)])
+
+
+def test_labelled_samples_keep_labels_but_not_paths(tmp_path):
+    records = _records(tmp_path)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.full((20, 24), 255, np.uint8)).save(mask)
+    defects = [Record(r.path, "supervised", "scratch", (mask,)) for r in records[:4]]
+    with SampleFolder((16, 16), seed=0) as folder:
+        labelled = folder.labelled(defects)
+        assert all(s.path.parent == folder.root and s.defect_type == "scratch" for s in labelled)
+        assert all(s.mask.shape == (16, 16) and s.mask.all() for s in labelled)
+
+
+def test_close_removes_only_the_files_it_wrote(tmp_path):
+    records = _records(tmp_path, 3)
+    folder = SampleFolder((8, 8), seed=0)
+    folder.hand_over(records, "fit")
+    folder.root.chmod(0o700)
+    foreign = folder.root / "plugin-cache.bin"
+    foreign.write_bytes(b"a plugin's own file")
+    folder.close()
+    assert foreign.read_bytes() == b"a plugin's own file"
+    assert [p.name for p in folder.root.iterdir()] == ["plugin-cache.bin"]
+    assert all(r.path.is_file() for r in records)
+    foreign.unlink()
+    folder.root.rmdir()
+
+
+def test_identical_pixels_share_one_file(tmp_path):
+    records = _records(tmp_path, 2)
+    twin = tmp_path / "twin.png"
+    twin.write_bytes(records[0].path.read_bytes())
+    with SampleFolder((16, 16), seed=0) as folder:
+        paths = {folder.file_for(r.path) for r in (records[0], Record(twin, "test"))}
+        assert len(paths) == 1
+
+
+@pytest.mark.parametrize("stream", ["fit", "score", "supervised"])
+def test_streams_are_independent(stream):
+    orders = {s: tuple(shuffled_order(20, 0, s)) for s in ("fit", "score", "supervised")}
+    assert sum(order == orders[stream] for order in orders.values()) == 1

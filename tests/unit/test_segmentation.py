@@ -1,0 +1,39 @@
+"""SegF1 (MVTec AD 2) and the size classes, on hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from harness.segmentation import holdout_pixel_threshold, oracle_pixel_threshold, seg_f1, size_class
+
+
+def test_seg_f1_pools_pixels_over_all_images_including_defect_free_ones():
+    maps = np.zeros((2, 2, 2))
+    masks = np.zeros((2, 2, 2), dtype=bool)
+    masks[0, 0, :] = True  # two defect pixels in image 0
+    maps[0, 0, 0] = 1.0  # one found (TP=1), one missed (FN=1)
+    maps[1, 1, 1] = 1.0  # one flagged pixel on a defect-free image (FP=1)
+    assert seg_f1(maps, masks, 0.5) == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
+    assert np.isnan(seg_f1(maps, masks, float("nan")))
+
+
+def test_deployable_pixel_threshold_is_mean_plus_three_std_of_held_out_pixels():
+    held = np.array([[[0.0, 1.0], [2.0, 3.0]]])
+    assert holdout_pixel_threshold(held) == pytest.approx(1.5 + 3 * np.std([0, 1, 2, 3]))
+    assert np.isnan(holdout_pixel_threshold(None))
+
+
+def test_oracle_threshold_maximises_seg_f1_on_the_test_masks():
+    rng = np.random.default_rng(0)
+    masks = rng.random((3, 8, 8)) < 0.2
+    maps = masks + rng.normal(0, 0.3, masks.shape)
+    threshold, best = oracle_pixel_threshold(maps, masks)
+    assert seg_f1(maps, masks, threshold) == pytest.approx(best)
+    for other in np.linspace(maps.min(), maps.max(), 25):
+        assert seg_f1(maps, masks, other) <= best + 1e-12
+
+
+@pytest.mark.parametrize(
+    ("share", "expected"), [(0.0005, "small"), (0.001, "medium"), (0.0099, "medium"), (0.01, "large")]
+)
+def test_size_classes_by_mask_share_of_the_image(share, expected):
+    assert size_class(share) == expected
