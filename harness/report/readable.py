@@ -40,7 +40,11 @@ def si(value: float, unit: str, places: int = 3) -> str:
 
 def quantity(column: str, value: Any) -> str | None:
     """A table cell in readable units when ``column`` carries one, else None."""
-    if column not in UNIT_COLUMNS or not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if column.endswith("_gap") and not math.isnan(value):  # percentage points
+        return f"{value:+.1f}" if value else "0.0"
+    if column not in UNIT_COLUMNS:
         return None
     if isinstance(value, float) and math.isnan(value):
         return "–"
