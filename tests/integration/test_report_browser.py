@@ -35,13 +35,14 @@ PROTOCOLS = {
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict[str, Path]:
-    from conftest import SMALL_SYNTHETIC, FixedScoresPlugin
+    from conftest import SMALL_SYNTHETIC, FixedScores, FixedScoresPlugin
 
     from harness.cli import main
     from harness.plugins import get_plugins
 
     if "fixed_scores" not in get_plugins().registry("models"):
         get_plugins().register(FixedScoresPlugin(), "test-fixed-scores")
+    FixedScores.calls = []  # starts the model's call log (conftest), as the per-test fixture does
     folder = tmp_path_factory.mktemp("browser")
     found = {}
     for kind, lines in PROTOCOLS.items():
