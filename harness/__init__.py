@@ -111,5 +111,6 @@ if TYPE_CHECKING:
     from harness.contract import MetricSpec, ModelSpec, ReportSection
     from harness.data.base import validation_split
     from harness.errors import DatasetError, HarnessError, ModelError, ProtocolError, unknown_name_message
+    from harness.integrity import by_content
     from harness.store import harness_home, write_atomic
     from harness.testing import ConformanceError, check_detector, parametrize_checks

@@ -119,9 +119,11 @@ def model_spec(entry: object) -> ModelSpec:
     if not callable(entry):
         raise TypeError(f"a model must be a ModelSpec or a callable factory, got {type(entry).__name__}")
     why = getattr(entry, "why_unavailable", None)
+    options_model = getattr(entry, "options_model", None)
     return ModelSpec(
         factory=entry,
         version=str(getattr(entry, "version", "") or ""),
+        options=options_model if isinstance(options_model, type) and issubclass(options_model, BaseModel) else None,
         supervised=bool(getattr(entry, "supervised", False)),
         why_unavailable=why if callable(why) else None,
         check_options=getattr(entry, "check_options", None),

@@ -48,9 +48,12 @@ def _plan(out: Path) -> tuple[dict[str, Any], list[Job], Path]:
     if not record_path.is_file():
         raise HarnessError(f"{out} has no run.json; pass the --out folder of a finished harness run")
     run = json.loads(record_path.read_text())
+    config = dict(run["config"])
+    if (run.get("dataset") or {}).get("root"):  # the root as the run resolved it (a relative one is anchored)
+        config["dataset"] = {**(config.get("dataset") or {}), "root": run["dataset"]["root"]}
     with tempfile.TemporaryDirectory(prefix="harness-export-") as scratch:
         protocol_file = Path(scratch) / Path(run.get("protocol_file") or "protocol.yaml").name
-        protocol_file.write_text(yaml.safe_dump(run["config"]))
+        protocol_file.write_text(yaml.safe_dump(config))
         protocol = load_protocol(protocol_file)
     plugins = get_plugins()
     plan = resolve(protocol, plugins, check_options=False)

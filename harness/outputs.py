@@ -14,6 +14,28 @@ from harness.report import render_reports
 from harness.results_files import typed, write_machine_readable
 from harness.store import json_dumps, staged_output, write_atomic
 
+LEADING_COLUMNS = ("model", "category", "seed", "calibration", "status", "error")
+"""The columns every results.csv starts with, whatever the protocol kind; kind-specific columns follow."""
+SUMMARY_FILE = "summary.csv"
+"""Aggregate rows (group, global, mean, pooled) of kinds that compute them; per-job rows stay in results.csv."""
+
+
+def with_leading_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with :data:`LEADING_COLUMNS` first (empty where a kind has none), the kind's own after."""
+    frame = rows.copy()
+    for column in LEADING_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.NA
+    return frame[[*LEADING_COLUMNS, *(c for c in frame.columns if c not in LEADING_COLUMNS)]]
+
+
+def split_aggregates(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-job rows, aggregate rows): rows whose ``aggregate`` is not a per-category one go to the summary."""
+    if "aggregate" not in rows:
+        return rows, rows.iloc[0:0]
+    per_job = rows["aggregate"].isna() | rows["aggregate"].astype(str).str.endswith("category")
+    return rows[per_job].reset_index(drop=True), rows[~per_job].reset_index(drop=True)
+
 
 def failure_rows(outcomes: list[Any]) -> pd.DataFrame:
     """One row per failed job: who failed, why, and its cache key."""
@@ -52,7 +74,10 @@ def write_outputs(run: Any, job_data: list[Any], record: Any) -> None:
         failures = failure_rows(run.outcomes)
         rows = pd.concat([result.rows, failures], ignore_index=True) if not failures.empty else result.rows
         rows = typed(rows)  # counts as integers in every format
-        write_atomic(stage / "results.csv", rows.to_csv(index=False))
+        per_job, aggregates = split_aggregates(with_leading_columns(rows))
+        write_atomic(stage / "results.csv", per_job.to_csv(index=False))
+        if not aggregates.empty:
+            write_atomic(stage / SUMMARY_FILE, aggregates.to_csv(index=False))
         write_atomic(figure_dir / "manifest.json", json_dumps([vars(f) for f in result.figures]))
         for job in job_data:  # the per-image scores behind this report, beside it
             write_atomic(stage / "scores" / f"{job.key}.csv", job.scores.to_csv(index=False))

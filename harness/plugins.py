@@ -48,6 +48,9 @@ DEFAULT_PLUGINS = (
     "harness.analyses.benchmark",
     "harness.analyses.per_type",
     "harness.builtin_metrics",
+    "harness.analyses.few_shot",
+    "harness.analyses.noisy_training",
+    "harness.analyses.continual",
 )
 """Built-in plugins, registered like any other so that they show in ``harness plugins``."""
 

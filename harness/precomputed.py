@@ -32,6 +32,7 @@ from PIL import Image
 
 from harness import hookimpl
 from harness.data.base import IMAGE_SUFFIXES, load_image
+from harness.data.public_options import PrecomputedOptions
 from harness.errors import DatasetError, ProtocolError
 from harness.types import Sample, Scores
 
@@ -119,6 +120,7 @@ class Precomputed:
     """A model whose scores and maps were computed elsewhere; ``fit`` learns nothing."""
 
     weights = "precomputed (scores and maps made outside the harness)"
+    options_model = PrecomputedOptions
 
     def __init__(
         self,

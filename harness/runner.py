@@ -127,9 +127,9 @@ def run_protocol(
     ``force`` writes into a folder holding files the harness did not write (they are kept).
     """
     started = time.time()
-    preflight(out, cache_dir or default_cache_dir(), force)
     plugins = get_plugins()
     run = RunState(resolve(protocol, plugins, check_options=False), plugins, out, started)
+    preflight(out, cache_dir or default_cache_dir(), force)  # after the protocol's own errors, before any fit
     executor = build_executor(protocol.executor)
     with output_lock(out):
         cache = ScoreCache(cache_dir or default_cache_dir())

@@ -214,7 +214,6 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         scored = folder.hand_over(holdout_records + test_records + [r for _, r in unlabelled], "score")
         detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
     all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
-    info = detector_info(detector)
     n_holdout, n_labelled = len(holdout_records), len(holdout_records) + len(test_records)
     test_maps, split_maps = _maps_by_split(all_maps, n_holdout, n_labelled)
     records = holdout_records + test_records + [r for _, r in unlabelled]
@@ -240,10 +239,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "plugin": job.plugin,
         "plugin_version": job.plugin_version,
         "factory_version": job.factory_version,
-        "weights": info.weights,
-        "supervised": info.supervised,
-        "detector": info.name,
-        "device": info.device,
+        **detector_info(detector).record(),  # weights, supervised, detector name, device
         "category": job.category.name,
         "test_categories": [c.name for c in job.evaluated],
         "seed": job.seed,
@@ -289,8 +285,13 @@ def _fit_and_score(
         with efficiency.Sampler(measure["sample_seconds"]).running() as sampler, energy_meter as energy:
             detector = factory(**dict(job.model.options))
             started = time.perf_counter()
+            stages = getattr(job.subset, "stages", lambda _: None)(job.category)  # a continual sequence
             if detector_info(detector).supervised:
                 detector.fit(fit.samples, anomalies=labelled_samples(job, folder))
+            elif stages:  # files already written for the fit hand-over: these only reorder them per stage
+                from harness.subsets import teach
+
+                teach(detector, [folder.hand_over(stage, "fit").samples for stage in stages])
             else:
                 detector.fit(fit.samples)
             fit_seconds = time.perf_counter() - started

@@ -7,7 +7,8 @@ and false negatives pooled over all test images (defect-free ones included: thei
 pixels are false positives).
 
 The deployable pixel threshold sees only the held-out normals' maps: their pixel mean plus three
-standard deviations (the rule MVTec AD 2's baselines use on its ``validation`` normals). The
+standard deviations (the statistical binarisation used on MVTec AD 2's ``validation`` normals, as
+RoBiS, Li et al., arXiv:2505.21152, describes it). The
 threshold that maximises SegF1 on the test masks is reported beside it as a labelled oracle.
 
 Recall at the operating point, per defect type and per defect size: the share of defective test

@@ -149,6 +149,10 @@ class DetectorInfo:
     shared_fit_seconds: float | None = None
     supervised: bool = False
 
+    def record(self) -> dict[str, Any]:
+        """What a cache entry's metadata keeps of it: weights, supervised, name, device."""
+        return {"weights": self.weights, "supervised": self.supervised, "detector": self.name, "device": self.device}
+
 
 def detector_info(detector: object) -> DetectorInfo:
     """The :class:`DetectorInfo` of ``detector``: the one place where the harness reads its optional attributes."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from harness.calibration import Calibrator
 from harness.contract import MetricSpec
@@ -236,8 +237,10 @@ class AnalysisSpec:
     Attributes:
         title: the report's heading.
         description: one paragraph under the heading (what the protocol asks, which paper).
-        options: the keys accepted under ``analysis:`` in a protocol: a tuple of names, or a
-            pydantic model of them.
+        options_model: a pydantic model of the keys accepted under ``analysis:`` (typed, with
+            defaults and ranges; checked when the protocol is loaded, before anything is fitted).
+        options: the former declaration, a tuple of key names (still read, with a
+            DeprecationWarning, when there is no ``options_model``).
         leaderboard_note: the sentence above the report's first table.
         leaderboard_columns: the report's first table (default :data:`LEADERBOARD_COLUMNS`).
         detail_columns: the per-category tables (default :data:`DETAIL_COLUMNS`).
@@ -247,6 +250,7 @@ class AnalysisSpec:
 
     title: str = ""
     description: str = ""
+    options_model: type[BaseModel] | None = None
     options: tuple[str, ...] | type[Any] = ()
     leaderboard_note: str = "Summary over categories and seeds."
     leaderboard_columns: Columns = LEADERBOARD_COLUMNS
@@ -273,7 +277,8 @@ class AnalysisSpec:
 
     def option_names(self) -> set[str]:
         """The names accepted under ``analysis:``."""
-        fields = getattr(self.options, "model_fields", None)
+        model = self.options_model or self.options
+        fields = getattr(model, "model_fields", None)
         return set(fields) if fields is not None else {str(name) for name in self.options}
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Any:
@@ -307,6 +312,7 @@ def __getattr__(name: str) -> Any:
 _EXTENSION_ATTRIBUTES = (
     "title",
     "description",
+    "options_model",
     "options",
     "leaderboard_note",
     "leaderboard_columns",

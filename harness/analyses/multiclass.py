@@ -8,16 +8,29 @@ side by side, and named: the **mean of categories** (the mean of the per-categor
 **pooled** (all test images counted together; for per-category models the pooled AUROC mixes
 score scales of different models, which is why both are shown).
 
-(b) The train-on-one, test-on-all matrix (paper 004, Table 5.17): the image AUROC of the model
-of each training category on every category's test set, as a table and a heatmap.
+(b) The train-on-one, test-on-all matrix: the image AUROC of the model of each training
+category on every category's test set, as a table and a heatmap.
 
-Analysis options: ``unified`` (default true), ``cross_matrix`` (default true). With
+(c) The chosen-category row of paper 004's Table 5.17 (section 5.5.6): with ``train_on:
+CATEGORY`` (or ``{model label: CATEGORY}``, one chosen category per model as the thesis did),
+one model per model entry is fitted on that category's normals and tested on every category;
+its rows carry the setting "chosen" with one threshold (deployable ones from the chosen
+category's held-out normals), and a table in Table 5.17's shape (models x categories, Average,
+Chosen) is written.
+
+Every row names its training design in a ``design`` column: "union" (one model on every
+category's normals), "per category" (one model per category) or "chosen: CATEGORY".
+
+Analysis options: ``unified`` (default true), ``cross_matrix`` (default true), ``train_on``
+(default none). With
 ``cross_matrix: true`` the per-category models score every category's test set, which is a
 different job from kde_vs_test's (fitted once, then cached); with ``false`` the per-category
 jobs are kde_vs_test's own and only the unified models are fitted.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,10 +49,13 @@ from harness.analyses.base import (
 from harness.analyses.common import slug, thresholds_of
 from harness.analyses.options import MulticlassOptions
 from harness.data.base import Category
+from harness.errors import ProtocolError, unknown_name_message
 from harness.figures import save
 from harness.metrics import ranking_metrics, threshold_metrics
 
 UNIFIED = "unified"
+CHOSEN = "chosen"
+DESIGNS = {UNIFIED: "union", "per-category": "per category"}
 METRICS = ("auroc", "ap", "accuracy", "precision", "recall", "f1")
 
 
@@ -75,14 +91,17 @@ class MulticlassUnified(AnalysisSpec):
         "'per-category' is one model (and threshold) per category. 'mean of categories' averages the "
         "per-category figures; 'pooled' counts all test images together (for per-category models the pooled "
         "AUROC mixes different models' score scales). The matrix gives each training category's model "
-        "tested on every category."
+        "tested on every category. 'chosen' (train_on) is one model fitted on the chosen category and tested on "
+        "all, with one threshold (paper 004, Table 5.17). The design column names each row's training design: "
+        "union, per category, or chosen."
     )
     options_model = MulticlassOptions
-    options = ("unified", "cross_matrix")
+    options = ("unified", "cross_matrix", "train_on")
     leaderboard_note = "The two aggregates per setting, mean over seeds: mean of categories, and pooled."
     leaderboard_columns = (
         "model",
         "setting",
+        "design",
         "calibration",
         "category",
         "auroc",
@@ -98,6 +117,7 @@ class MulticlassUnified(AnalysisSpec):
         "model",
         "seed",
         "setting",
+        "design",
         "calibration",
         "threshold",
         "auroc",
@@ -111,12 +131,23 @@ class MulticlassUnified(AnalysisSpec):
     )
     latex_columns = leaderboard_columns
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        """``train_on`` is a category name or a mapping of model labels to category names."""
+        chosen = options.get("train_on")
+        valid = chosen is None or isinstance(chosen, str)
+        valid = valid or (isinstance(chosen, dict) and all(isinstance(v, str) for v in chosen.values()))
+        if not valid:
+            raise ProtocolError(
+                f"expected a category name or {{model label: category}}, got {chosen!r}", key="analysis.train_on"
+            )
+
     def plan_jobs(self, protocol, categories: list[Category], maker) -> list:
-        """Per-category jobs (scoring every category when the matrix is asked for) and unified jobs."""
+        """Per-category jobs (scoring every category for the matrix or the chosen row) and unified jobs."""
         options = protocol.analysis
-        every = tuple(categories) if options.get("cross_matrix", True) else ()
+        chosen = chosen_categories(options.get("train_on"), protocol, [c.name for c in categories])
+        cross = options.get("cross_matrix", True)
         jobs = [
-            maker(model, category, seed, every)
+            maker(model, category, seed, tuple(categories) if cross or chosen.get(model.label) == category.name else ())
             for category in categories
             for model in protocol.models
             for seed in protocol.seeds
@@ -134,12 +165,15 @@ class MulticlassUnified(AnalysisSpec):
         rows: list[dict[str, object]] = []
         pooled: list[dict[str, object]] = []
         cross: list[dict[str, object]] = []
+        chosen = context.options.get("train_on")
         for job in context.jobs:
             if job.category == UNIFIED:
                 rows_, pooled_ = self._unified(job, categories, context)
             else:
                 rows_, pooled_ = self._per_category(job, context)
                 cross += self._cross(job, categories)
+                if chosen and job.category == chosen_for(chosen, job.model):
+                    rows_ += self._unified(job, categories, context, setting=CHOSEN)[0]
             rows += rows_
             pooled += pooled_
         table = pd.DataFrame(rows)
@@ -150,8 +184,14 @@ class MulticlassUnified(AnalysisSpec):
             table = pd.concat([table, aggregate_rows(per_category), pooled_table], ignore_index=True)
         if cross:
             cross_table = pd.DataFrame(cross)
-            figures += self._matrix(cross_table, context)
-        table = table.assign(status="ok", error="") if not table.empty else table
+            figures += self._matrix(cross_table, context) if context.options.get("cross_matrix", True) else []
+            figures += chosen_table(cross_table, chosen, context) if chosen else []
+        if not table.empty:
+            table = table.assign(status="ok", error="", design=table["setting"].map(DESIGNS))
+            is_chosen = table["setting"] == CHOSEN
+            table.loc[is_chosen, "design"] = "chosen: " + table.loc[is_chosen, "model"].map(
+                lambda model: chosen_for(chosen, model)
+            )
         return AnalysisResult(table, figures)
 
     # -- part (a) --------------------------------------------------------------------------------
@@ -175,10 +215,10 @@ class MulticlassUnified(AnalysisSpec):
             )
         return rows, parts
 
-    def _unified(self, job: JobData, categories: list[str], context: AnalysisContext):
+    def _unified(self, job: JobData, categories: list[str], context: AnalysisContext, setting: str = UNIFIED):
         thresholds = thresholds_of(job, context)  # pooled holdout, pooled test: one threshold for the one model
         rows = [
-            self._row(restrict(job, category), UNIFIED, spec, thresholds[spec.label])
+            self._row(restrict(job, category), setting, spec, thresholds[spec.label])
             for category in categories
             for spec in context.calibrations
         ]
@@ -189,7 +229,7 @@ class MulticlassUnified(AnalysisSpec):
                 {
                     "model": job.model,
                     "seed": job.seed,
-                    "setting": UNIFIED,
+                    "setting": setting,
                     "calibration": spec.label,
                     "oracle": spec.oracle,
                     "category": "pooled (all test images)",
@@ -306,13 +346,52 @@ class MulticlassUnified(AnalysisSpec):
         aggregates = ok[ok["aggregate"].isin(["mean", "pooled"])] if "aggregate" in ok else ok.iloc[0:0]
         if aggregates.empty:
             return pd.DataFrame()
-        keys = ["model", "setting", "calibration", "category"]
+        keys = ["model", "setting", "design", "calibration", "category"]
         summary = aggregates.groupby(keys, sort=False)[list(METRICS)].mean()
         summary[["false_negatives", "false_positives"]] = aggregates.groupby(keys, sort=False)[
             ["false_negatives", "false_positives"]
         ].sum()
         summary["oracle"] = aggregates.groupby(keys, sort=False)["oracle"].first()
         return summary.reset_index()
+
+
+def chosen_categories(train_on: object, protocol, names: list[str]) -> dict[str, str]:
+    """Model label -> chosen training category from ``train_on``, each checked to be a protocol category."""
+    if train_on is None:
+        return {}
+    labels = [model.label for model in protocol.models]
+    chosen = {label: train_on for label in labels} if isinstance(train_on, str) else dict(train_on)
+    for label, category in chosen.items():
+        if label not in labels:
+            raise ProtocolError(unknown_name_message("model label", str(label), labels), key="analysis.train_on")
+        if category not in names:
+            raise ProtocolError(unknown_name_message("category", str(category), names), key="analysis.train_on")
+    return chosen
+
+
+def chosen_for(train_on: object, model: str) -> str | None:
+    """The category ``model`` is trained on in the chosen-category design (None when it has none)."""
+    return train_on if isinstance(train_on, str) else dict(train_on or {}).get(model)
+
+
+def chosen_table(cross: pd.DataFrame, train_on: object, context: AnalysisContext) -> list[FigureRecord]:
+    """Paper 004's Table 5.17: per model, AUROC of the chosen category's model on every category, Average, Chosen."""
+    rows = []
+    for model, table in cross.groupby("model", sort=False):
+        trained = chosen_for(train_on, str(model))
+        own = table[table["train_category"] == trained]
+        if own.empty:
+            continue
+        per_category = own.groupby("test_category", sort=False)["auroc"].mean()  # mean over seeds
+        rows.append({"model": model, **per_category.to_dict(), "Average": per_category.mean(), "Chosen": trained})
+    if not rows:
+        return []
+    pd.DataFrame(rows).round(4).to_csv(context.figure_dir / "chosen_category.csv", index=False)
+    caption = (
+        "Design 'chosen': image AUROC of one model per method fitted on its chosen category's normals and tested on "
+        "every category, with the average over categories (paper 004, section 5.5.6, Table 5.17; mean over seeds)."
+    )
+    return [FigureRecord("chosen_category.csv", caption, kind="table")]
 
 
 @hookimpl

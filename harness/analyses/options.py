@@ -91,3 +91,6 @@ class MulticlassOptions(OptionsModel):
 
     unified: Bool = Field(True, description="fit one model on every category's normals")
     cross_matrix: Bool = Field(True, description="per-category models also score every other category")
+    train_on: Str | dict[Str, Str] | None = Field(
+        None, description="a category (or {model label: category}): one model fitted on it, tested on all"
+    )

@@ -11,6 +11,8 @@ Analysis options: ``fractions`` (default 0.1, 0.2, ..., 1.0), ``draws`` (default
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -113,77 +115,17 @@ class PartialAnomaly(AnalysisSpec):
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
         """Draw, re-calibrate, evaluate; rows per (model, category, seed, calibration, fraction)."""
-        fractions, draws = _options(context.options)
-        oracles, deployable = split_specs(context)
         rows, figures, all_draws = [], [], []
+        first_seed = min((j.seed for j in context.jobs), default=0)
         for job in context.jobs:
-            test = job.test
-            normal = test.loc[test["label"] == 0, "score"].to_numpy(float)
-            anomalous = test.loc[test["label"] == 1, "score"].to_numpy(float)
-            base = {
-                "model": job.model,
-                "category": job.category,
-                "seed": job.seed,
-                "weights": job.weights,
-                "n_anomalous": anomalous.size,
-                "n_normal": normal.size,
-                "status": "ok",
-                "error": "",
-                "cache_key": job.key,
-            }
-            job_draws = []
-            for spec in oracles:
-                table = draw_thresholds(
-                    normal, anomalous, fractions, draws, job_rng(context, job, spec.label), oracle_function(spec)
-                ).assign(calibration=spec.label)
-                job_draws.append(table)
-                for fraction, group in table.groupby("fraction"):
-                    rows.append(
-                        {
-                            **base,
-                            "calibration": spec.label,
-                            "oracle": True,
-                            "fraction": fraction,
-                            "draws": len(group),
-                            **_spread(group, anomalous.size),
-                        }
-                    )
-            references = thresholds_of(job, context)
-            for spec in deployable:
-                threshold = references[spec.label]
-                fixed = pd.DataFrame(
-                    {
-                        "threshold": [threshold],
-                        "false_negatives": [int(np.sum(anomalous < threshold))],
-                        "false_positives": [int(np.sum(normal >= threshold))],
-                    }
-                )
-                rows.append(
-                    {
-                        **base,
-                        "calibration": spec.label,
-                        "oracle": False,
-                        "fraction": 0.0,
-                        "draws": 1,
-                        **_spread(fixed, anomalous.size),
-                    }
-                )
-            if job_draws:
-                draws_table = pd.concat(job_draws).assign(model=job.model, category=job.category, seed=job.seed)
-                all_draws.append(draws_table)
-                if job.seed == min(j.seed for j in context.jobs):
-                    figures.append(
-                        self._figure(
-                            job,
-                            draws_table,
-                            {
-                                s.label: (references[s.label], int(np.sum(anomalous < references[s.label])))
-                                for s in deployable
-                            },
-                            anomalous.size,
-                            context,
-                        )
-                    )
+            job_rows, draws_table, deployed = _job_rows(job, context)
+            rows.extend(job_rows)
+            if draws_table is None:
+                continue
+            all_draws.append(draws_table)
+            if job.seed == first_seed:
+                n_anomalous = int((job.test["label"] == 1).sum())
+                figures.append(self._figure(job, draws_table, deployed, n_anomalous, context))
         if all_draws:
             pd.concat(all_draws).to_csv(context.figure_dir / "partial_anomaly_draws.csv", index=False)
         return AnalysisResult(pd.DataFrame(rows), figures)
@@ -278,3 +220,58 @@ def _spread(table: pd.DataFrame, n_anomalous: int) -> dict[str, float]:
 def harness_protocols() -> dict[str, object]:
     """Register partial_anomaly."""
     return {"partial_anomaly": PartialAnomaly()}
+
+
+def _job_rows(
+    job: JobData, context: AnalysisContext
+) -> tuple[list[dict[str, Any]], pd.DataFrame | None, dict[str, tuple[float, int]]]:
+    """One job's rows (oracle draws per fraction, deployable references), its draws, and the deployed thresholds.
+
+    The deployed thresholds map each deployable calibration to (threshold, anomalies it misses).
+    """
+    fractions, draws = _options(context.options)
+    oracles, deployable = split_specs(context)
+    test = job.test
+    normal = test.loc[test["label"] == 0, "score"].to_numpy(float)
+    anomalous = test.loc[test["label"] == 1, "score"].to_numpy(float)
+    base = {
+        "model": job.model,
+        "category": job.category,
+        "seed": job.seed,
+        "weights": job.weights,
+        "n_anomalous": anomalous.size,
+        "n_normal": normal.size,
+        "status": "ok",
+        "error": "",
+        "cache_key": job.key,
+    }
+    rows, job_draws = [], []
+    for spec in oracles:
+        rng = job_rng(context, job, spec.label)
+        table = draw_thresholds(normal, anomalous, fractions, draws, rng, oracle_function(spec))
+        table = table.assign(calibration=spec.label)
+        job_draws.append(table)
+        for fraction, group in table.groupby("fraction"):
+            spread = _spread(group, anomalous.size)
+            rows.append(
+                {**base, "calibration": spec.label, "oracle": True, "fraction": fraction, "draws": len(group), **spread}
+            )
+    references = thresholds_of(job, context)
+    deployed = {}
+    for spec in deployable:
+        threshold = references[spec.label]
+        missed = int(np.sum(anomalous < threshold))
+        deployed[spec.label] = (threshold, missed)
+        fixed = pd.DataFrame(
+            {
+                "threshold": [threshold],
+                "false_negatives": [missed],
+                "false_positives": [int(np.sum(normal >= threshold))],
+            }
+        )
+        spread = _spread(fixed, anomalous.size)
+        rows.append({**base, "calibration": spec.label, "oracle": False, "fraction": 0.0, "draws": 1, **spread})
+    if not job_draws:
+        return rows, None, deployed
+    draws_table = pd.concat(job_draws).assign(model=job.model, category=job.category, seed=job.seed)
+    return rows, draws_table, deployed

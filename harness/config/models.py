@@ -69,7 +69,11 @@ class DatasetConfig(OptionsModel):
     """Where the images come from. ``root=None`` means the embedded synthetic dataset."""
 
     layout: Str = Field(
-        "mvtec", description="registered layout: mvtec, loco, folder, synthetic (harness list datasets)"
+        "mvtec",
+        description=(
+            "registered layout: mvtec, loco, folder, synthetic, visa, mvtec_ad2, mvtec_3d, btech, kolektor_sdd2, "
+            "mpdd, real_iad (harness list datasets)"
+        ),
     )
     root: Path | None = Field(
         None,

@@ -24,6 +24,13 @@ from PIL import Image
 from harness import hookimpl
 from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record
 from harness.data.layouts import MVTecLayout, _families_from, _images
+from harness.data.public_options import (
+    FamiliesOptions,
+    KolektorSDD2Options,
+    MVTecAD2Options,
+    RealIADOptions,
+    VisAOptions,
+)
 from harness.errors import DatasetError
 
 HOLDOUT = "holdout"
@@ -85,6 +92,7 @@ class MVTecAD2Layout(_SubfolderCategories):
     """
 
     marker = "train/good"
+    options_model = MVTecAD2Options
     PRIVATE = ("test_private", "test_private_mixed")
 
     def __init__(self, root: Path | None, families: Mapping[str, object] | None = None, private: bool = False) -> None:
@@ -115,6 +123,7 @@ class MVTec3DLayout(_SubfolderCategories):
     """
 
     marker = "train/good/rgb"
+    options_model = FamiliesOptions
 
     def __init__(self, root: Path | None, families: Mapping[str, object] | None = None) -> None:
         self.root = _root(root, "mvtec_3d", "mvtec_3d_anomaly_detection")
@@ -144,6 +153,7 @@ class BTechLayout(_SubfolderCategories):
     """BTAD (BeanTech): ``01|02|03/{train/ok, test/ok, test/ko, ground_truth/ko/<stem>.png|.bmp}``."""
 
     marker = "train/ok"
+    options_model = FamiliesOptions
 
     def __init__(self, root: Path | None, families: Mapping[str, object] | None = None) -> None:
         self.root = _root(root, "btech", "BTech_Dataset_transformed")
@@ -166,6 +176,8 @@ class KolektorSDD2Layout:
     Defective training images are left out of training (``train_defects: drop``, the unsupervised
     setting) or moved to the test set (``train_defects: test``).
     """
+
+    options_model = KolektorSDD2Options
 
     def __init__(self, root: Path | None, train_defects: str = "drop", category: str = "kolektor_sdd2") -> None:
         self.root = _root(root, "kolektor_sdd2", "KolektorSDD2")
@@ -208,6 +220,8 @@ class VisALayout:
     Paths in the CSV are relative to the root; ``label`` is ``normal`` or ``anomaly`` (VisA gives
     no defect type there, so every defective image has the type ``anomaly``).
     """
+
+    options_model = VisAOptions
 
     def __init__(
         self, root: Path | None, split_file: str = "split_csv/1cls.csv", families: Mapping[str, object] | None = None
@@ -252,6 +266,8 @@ class RealIADLayout:
     per object. ``anomaly_class`` equal to ``meta.normal_class`` (``OK``) is normal, other codes are
     defect types. Other split sets (``realiad_jsons_sv``, ``realiad_jsons_fuiad_0.1``) via ``splits``.
     """
+
+    options_model = RealIADOptions
 
     def __init__(
         self, root: Path | None, images: str = "realiad_1024", splits: str = "realiad_jsons/realiad_jsons"

@@ -135,9 +135,11 @@ def load_results(out: Path) -> tuple[pd.DataFrame, dict[str, Any], list[dict[str
         raise OutputError(
             f"{out} holds no finished run (results.csv and run.json); run `harness run PROTOCOL --out {out}` first"
         )
-    for name in ("results.csv", "run.json", "figures/manifest.json"):
+    for name in ("results.csv", "summary.csv", "run.json", "figures/manifest.json"):
         if (out / name).is_file():
             check_unchanged(out, name)
     rows, run = read_results(results_path), read_run(run_path)
     check_consistent(rows, run, results_path)
+    if (out / "summary.csv").is_file():  # the kind's aggregate rows, beside the per-job ones
+        rows = pd.concat([rows, read_results(out / "summary.csv")], ignore_index=True)
     return rows, run, read_manifest(out / "figures")

@@ -2,6 +2,8 @@
 
 ``mean_colour`` models each pixel's colour on defect-free images by its mean and standard
 deviation; its anomaly map is the largest per-channel z-score, its image score the map's maximum.
+It can continue fitting (``continual = True``, ``fit_more``, for the continual protocol): the
+statistics are pooled exactly, so after several categories it equals a fit on their union.
 """
 
 import numpy as np
@@ -13,6 +15,7 @@ class MeanColour:
     """Per-pixel colour statistics of normal images; ``epsilon`` keeps z-scores finite."""
 
     weights = "none (no backbone)"
+    continual = True  # the continual protocol may teach it more images with fit_more
 
     def __init__(self, epsilon: float = 1.0):
         self.epsilon = epsilon
@@ -20,6 +23,19 @@ class MeanColour:
     def fit(self, samples):
         images = np.stack([s.image for s in samples]).astype(np.float32)
         self.mean, self.std = images.mean(axis=0), images.std(axis=0) + self.epsilon
+        self.count = len(images)
+        return self
+
+    def fit_more(self, samples):
+        """Keep what was learned and add ``samples``: the pooled mean and std of every image seen."""
+        images = np.stack([s.image for s in samples]).astype(np.float64)
+        n, m = self.count, len(images)
+        mean, var = self.mean.astype(np.float64), (self.std.astype(np.float64) - self.epsilon) ** 2
+        new_mean, new_var = images.mean(axis=0), images.var(axis=0)
+        pooled = (n * mean + m * new_mean) / (n + m)
+        var = (n * (var + (mean - pooled) ** 2) + m * (new_var + (new_mean - pooled) ** 2)) / (n + m)
+        self.mean, self.std = pooled.astype(np.float32), (np.sqrt(var) + self.epsilon).astype(np.float32)
+        self.count = n + m
         return self
 
     def score(self, samples):

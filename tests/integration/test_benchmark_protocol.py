@@ -49,7 +49,7 @@ efficiency: {energy: false}
     out = tmp_path / "out"
     code, _, stderr = cli("run", str(protocol), "--out", str(out))
     assert code == 0, stderr
-    rows = pd.read_csv(out / "results.csv")
+    rows = _rows(out)
     overall = rows[rows["aggregate"] == "global"].set_index("model")
     assert overall.loc["fixed_scores", "auroc_rank"] == 1 and overall.loc["path_noise", "auroc_rank"] == 2
     groups = rows[rows["aggregate"] == "group"].set_index(["category", "model"])
@@ -117,7 +117,7 @@ def test_a_supervised_model_leaves_the_others_numbers_alone(cli, tmp_path, noise
             protocol.write_text(BENCHMARK_WITH_SUPERVISION.replace("MODELS", models))
             code, _, stderr = cli("run", str(protocol), "--out", str(tmp_path / name))
             assert code == 0, stderr
-            results[name] = pd.read_csv(tmp_path / name / "results.csv")
+            results[name] = _rows(tmp_path / name)
     finally:
         get_plugins().unregister("supervised-plugin")
     metrics = ["auroc", "recall", "f1", "ap", "n_test"]
@@ -137,3 +137,10 @@ def test_a_supervised_model_leaves_the_others_numbers_alone(cli, tmp_path, noise
             assert n_test < whole[(model, category)]  # the supervision split's images are out
     html = (tmp_path / "with" / "report.html").read_text()
     assert "Supervised comparison: every model" in html
+
+
+def _rows(out):
+    """Per-job rows (results.csv) and the aggregates (summary.csv) of a benchmark run."""
+    per_job = pd.read_csv(out / "results.csv")
+    assert set(per_job["aggregate"].dropna()) <= {"category", "supervised comparison category"}
+    return pd.concat([per_job, pd.read_csv(out / "summary.csv")], ignore_index=True)

@@ -207,3 +207,11 @@ def test_a_root_without_the_layouts_tree_is_one_clear_line(cli, tmp_path, layout
     code, _, stderr = cli("validate", str(protocol), "--set", f"dataset.root={empty}")
     assert code == 2 and "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
     assert str(empty) in stderr
+
+
+def test_layout_options_are_typed_and_checked_before_anything_runs(cli, tmp_path):
+    protocol = layout_protocol(tmp_path, "kolektor_sdd2")
+    code, _, stderr = cli("validate", str(protocol), "--set", "dataset.options={train_defects: keep}")
+    assert code == 2 and "train_defects" in stderr and "Traceback" not in stderr
+    code, _, stderr = cli("validate", str(protocol), "--set", "dataset.options={private: true}")
+    assert code == 2 and "private" in stderr

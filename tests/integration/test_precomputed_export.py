@@ -168,3 +168,18 @@ def test_export_refuses_a_folder_it_did_not_write_and_a_folder_without_a_run(cli
     code, _, err = cli("export", str(tmp_path / "nothing"), "--to", str(tmp_path / "x"))
     assert code == 2 and "no run.json" in err and "Traceback" not in err
     assert cli("export", str(first), "--to", str(tmp_path / "export"))[0] == 0  # its own folder: written again
+
+
+def test_export_of_a_run_whose_protocol_names_a_relative_root(cli, tmp_path):
+    WRITERS["btech"](tmp_path / "data" / "btech")
+    spec = write_protocol(
+        tmp_path / "rel.yaml",
+        "protocol: kde_vs_test\ndataset: {layout: btech, root: data/btech, image_size: 32, categories: ['01']}\n"
+        "models: [{name: fixed_scores}]\ncalibrations: [kde]\nseeds: [0]\n"
+        "analysis: {bootstrap: 0, review: 0, map_panels: false}\n",
+    )
+    assert cli("run", str(spec), "--out", str(tmp_path / "out"))[0] == 0
+    code, out, err = cli("export", str(tmp_path / "out"), "--to", str(tmp_path / "exp"))
+    assert code == 0, out + err
+    table = pd.read_csv(tmp_path / "exp" / "fixed_scores" / "seed0" / "scores.csv", dtype={"path": str})
+    assert table["path"].str.startswith("01/").all()

@@ -40,7 +40,8 @@ def _available_models(config):
     available = []
     for entry in config.models:
         factory = registry.get(entry.name)
-        reason = getattr(factory, "why_unavailable", lambda: None)() if factory is not None else "not installed"
+        why = getattr(factory, "why_unavailable", None)  # a ModelSpec holds None when the model always runs
+        reason = (why() if callable(why) else None) if factory is not None else "not installed"
         if reason is None:
             available.append(entry)
     return available

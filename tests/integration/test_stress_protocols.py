@@ -160,8 +160,11 @@ def test_multiclass_fits_only_the_unified_model_after_kde_vs_test(cli, tmp_path,
     assert code == 0, stderr
     assert FixedScores.calls == ["fit"]  # the unified model; per-category models come from the cache
     rows = pd.read_csv(tmp_path / "mc" / "results.csv")
+    summary = pd.read_csv(tmp_path / "mc" / "summary.csv")  # aggregates, apart from the per-job rows
     assert set(rows["setting"]) == {"per-category", "unified"}
-    assert {"mean of categories", "pooled (all test images)", "weave", "disc"} <= set(rows["category"])
+    assert {"weave", "disc"} <= set(rows["category"]) and set(rows["aggregate"]) == {"category"}
+    assert {"mean of categories", "pooled (all test images)"} <= set(summary["category"])
+    assert list(rows.columns[:6]) == ["model", "category", "seed", "calibration", "status", "error"]
 
 
 def test_multiclass_cross_matrix(cli, tmp_path):

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -258,3 +259,37 @@ def test_the_former_analysis_name_warns_and_still_works():
 def test_list_metrics_shows_level_and_direction(cli):
     code, out, _ = cli("list", "metrics")
     assert code == 0 and "auroc" in out and "image level, higher is better" in out and "pixel level" in out
+
+
+def test_a_run_records_the_detector_info_in_its_cache_entry(cli, tmp_path, small_protocol):
+    import json
+    import os
+
+    code, _, stderr = cli("run", str(small_protocol), "--out", str(tmp_path / "out"))
+    assert code == 0, stderr
+    metas = list(Path(os.environ["HARNESS_CACHE_DIR"]).rglob("meta.json"))
+    assert metas
+    meta = json.loads(metas[0].read_text())
+    assert (meta["detector"], meta["weights"], meta["device"], meta["supervised"]) == (
+        "FixedScores",
+        "none",
+        None,
+        False,
+    )
+
+
+def test_options_models_are_part_of_both_specs():
+    class Options(BaseModel):
+        draws: int = 10
+
+    class Kind(harness.AnalysisSpec):
+        options_model = Options
+
+    assert analysis_spec(Kind()).option_names() == {"draws"}
+    assert harness.AnalysisSpec.options_model is None
+
+    def build(**options):
+        return Constant(**options)
+
+    build.options_model = Options
+    assert model_spec(build).options is Options
