@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import traceback
 from pathlib import Path
 
 import click
 
+from harness import __version__
 from harness.errors import ExitCode, HarnessError
 
-PROTOCOL_DIRS = (Path.cwd() / "protocols", Path(__file__).resolve().parent.parent / "protocols")
+DISTRIBUTION = "adharness"
+"""The distribution (``pip install adharness``); the import package and the command are ``harness``."""
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -48,7 +49,10 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Example: harness run kde_vs_test   (a shipped protocol; `harness list protocols` shows them)",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.option(
     "--no-plugin-autoload",
@@ -62,11 +66,20 @@ def _quiet_libraries() -> None:
     metavar="NAME",
     help="Do not load this installed plugin; repeatable (also: HARNESS_DISABLE_PLUGINS=a,b).",
 )
-@click.version_option(package_name="harness")
+@click.option("-v", "--verbose", count=True, help="More output: debug log lines on the console.")
+@click.option("-q", "--quiet", is_flag=True, help="Less output: warnings and errors only, no results table.")
+@click.version_option(
+    version=__version__, package_name=DISTRIBUTION, message=f"%(prog)s %(version)s (distribution {DISTRIBUTION})"
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tuple[str, ...]) -> None:
-    """Evaluate visual anomaly detectors under declared protocols, with honest thresholds."""
-    ctx.obj = {"debug": debug}
+def cli(
+    ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tuple[str, ...], verbose: int, quiet: bool
+) -> None:
+    """Evaluate visual anomaly detectors under declared protocols, with honest thresholds.
+
+    Shell completion (bash; zsh and fish alike): eval "$(_HARNESS_COMPLETE=bash_source harness)"
+    """
+    ctx.obj = {"debug": debug, "verbosity": -1 if quiet else verbose}
     _quiet_libraries()
     _show_harness_warnings()
     if no_plugin_autoload or disabled:
@@ -75,7 +88,13 @@ def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tup
         configure(autoload=False if no_plugin_autoload else None, disabled=set(disabled) or None)
 
 
-@cli.command()
+@cli.command(
+    epilog="""\b
+Examples:
+  harness run kde_vs_test
+  harness run protocols/kde_vs_test.yaml --set dataset.root=/data/mvtec_ad --set 'dataset.categories=[bottle]'
+  harness -q run my_protocol.yaml --out results/baseline"""
+)
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option(
     "--out",
@@ -108,25 +127,51 @@ def cli(ctx: click.Context, debug: bool, no_plugin_autoload: bool, disabled: tup
     is_flag=True,
     help="Write into an output folder that holds files the harness did not write; they are kept, never removed.",
 )
+@click.option(
+    "--tracker",
+    "trackers",
+    multiple=True,
+    metavar="NAME[=DEST]",
+    help="Also log results and figures to mlflow (default ./mlruns) or tensorboard (default OUT/tensorboard).",
+)
+@click.pass_context
 def run(
-    protocol: Path, out: Path | None, overrides: tuple[str, ...], cache: Path | None, executor: str | None, force: bool
+    ctx: click.Context,
+    protocol: Path,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    cache: Path | None,
+    executor: str | None,
+    force: bool,
+    trackers: tuple[str, ...],
 ) -> None:
-    """Run PROTOCOL: fit and score (cached), calibrate, write results and reports."""
+    """Run PROTOCOL (a file or a shipped protocol's name): fit and score (cached), calibrate, write outputs."""
+    from harness.console import log, run_logging, summary_text
     from harness.protocol import load_protocol
+    from harness.protocol_files import resolve_protocol_path
     from harness.runner import run_protocol
+    from harness.trackers import log_run, parse_tracker
 
+    chosen = [parse_tracker(t) for t in trackers]  # an unknown or missing tracker stops before any fit
     if executor:
         overrides = (f"executor.name={executor}", *overrides)
-    config = load_protocol(protocol, overrides)
-    out = out or Path("results") / protocol.stem
-    summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv, force=force)
-    click.echo(
-        f"jobs: {summary.count('fitted')} fitted, {summary.count('cached')} from cache, "
-        f"{summary.count('failed')} failed"
-    )
-    for name in ("results.csv", "report.html", "report.tex", "run.json"):
-        if (out / name).exists():
-            click.echo(f"wrote {out / name}")
+    path = resolve_protocol_path(protocol)
+    config = load_protocol(path, overrides)
+    out = out or Path("results") / path.stem
+    verbosity = (ctx.obj or {}).get("verbosity", 0)
+    with run_logging(out, verbosity):
+        summary = run_protocol(config, out, cache_dir=cache, argv=sys.argv, force=force)
+        log.info(
+            f"jobs: {summary.count('fitted')} fitted, {summary.count('cached')} from cache, "
+            f"{summary.count('failed')} failed"
+        )
+        if verbosity >= 0 and (out / "run.json").is_file():
+            click.echo("\n" + summary_text(out) + "\n")
+        for name in ("results.csv", "results.json", "report.html", "report.tex", "run.json", "run.log"):
+            if (out / name).exists() or name == "run.log":
+                log.info(f"wrote {out / name}")
+        for line in log_run(out, chosen) if chosen else []:
+            log.info(line)
     if summary.count("failed"):
         click.echo(
             f"Error: {summary.count('failed')} job(s) failed; see the 'error' column of {out / 'results.csv'}", err=True
@@ -134,7 +179,7 @@ def run(
         sys.exit(ExitCode.JOBS_FAILED)
 
 
-@cli.command()
+@cli.command(epilog="Example: harness validate kde_vs_test --set dataset.root=/data/mvtec_ad")
 @click.argument("protocol", type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key.")
 @click.option(
@@ -150,9 +195,10 @@ def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) 
     """Check PROTOCOL (keys, values, names, options, dataset) without running a model; print what it found."""
     from harness.config.summary import dataset_table
     from harness.protocol import load_protocol
+    from harness.protocol_files import resolve_protocol_path
     from harness.runner import plan
 
-    config = load_protocol(protocol, overrides)
+    config = load_protocol(resolve_protocol_path(protocol), overrides)
     if audit_csv is not None:  # before the checks: an audit lists every problem, validation stops at the first
         from harness.audit import audit_dataset
 
@@ -167,7 +213,7 @@ def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) 
     click.echo(dataset_table(sorted(categories.values(), key=lambda c: c.name), config.holdout_fraction))
 
 
-@cli.command()
+@cli.command(epilog="Example: harness schema --markdown")
 @click.option("--markdown", is_flag=True, help="The README's reference tables instead of the JSON schema.")
 def schema(markdown: bool) -> None:
     """Print the protocol file's JSON schema (every key, its type, default and meaning)."""
@@ -176,38 +222,34 @@ def schema(markdown: bool) -> None:
     click.echo(reference_markdown() if markdown else json.dumps(protocol_schema(), indent=2), nl=not markdown)
 
 
-@cli.command(name="list")
+@cli.command(name="list", epilog="Examples: harness list models · harness list protocols --json")
 @click.argument("kind", type=click.Choice(["models", "datasets", "calibrations", "protocols", "metrics"]))
-def list_(kind: str) -> None:
-    """List registered models, dataset layouts, calibrations, protocols or metrics."""
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(kind: str, as_json: bool) -> None:
+    """List models, dataset layouts, calibrations, metrics, or the shipped protocols and protocol kinds."""
+    from harness.listing import entry_rows, protocol_rows, table
     from harness.plugins import get_plugins
 
     plugins = get_plugins()
-    registry = plugins.registry(kind)
-    if kind == "protocols":
-        for name, analysis in sorted(registry.items()):
-            click.echo(f"{name:28s} {plugins.owner(kind, name).name:24s} {analysis.title}")
-        files = sorted({p.resolve() for d in PROTOCOL_DIRS if d.is_dir() for p in d.glob("*.yaml")})
-        if files:
-            click.echo("\nprotocol files:")
-            for path in files:
-                click.echo(f"  {os.path.relpath(path)}")
+    rows = protocol_rows(plugins) if kind == "protocols" else entry_rows(plugins, kind)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
         return
-    width = max((len(n) for n in registry), default=10) + 2
-    for name, entry in sorted(registry.items()):
-        owner = plugins.owner(kind, name).name
-        reason = entry.reason_unavailable() if kind == "models" else None
-        status = f"cannot run here: {reason}" if reason else "ok"
-        if kind == "metrics":
-            status = f"{entry.level} level, {'higher' if entry.higher_is_better else 'lower'} is better"
-        oracle = "  (oracle: reads test labels)" if kind == "calibrations" and getattr(entry, "oracle", False) else ""
-        click.echo(f"{name:{width}s} {owner:20s} {status}{oracle}")
-    failed = [i for i in plugins.infos if i.error]
-    for info in failed:
+    if kind == "protocols":
+        click.echo(table([r for r in rows if r["type"] == "file"], ["name", "kind", "about"]))
+        click.echo("\nprotocol kinds (the `protocol:` key):")
+        click.echo(table([r for r in rows if r["type"] == "kind"], ["name", "about"]))
+        return
+    columns = {
+        "models": ["name", "plugin", "status", "download"],
+        "calibrations": ["name", "plugin", "status", "oracle"],
+    }
+    click.echo(table(rows, columns.get(kind, ["name", "plugin", "status"])))
+    for info in [i for i in plugins.infos if i.error]:
         click.echo(f"(plugin {info.name} failed to load: {info.error})", err=True)
 
 
-@cli.command()
+@cli.command(epilog="Example: harness plugins --json")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
     """List plugins, their versions and what each registers; failures with their reason."""
@@ -227,7 +269,7 @@ def plugins(as_json: bool) -> None:
             click.echo(f"    {kind}: {', '.join(names)}")
 
 
-@cli.command()
+@cli.command(epilog="Example: harness report results/kde_vs_test --format latex")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option(
     "--format",
@@ -240,18 +282,19 @@ def report(out: Path, formats: tuple[str, ...]) -> None:
     """Re-render OUT's report.html and report.tex from its stored results (no model runs)."""
     from harness.ownership import check_not_foreign, record
     from harness.report import load_results, render_reports
+    from harness.report.latex_tables import report_tables
     from harness.store import check_writable
 
     _, run_info, _ = load_results(out)
     check_writable(out)
-    check_not_foreign(out, ["report.html", "report.tex"])
+    check_not_foreign(out, ["report.html", "report.tex", *report_tables(out)])
     written = render_reports(out, formats or tuple(run_info.get("report_formats", ["html", "latex"])))
-    record(out, [path.name for path in written])
+    record(out, [path.relative_to(out).as_posix() for path in written])
     for path in written:
         click.echo(f"wrote {path}")
 
 
-@cli.command()
+@cli.command(epilog="Example: harness export results/kde_vs_test --to precomputed/")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--to", "target", type=click.Path(path_type=Path), required=True, help="Folder to write into.")
 def export(out: Path, target: Path) -> None:
@@ -262,7 +305,43 @@ def export(out: Path, target: Path) -> None:
         click.echo(f"wrote {folder}")
 
 
-@cli.command(name="new-plugin")
+@cli.command(epilog="Example: harness track results/kde_vs_test --tracker mlflow --tracker tensorboard=tb")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--tracker", "trackers", multiple=True, required=True, metavar="NAME[=DEST]", help="mlflow or tensorboard."
+)
+def track(out: Path, trackers: tuple[str, ...]) -> None:
+    """Log the finished run in OUT (results, finding, figures) to MLflow and/or TensorBoard."""
+    from harness.trackers import log_run, parse_tracker
+
+    for line in log_run(out, [parse_tracker(t) for t in trackers]):
+        click.echo(line)
+
+
+@cli.command(
+    epilog="Example: harness compare results/baseline results/kde_vs_test --out results/compared",
+)
+@click.argument("outs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "target",
+    type=click.Path(path_type=Path),
+    default=Path("results") / "compare",
+    show_default=True,
+    help="Folder for compare.html, compare.tex, compare.csv.",
+)
+def compare(outs: tuple[Path, ...], target: Path) -> None:
+    """One leaderboard over finished runs of the same protocol (no model runs); differences flagged."""
+    from harness.compare import compare_runs, write_comparison
+
+    comparison = compare_runs(list(outs))
+    for difference in comparison.differences:
+        click.echo(f"warning: {difference}", err=True)
+    for path in write_comparison(comparison, target):
+        click.echo(f"wrote {path}")
+
+
+@cli.command(name="new-plugin", epilog="Example: harness new-plugin my_detector --dir ~/src")
 @click.argument("name")
 @click.option(
     "--dir",

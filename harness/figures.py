@@ -18,10 +18,14 @@ LINE_STYLES = ("--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
 
 
 def save(fig: plt.Figure, path: Path) -> None:
-    """Write ``fig`` as PNG and free it."""
+    """Write ``fig`` as PNG (for the HTML report) and PDF (for LaTeX), readable (see ``make_readable``), and free it."""
+    from harness.report.readable import make_readable
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    make_readable(fig)
     fig.tight_layout()  # one layout pass; bbox_inches="tight" would render every figure twice
     fig.savefig(path, dpi=100)
+    fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pandas as pd
 from harness.analyses.base import AnalysisContext, AnalysisResult
 from harness.provenance import RunRecord
 from harness.report import render_reports
+from harness.results_files import typed, write_machine_readable
 from harness.store import json_dumps, staged_output, write_atomic
 
 LEADING_COLUMNS = ("model", "category", "seed", "calibration", "status", "error")
@@ -71,6 +73,7 @@ def write_outputs(run: Any, job_data: list[Any], record: Any) -> None:
         result = analyse(run, job_data, figure_dir)
         failures = failure_rows(run.outcomes)
         rows = pd.concat([result.rows, failures], ignore_index=True) if not failures.empty else result.rows
+        rows = typed(rows)  # counts as integers in every format
         per_job, aggregates = split_aggregates(with_leading_columns(rows))
         write_atomic(stage / "results.csv", per_job.to_csv(index=False))
         if not aggregates.empty:
@@ -80,4 +83,5 @@ def write_outputs(run: Any, job_data: list[Any], record: Any) -> None:
             write_atomic(stage / "scores" / f"{job.key}.csv", job.scores.to_csv(index=False))
         run_record: RunRecord = record()
         write_atomic(stage / "run.json", json_dumps(run_record.to_json()))
+        write_machine_readable(stage, rows, run.plan.analysis, json.loads(json_dumps(run_record.to_json())))
         render_reports(stage, run.plan.protocol.report_formats, figure_dir=figure_dir)

@@ -26,6 +26,7 @@ from harness import hookspecs
 from harness.analyses.base import AnalysisSpec, analysis_spec
 from harness.contract import MetricSpec, ModelSpec, ReportSection, model_spec
 from harness.errors import HarnessError, unknown_name_message
+from harness.names import resolve_name, unknown_message
 
 ENTRY_POINT_GROUP = "harness.plugins"
 DISABLE_AUTOLOAD_ENV = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
@@ -235,7 +236,7 @@ class Plugins:
 
     def owner(self, kind: str, name: str) -> PluginInfo:
         """The plugin that registered ``name``."""
-        plugin_name = self._owners[kind][name]
+        plugin_name = self._owners[kind][resolve_name(name, self._owners[kind]) or name]
         return next(info for info in self.infos if info.name == plugin_name)
 
     def get(self, kind: str, name: str, key: str | None = None) -> Any:
@@ -244,9 +245,10 @@ class Plugins:
         ``key`` names the protocol key for the message (e.g. ``models[0].name``).
         """
         registry = self._registries[kind]
-        if name in registry:
-            return registry[name]
-        message = unknown_name_message(kind[:-1], str(name), registry)
+        resolved = resolve_name(str(name), registry)  # anomalib's spelling: PatchCore -> patchcore
+        if resolved is not None:
+            return registry[resolved]
+        message = unknown_message(kind[:-1], str(name), registry)
         failed = [info for info in self.infos if info.error]
         if failed:
             message += "; plugins that failed to load: " + ", ".join(f"{i.name} ({i.error})" for i in failed)

@@ -20,6 +20,7 @@ from harness.config.errors import located_error, matching_override
 from harness.config.models import DatasetConfig, EntrySpec, ProtocolFile
 from harness.config.yamlio import Locator, compose_and_load, load_yaml_value, read_protocol_text
 from harness.errors import ProtocolError
+from harness.includes import expand_includes
 
 __all__ = [
     "CalibrationConfig",
@@ -175,7 +176,7 @@ def load_protocol(path: Path | str, overrides: Sequence[str] = ()) -> ProtocolCo
     data, node = compose_and_load(read_protocol_text(path), path)
     if not isinstance(data, dict):
         raise ProtocolError(f"{path}: a protocol file must be a YAML mapping (protocol:, dataset:, models:, ...)")
-    data = copy.deepcopy(data)
+    data = expand_includes(copy.deepcopy(data), path)  # include: another file, overridden by this one
     set_keys: dict[tuple[str | int, ...], str] = {}
     for override in overrides:
         keys, value = parse_override(override)

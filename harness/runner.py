@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.analyses.base import JobData, evaluation_view
+from harness.console import job_line, log
 from harness.data.base import Category, load_mask
 from harness.data.shaping import load_categories, open_dataset, rebalance, supervise  # noqa: F401 (re-exported)
 from harness.executors import build_executor
@@ -59,9 +60,12 @@ def execute(
     # options are checked only for models that will be fitted: cached jobs need no model library
     check_model_options(protocol, plugins, {job.model.label for job in todo})
     results: dict[str, tuple[str, str | None]] = {}
+    log.info("%d job(s): %d to fit and score, %d from cache", len(jobs), len(todo), len(jobs) - len(todo))
     if todo:
-        for key, status, error in executor.run(todo, cache.root):
+        by_key = {job.key: job for job in todo}
+        for done, (key, status, error) in enumerate(executor.run(todo, cache.root), 1):
             results[key] = (status, error)
+            job_line(done, len(todo), by_key[key], status, error)
     outcomes = []
     for job in jobs:
         status, error = results.get(job.key, ("cached", None))

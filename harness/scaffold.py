@@ -19,7 +19,7 @@ version = "0.1.0"
 description = "harness plugin: the {name} detector."
 readme = "README.md"
 requires-python = ">=3.10"
-dependencies = ["harness>=0.1", "numpy"]
+dependencies = ["adharness>=0.1", "numpy"]
 
 [project.optional-dependencies]
 test = ["pytest"]

@@ -281,6 +281,17 @@ class AnalysisSpec:
         fields = getattr(model, "model_fields", None)
         return set(fields) if fields is not None else {str(name) for name in self.options}
 
+    def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Any:
+        """The result in numbers the report opens with: a :class:`harness.report.finding.Finding`.
+
+        ``rows`` are the successful result rows, ``summary`` the leaderboard. The default reads the
+        leaderboard (:func:`harness.report.finding.default_finding`): the oracle gap per model where
+        it has oracle and deployable rows, else the models ranked by the first metric it has.
+        """
+        from harness.report.finding import default_finding
+
+        return default_finding(summary)
+
     def columns(self, which: str, summary: pd.DataFrame) -> list[str]:
         """``leaderboard``, ``detail`` or ``latex`` columns, resolved against the summary table."""
         columns = getattr(self, f"{which}_columns")
@@ -327,6 +338,10 @@ class _DuckTypedAnalysis(AnalysisSpec):
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
         method = getattr(self.wrapped, "summarise", None)
         return method(rows) if method is not None else super().summarise(rows)
+
+    def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Any:
+        method = getattr(self.wrapped, "finding", None)
+        return method(rows, summary) if method is not None else super().finding(rows, summary)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         method = getattr(self.wrapped, "check_options", None)

@@ -24,6 +24,7 @@ from harness.analyses.options import MissingTypeOptions
 from harness.analyses.stress import calibrate_on, oracle_function
 from harness.errors import HarnessError
 from harness.figures import save
+from harness.report.finding import Finding, left_out_finding
 
 
 def left_out_groups(
@@ -179,6 +180,10 @@ class MissingType(AnalysisSpec):
             "type and family and per calibration (paper 000, Figs 5-7)."
         )
         return FigureRecord(name, caption, category=job.category, model=job.model)
+
+    def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
+        """The report's opening numbers (see :func:`harness.report.finding.left_out_finding`)."""
+        return left_out_finding(summary)
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Per (model, calibration, mode): misses and counts summed over categories, left-out groups and seeds."""

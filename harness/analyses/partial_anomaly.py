@@ -24,6 +24,7 @@ from harness.analyses.options import PartialAnomalyOptions
 from harness.analyses.stress import calibrate_on, oracle_function, split_specs
 from harness.errors import HarnessError
 from harness.figures import save
+from harness.report.finding import Finding, fraction_finding
 
 DEFAULT_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
@@ -168,6 +169,10 @@ class PartialAnomaly(AnalysisSpec):
             "(paper 000, Figs 3-4); dashed: deployable thresholds, which use no anomaly."
         )
         return FigureRecord(name, caption, category=job.category, model=job.model)
+
+    def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
+        """The report's opening numbers (see :func:`harness.report.finding.fraction_finding`)."""
+        return fraction_finding(summary)
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Per (model, calibration, fraction) over categories and seeds.

@@ -22,6 +22,9 @@ from harness.analyses.base import LEADERBOARD_COLUMNS as _LEADERBOARD
 from harness.metrics import HIGHER_IS_BETTER
 from harness.report.assets import templates_dir
 from harness.report.inputs import load_results
+from harness.report.latex_tables import render_latex
+from harness.report.layout import column_groups, fmt, fold_intervals, split_cost, sticky_count
+from harness.report.readable import quantity
 from harness.store import write_atomic
 
 LEADERBOARD_COLUMNS = list(_LEADERBOARD)
@@ -38,6 +41,7 @@ HEADERS = {
     "pixel_auroc": "pixel AUROC",
     "aupro": "AUPRO",
     "pl": "PL",
+    "f1_gap": "F1 gap (pts)",
 }
 
 
@@ -82,6 +86,9 @@ def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
 def _value(row: pd.Series, column: str) -> str:
     """A cell's text: ranks as whole numbers, a '*' where a lead is significant."""
     value = row[column]
+    readable = quantity(column, value)
+    if readable is not None:
+        return readable + _mark(row, column)
     if column.endswith("_rank") and isinstance(value, float) and value.is_integer():
         return str(int(value))
     return _cell(value) + _mark(row, column)
@@ -97,6 +104,10 @@ def _mark(row: pd.Series, column: str) -> str:
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    return fold_intervals(_plain_table(frame, columns))
+
+
+def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
     return {
@@ -107,6 +118,8 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
             for _, row in frame.iterrows()
         ],
         "oracle": [bool(row.get("oracle", False)) for _, row in frame.iterrows()],
+        "groups": column_groups(columns),
+        "sticky": sticky_count(columns),
     }
 
 
@@ -125,6 +138,7 @@ def render_reports(
     """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
     from harness.analyses.base import successful
     from harness.plugins import get_plugins
+    from harness.report.finding import finding_of
 
     rows, run, manifest = load_results(out)
     figure_dir = figure_dir or out / "figures"
@@ -142,6 +156,7 @@ def render_reports(
         "summary": summary,
         "categories": categories,
         "failed": failed,
+        "finding": finding_of(analysis, ok, summary),
         "has_oracle": bool(summary.get("oracle", pd.Series(dtype=bool)).any()) if not summary.empty else False,
         "sections": plugins.report_sections(rows, run),
     }
@@ -152,8 +167,9 @@ def render_reports(
         written.append(path)
     if "latex" in formats:
         path = target / "report.tex"
-        write_atomic(path, _render_latex(context, ok, manifest, figure_dir))
-        written.append(path)
+        text, tables = render_latex(context, ok, manifest, figure_dir, target)
+        write_atomic(path, text)
+        written.extend([path, *tables])  # tables/*.tex: one \input-able file per table
     return written
 
 
@@ -186,12 +202,16 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     template = _environment().get_template("report.html.j2")
     return template.render(
         **context,
-        leaderboard=_table(context["summary"], context["analysis"].columns("leaderboard", context["summary"]))
+        leaderboards=split_cost(
+            _table(context["summary"], context["analysis"].columns("leaderboard", context["summary"]))
+        )
         if not context["summary"].empty
-        else None,
+        else [],
         general_figures=[f for f in figures if not f.get("category")],
         per_category=per_category,
         failed_rows=context["failed"].to_dict("records"),
+        fmt=fmt,
+        weights=dict(zip(ok["model"], ok["weights"], strict=True)) if "weights" in ok else {},
         run_json=json.dumps({k: v for k, v in context["run"].items() if k != "jobs"}, indent=2),
         extra_sections=[_section(s) for s in context["sections"]],
     )
@@ -240,55 +260,3 @@ def _escaped_tree(value: Any) -> Any:
     if isinstance(value, (bool, int, float)) or value is None:
         return value
     return latex_escape(value)
-
-
-def _latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
-    frame = _with_intervals(frame)
-    columns = [c for c in columns if c in frame.columns]
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in columns]
-    headers = [latex_escape(_header(c)).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$") for c in columns]
-    body = []
-    for _, row in frame.iterrows():
-        cells = [latex_escape(_value(row, c)).replace("–", "--") for c in columns]
-        if row.get("oracle", False) and "calibration" in columns:
-            cells[columns.index("calibration")] += " (oracle)"
-        body.append(cells)
-    return {"spec": "".join("r" if n else "l" for n in numeric), "headers": headers, "rows": body}
-
-
-def _render_latex(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path) -> str:
-    summary = context["summary"]
-    env = _environment()
-    env.autoescape = False
-    env.block_start_string, env.block_end_string = r"\BLOCK{", "}"
-    env.variable_start_string, env.variable_end_string = r"\VAR{", "}"
-    env.comment_start_string, env.comment_end_string = r"\#{", "}"
-    template = env.get_template("report.tex.j2")
-    analysis = context["analysis"]
-    summary_columns = analysis.columns("latex", summary)
-    detail_columns = analysis.columns("detail", ok)
-
-    def figures(category: str | None) -> list[dict[str, str]]:
-        return [
-            {"file": f"figures/{f['file']}", "caption": latex_escape(f["caption"])}
-            for f in manifest
-            if f.get("category") == category
-        ]
-
-    per_category = [
-        {
-            "name": latex_escape(name),
-            "table": _latex_table(ok[ok["category"] == name], detail_columns),
-            "figures": figures(name),
-        }
-        for name in context["categories"]
-    ]
-    return template.render(
-        title=latex_escape(context["title"]),
-        description=latex_escape(analysis.description),
-        run=_escaped_tree(context["run"]),
-        esc=latex_escape,
-        summary=_latex_table(summary, summary_columns) if not summary.empty else None,
-        figures=figures(None),
-        per_category=per_category,
-    )

@@ -86,3 +86,19 @@ def why_unavailable(name: str) -> str | None:
     if name in NEEDS_TEACHER and not hub_reachable():
         return "offline: its pretrained backbone must come from options.weights=FILE"
     return None
+
+
+_PRETRAINED_DEFAULT = "pre_trained: bool = True"
+
+
+def default_download(name: str) -> str | None:
+    """What the model's default options download (shown by ``harness list models``), or None."""
+    if name in NEEDS_HUB:
+        return f"{NEEDS_HUB[name]} weights from the Hugging Face hub"
+    if name in NEEDS_TEACHER:
+        return "pretrained backbone/teacher weights"
+    root = anomalib_root()
+    source = root / "models" / "image" / name / "lightning_model.py" if root else None
+    if source is not None and source.is_file() and _PRETRAINED_DEFAULT in source.read_text(encoding="utf-8"):
+        return "ImageNet backbone weights (pre_trained: true by default; set pre_trained: false or weights: FILE)"
+    return None

@@ -40,6 +40,10 @@ class AnomalibFactory:
         """Why this model cannot run here, or None."""
         return catalogue.why_unavailable(self.name)
 
+    def default_download(self) -> str | None:
+        """What this model's default options download, or None (``harness list models`` marks it)."""
+        return catalogue.default_download(self.name)
+
     def check_options(self, options: dict[str, Any], key: str) -> None:
         """Reject option names the model class does not take, naming the closest one."""
         from harness_anomalib.detector import constructor_options

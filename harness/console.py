@@ -1,0 +1,138 @@
+"""What ``harness run`` tells the user: log lines per job, a results table at the end, ``run.log``.
+
+Logging is Python's :mod:`logging` under the ``harness`` logger. The console handler writes to
+stderr at INFO (``-q``: WARNING, ``-v``: DEBUG); per-job lines appear there only when stderr is
+not a terminal (CI, SLURM, nohup), where no progress bar is drawn. ``run.log`` in the output
+folder records everything at DEBUG, per-job lines included.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+LOGGER = "harness"
+RUN_LOG = "run.log"
+FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+PROVENANCE = {"weights", "categories", "seeds", "n_test", "n_anomalous", "oracle"}
+TABLE_COLUMNS = 9
+"""Columns of the leaderboard the console table shows (identity and metrics first)."""
+
+log = logging.getLogger(LOGGER)
+
+
+class _JobLines(logging.Filter):
+    """Drop per-job lines on a terminal (the progress bar shows them there)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self.terminal = bool(getattr(stream, "isatty", lambda: False)())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.terminal and getattr(record, "job", False))
+
+
+def console_level(verbosity: int) -> int:
+    """-q (negative) -> WARNING, default -> INFO, -v -> DEBUG."""
+    return logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+
+
+class _BelowWarnings(logging.Filter):
+    """Leave warnings and errors to the CLI's own ``Warning:`` handler (they would print twice)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+@contextmanager
+def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[Path]:
+    """Log to the console at ``verbosity`` and to ``out/run.log`` at DEBUG while the block runs.
+
+    The log is written to a temporary file and placed in ``out`` (and listed among the files the
+    harness wrote) when the block ends, so nothing is created in ``out`` before the run's checks.
+    """
+    stream = stream or sys.stderr
+    console = logging.StreamHandler(stream)
+    console.setLevel(console_level(verbosity))
+    console.addFilter(_JobLines(stream))
+    console.addFilter(_BelowWarnings())
+    console.setFormatter(logging.Formatter("%(message)s"))
+    handle, temporary = tempfile.mkstemp(prefix="harness-run-", suffix=".log")
+    os.close(handle)
+    file = logging.FileHandler(temporary, mode="w", encoding="utf-8")
+    file.setLevel(logging.DEBUG)
+    file.setFormatter(logging.Formatter(FORMAT))
+    previous = log.level
+    log.setLevel(logging.DEBUG)
+    log.addHandler(console)
+    log.addHandler(file)
+    try:
+        yield out / RUN_LOG
+    finally:
+        log.removeHandler(console)
+        log.removeHandler(file)
+        file.close()
+        log.setLevel(previous)
+        _place_log(Path(temporary), out)
+
+
+def _place_log(temporary: Path, out: Path) -> None:
+    """Move the run's log to ``out/run.log`` when the run wrote ``out`` (never over a file it did not write)."""
+    from harness.errors import OutputError
+    from harness.ownership import check_not_foreign, record
+
+    try:
+        if (out / "run.json").is_file():
+            check_not_foreign(out, [RUN_LOG])
+            shutil.move(temporary, out / RUN_LOG)
+            record(out, [RUN_LOG])
+    except OutputError as exc:
+        log.warning(f"run.log not written: {exc}")
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def job_line(done: int, total: int, job: Any, status: str, error: str | None = None) -> None:
+    """One line per finished job: ``[3/8] padim / bottle (seed 0): fitted``."""
+    where = f"{job.model.label} / {job.category.name} (seed {job.seed})"
+    text = f"[{done}/{total}] {where}: {status}" + (f": {error}" if error else "")
+    log.log(logging.WARNING if status == "failed" else logging.INFO, text, extra={"job": True})
+
+
+def results_table(summary: pd.DataFrame, columns: list[str], headers: dict[str, str]) -> str:
+    """The leaderboard as a compact fixed-width table (lm-evaluation-harness style)."""
+    keep = [c for c in columns if c in summary.columns and c not in PROVENANCE][:TABLE_COLUMNS]
+    table = summary[keep].copy()
+    for column in keep:
+        if pd.api.types.is_float_dtype(table[column]):
+            digits = 1 if column.endswith("gap") else 3
+            table[column] = table[column].map(lambda v, d=digits: "–" if pd.isna(v) else f"{v:.{d}f}")
+    table.columns = [headers.get(c, c) for c in keep]
+    return table.to_string(index=False)
+
+
+def summary_text(out: Path) -> str:
+    """The finding and the results table of a finished output folder, as the console shows them."""
+    from harness.analyses.base import successful
+    from harness.plugins import get_plugins
+    from harness.report import _header, load_results
+    from harness.report.finding import finding_of
+
+    rows, run, _ = load_results(out)
+    analysis = get_plugins().analysis(run["protocol"], key="protocol (from run.json)")
+    summary = analysis.summarise(rows)
+    if summary.empty:
+        return "no job finished"
+    columns = analysis.columns("leaderboard", summary)
+    table = results_table(summary, columns, {c: _header(c) for c in columns})
+    headline = finding_of(analysis, successful(rows), summary).headline
+    return f"{run['protocol']} (v{run.get('protocol_version', '?')})\n{table}\n\n{headline}"

@@ -1,0 +1,192 @@
+r"""``report.tex`` and one ``\input``-able file per table under ``tables/``, for papers.
+
+Every table is a complete ``table`` float with ``\caption`` and ``\label{tab:...}`` (booktabs);
+``report.tex`` only ``\input``s them, so ``\input{results/kde_vs_test/tables/leaderboard}`` drops
+the same table into a paper. Figures are included as PDF (vector) where the run wrote one.
+Text is escaped for LaTeX; characters beyond what ``inputenc``/T1 typesets (e.g. CJK) are
+transliterated or spelled as code points, so any model or category name compiles.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.store import write_atomic
+
+TABLES = "tables"
+_T1_SAFE = re.compile(r"[\u0000-\u017f\u2013\u2014\u2018\u2019\u201c\u201d]")
+"""Latin-1 and Latin Extended-A (typeset by utf8 inputenc with T1 fonts), dashes and quotes."""
+SYMBOLS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$", "±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$"}
+
+
+def _typesettable(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in SYMBOLS or _T1_SAFE.match(ch):
+            out.append(ch)
+            continue
+        ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+        out.append(ascii_form or f"[U+{ord(ch):04X}]")
+    return "".join(out)
+
+
+def tex(text: object) -> str:
+    """``text`` escaped for LaTeX and reduced to characters pdflatex can typeset."""
+    from harness.report import latex_escape
+
+    escaped = latex_escape(_typesettable(str(text)))
+    for symbol, command in SYMBOLS.items():
+        escaped = escaped.replace(symbol, command)
+    return escaped
+
+
+def slug(text: str) -> str:
+    """A label- and file-name-safe form of ``text``."""
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9]+", "-", ascii_text).strip("-").lower() or "x"
+
+
+def table_tex(table: dict[str, Any], caption: str, label: str) -> str:
+    """A booktabs ``table`` float from a rendered table (``spec``, ``headers``, ``rows``)."""
+    lines = [
+        r"\begin{table}[htbp]",
+        r"\centering",
+        rf"\caption{{{caption}}}",
+        rf"\label{{{label}}}",
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+        rf"\begin{{tabular}}{{{table['spec']}}}",
+        r"\toprule",
+        " & ".join(table["headers"]) + r" \\",
+        r"\midrule",
+        *[" & ".join(row) + r" \\" for row in table["rows"]],
+        r"\bottomrule",
+        r"\end{tabular}}",
+        r"\end{table}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    """Column spec, escaped headers and cells of ``frame[columns]`` (oracle rows marked)."""
+    from harness.report import _header, _value, _with_intervals
+
+    frame = _with_intervals(frame)
+    columns = [c for c in columns if c in frame.columns]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in columns]
+    body = []
+    for _, row in frame.iterrows():
+        cells = [tex(_value(row, c)).replace("–", "--") for c in columns]
+        if row.get("oracle", False) is True and "calibration" in columns:
+            cells[columns.index("calibration")] += " (oracle)"
+        body.append(cells)
+    headers = [tex(_header(c)) for c in columns]
+    return {"spec": "".join("r" if n else "l" for n in numeric), "headers": headers, "rows": body}
+
+
+def finding_table(finding: Any) -> dict[str, Any] | None:
+    """The finding's table in the same shape, or None when it has none."""
+    from harness.report.layout import fmt
+
+    if not finding.rows:
+        return None
+    rows = [
+        [tex(fmt(v, c)).replace("–", "--") for v, c in zip(row, finding.columns, strict=True)] for row in finding.rows
+    ]
+    spec = "".join("l" if isinstance(v, str) else "r" for v in finding.rows[0])
+    return {"spec": spec, "headers": [tex(h) for h in finding.headers], "rows": rows}
+
+
+def _figure_file(entry: dict[str, Any], figure_dir: Path) -> str:
+    pdf = Path(entry["file"]).with_suffix(".pdf")
+    return f"figures/{pdf.as_posix()}" if (figure_dir / pdf).is_file() else f"figures/{entry['file']}"
+
+
+def report_tables(out: Path) -> list[str]:
+    """The table files a report in ``out`` has (``tables/*.tex``), as paths relative to ``out``."""
+    return sorted(f"{TABLES}/{p.name}" for p in (out / TABLES).glob("*.tex")) if (out / TABLES).is_dir() else []
+
+
+class LatexWriter:
+    """Writes ``tables/*.tex`` for one report and collects what ``report.tex`` inputs, in order."""
+
+    def __init__(self, target: Path, protocol: str) -> None:
+        self.folder = target / TABLES
+        self.prefix = slug(protocol)
+        self.names: set[str] = set()
+        self.written: list[Path] = []
+
+    def table(self, name: str, table: dict[str, Any], caption: str) -> dict[str, str]:
+        """Write ``tables/<name>.tex`` (a unique name); the item ``report.tex`` inputs."""
+        name, index = slug(name), 2
+        while name in self.names:
+            name, index = f"{slug(name)}-{index}", index + 1
+        self.names.add(name)
+        write_atomic(self.folder / f"{name}.tex", table_tex(table, caption, f"tab:{self.prefix}-{name}"))
+        self.written.append(self.folder / f"{name}.tex")
+        return {"input": f"{TABLES}/{name}"}
+
+    def items(self, manifest: list[dict[str, Any]], category: str | None, figure_dir: Path) -> list[dict[str, str]]:
+        """The figures (PDF where written) and tables (CSV rendered to ``tables/``) of one section."""
+        items = []
+        for entry in [e for e in manifest if e.get("category") == category]:
+            caption = tex(entry["caption"])
+            if entry.get("kind") == "table":
+                path = figure_dir / entry["file"]
+                if path.is_file():
+                    frame = pd.read_csv(path)
+                    items.append(self.table(Path(entry["file"]).stem, latex_table(frame, list(frame.columns)), caption))
+            elif (figure_dir / entry["file"]).is_file():
+                label = f"fig:{self.prefix}-{slug(Path(entry['file']).stem)}"
+                items.append({"figure": _figure_file(entry, figure_dir), "caption": caption, "label": label})
+        return items
+
+
+def render_latex(
+    context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path, target: Path
+) -> tuple[str, list[Path]]:
+    """Write the report's tables under ``target/tables``; return ``report.tex`` (which inputs them) and the tables."""
+    from harness.report import _environment, _escaped_tree
+
+    analysis, summary, run = context["analysis"], context["summary"], context["run"]
+    writer = LatexWriter(target, run["protocol"])
+    finding = context.get("finding")
+    found = finding_table(finding) if finding is not None else None
+    finding_item = writer.table("finding", found, tex(finding.headline)) if found else None
+    leaderboard = None
+    if not summary.empty:
+        columns = analysis.columns("latex", summary)
+        note = getattr(analysis, "leaderboard_note", "Summary over categories and seeds.")
+        caption = tex(f"{note} ↑ higher is better, ↓ lower is better.")
+        leaderboard = writer.table("leaderboard", latex_table(summary, columns), caption)
+    detail = analysis.columns("detail", ok)
+    per_category = [
+        {
+            "name": tex(name),
+            "table": writer.table(f"category-{name}", latex_table(ok[ok["category"] == name], detail), tex(name)),
+            "entries": writer.items(manifest, name, figure_dir),
+        }
+        for name in context["categories"]
+    ]
+    env = _environment()
+    env.autoescape = False
+    env.block_start_string, env.block_end_string = r"\BLOCK{", "}"
+    env.variable_start_string, env.variable_end_string = r"\VAR{", "}"
+    env.comment_start_string, env.comment_end_string = r"\#{", "}"
+    text = env.get_template("report.tex.j2").render(
+        title=tex(context["title"]),
+        description=tex(analysis.description),
+        headline=tex(finding.headline) if finding is not None else "",
+        finding=finding_item,
+        run=_escaped_tree(run),
+        esc=tex,
+        leaderboard=leaderboard,
+        entries=writer.items(manifest, None, figure_dir),
+        per_category=per_category,
+    )
+    return text, writer.written

@@ -1,0 +1,120 @@
+"""Results in machine-readable form: ``results.parquet`` and ``results.json``, one documented schema.
+
+Every protocol kind writes the same envelope (``docs/results-schema.md``): the run's identity
+(protocol, versions, data fingerprints), the finding, the column types, the per-job rows and the
+leaderboard. Counts (confusion counts, image counts, seeds) are integers in every format,
+``results.csv`` included; a failed job's counts are empty (null), not NaN floats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA = "harness.results/1"
+COUNT_COLUMNS = {
+    "seed",
+    "true_positives",
+    "false_positives",
+    "true_negatives",
+    "false_negatives",
+    "n_test",
+    "n_anomalous",
+    "n_holdout",
+    "n_normal",
+    "n_train",
+    "categories",
+    "seeds",
+    "draw",
+    "missed",
+    "n_left_out",
+}
+"""Columns holding counts: stored as integers (nullable where a failed job has none)."""
+
+
+def typed(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with count columns as nullable integers (``Int64``), wherever their values are whole."""
+    rows = rows.copy()
+    for column in [c for c in rows.columns if c in COUNT_COLUMNS or c.startswith("n_")]:
+        values = pd.to_numeric(rows[column], errors="coerce")
+        whole = values.dropna()
+        if len(whole) and (whole == whole.round()).all():
+            rows[column] = values.astype("Int64")
+    return rows
+
+
+def _json_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "integer"
+    if pd.api.types.is_numeric_dtype(series):
+        return "number"
+    return "string"
+
+
+def _plain(value: Any) -> Any:
+    if value is pd.NA or value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts (NaN and NA as null, numpy scalars as Python numbers)."""
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def identity(run: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a run's numbers: protocol and its version, harness version, data fingerprints."""
+    categories = run.get("dataset", {}).get("categories", {}) or {}
+    return {
+        "protocol": run.get("protocol"),
+        "protocol_version": run.get("protocol_version"),
+        "harness_version": run.get("versions", {}).get("harness"),
+        "dataset_layout": run.get("dataset", {}).get("layout"),
+        "data_fingerprints": {name: info.get("fingerprint") for name, info in categories.items()},
+        "started": run.get("started"),
+    }
+
+
+def results_document(rows: pd.DataFrame, summary: pd.DataFrame, finding: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """The ``results.json`` document (see ``docs/results-schema.md``)."""
+    rows, summary = typed(rows), typed(summary)
+    return {
+        "schema": SCHEMA,
+        **identity(run),
+        "finding": finding.to_json() if finding is not None else None,
+        "columns": {c: _json_type(rows[c]) for c in rows.columns},
+        "rows": records(rows),
+        "leaderboard_columns": {c: _json_type(summary[c]) for c in summary.columns},
+        "leaderboard": records(summary),
+    }
+
+
+def write_results_files(out: Path, rows: pd.DataFrame, summary: pd.DataFrame, finding: Any, run: dict) -> list[Path]:
+    """Write ``results.parquet`` (per-job rows, typed) and ``results.json`` into ``out``."""
+    from harness.store import write_atomic
+
+    parquet = out / "results.parquet"
+    typed(rows).to_parquet(parquet, index=False, engine="pyarrow")
+    document = results_document(rows, summary, finding, run)
+    path = out / "results.json"
+    write_atomic(path, json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False))
+    return [parquet, path]
+
+
+def write_machine_readable(out: Path, rows: pd.DataFrame, analysis: Any, run: dict[str, Any]) -> list[Path]:
+    """Summarise ``rows`` with the protocol kind, find its finding, write the Parquet and JSON results."""
+    from harness.analyses.base import successful
+    from harness.report.finding import finding_of
+
+    summary = analysis.summarise(rows)
+    return write_results_files(out, rows, summary, finding_of(analysis, successful(rows), summary), run)

@@ -1,0 +1,54 @@
+import pandas as pd
+import pytest
+
+from harness.analyses.kde_vs_test import KdeVsTest, oracle_gap
+from harness.report.finding import Finding, default_finding, finding_of, oracle_gap_finding, ranking_finding
+
+
+def _summary():
+    return pd.DataFrame(
+        {
+            "model": ["padim", "padim", "padim", "fastflow", "fastflow"],
+            "calibration": ["test_f1_oracle", "quantile", "kde", "test_f1_oracle", "kde"],
+            "oracle": [True, False, False, True, False],
+            "recall": [0.9, 0.7, 0.6, 0.8, 0.8],
+            "f1": [0.90, 0.75, 0.70, 0.80, 0.82],
+            "false_negatives": [2, 6, 8, 4, 4],
+            "n_anomalous": [20, 20, 20, 20, 20],
+        }
+    )
+
+
+def test_oracle_gap_finding_quotes_kde_beside_the_best_oracle_per_model():
+    finding = oracle_gap_finding(_summary())
+    rows = {row[0]: dict(zip(finding.columns, row, strict=True)) for row in finding.rows}
+    assert rows["padim"]["deployable"] == "kde" and rows["padim"]["oracle"] == "test_f1_oracle"
+    assert rows["padim"]["f1_gap"] == pytest.approx(-20.0) and rows["fastflow"]["f1_gap"] == pytest.approx(2.0)
+    assert rows["padim"]["missed"] == 8 and rows["padim"]["defects"] == 20 and rows["padim"]["oracle_missed"] == 2
+    assert "misses 12 of 40 defects where the oracle misses 6" in finding.headline
+    assert "-20.0 to +2.0 points" in finding.headline
+    assert finding.to_json()["rows"][0]["model"] == "padim"
+
+
+def test_kde_vs_test_leaderboard_gap_column_is_in_points_against_the_models_best_oracle():
+    gaps = oracle_gap(_summary())["f1_gap"].tolist()
+    assert gaps == pytest.approx([0.0, -15.0, -20.0, 0.0, 2.0])
+
+
+def test_an_analysis_finding_method_wins_over_the_default():
+    class Custom:
+        def finding(self, rows, summary):
+            return Finding(f"{len(summary)} rows")
+
+    assert finding_of(Custom(), pd.DataFrame(), _summary()).headline == "5 rows"
+    assert finding_of(object(), pd.DataFrame(), _summary()).headline == default_finding(_summary()).headline
+    assert finding_of(KdeVsTest(), pd.DataFrame(), _summary()).rows == oracle_gap_finding(_summary()).rows
+    assert "No job finished" in finding_of(Custom(), pd.DataFrame(), pd.DataFrame()).headline
+
+
+def test_ranking_finding_orders_by_the_first_metric_and_respects_direction():
+    summary = pd.DataFrame({"model": ["a", "b", "c"], "mean_rank": [2.0, 1.0, 3.0], "auroc": [0.8, 0.9, 0.7]})
+    finding = ranking_finding(summary)
+    assert finding.numbers["metric"] == "mean_rank" and [r[0] for r in finding.rows] == ["b", "a", "c"]
+    assert finding.headline.startswith("Best mean rank: b (1.000)") and "spread of 2.000" in finding.headline
+    assert ranking_finding(summary.drop(columns="mean_rank")).rows[0][0] == "b"
