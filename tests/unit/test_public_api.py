@@ -11,11 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 PUBLIC_MODULES = {"harness", "harness.testing"}
 """Core modules a plugin may import from; ``harness.cli`` too, in a plugin's tests (to run the command)."""
 
-KNOWN_PRIVATE_IMPORTS = {
-    ("plugins/harness_multicore/harness_multicore/multicore.py", "harness.synthetic_anomalies"): (
-        "synthetic anomalies move into the MultiCore plugin (issue 13, deliverable 4; owned by the fidelity work)"
-    ),
-}
+KNOWN_PRIVATE_IMPORTS: dict[tuple[str, str], str] = {}
 """Declared exceptions with their reason; a declaration that no longer matches fails the test too."""
 
 

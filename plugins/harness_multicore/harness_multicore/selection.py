@@ -68,7 +68,7 @@ def greedy_selection(
 def reference_images(reference: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
     """The reference category's defect-free training images at ``size`` (H, W), and a label for it."""
     if reference.startswith("embedded:"):
-        from harness.data.synthetic import ensure_generated
+        from harness import ensure_generated
 
         category = reference.split(":", 1)[1]
         folder = ensure_generated() / category / "train" / "good"
