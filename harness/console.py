@@ -1,8 +1,9 @@
 """What ``harness run`` tells the user: log lines per job, a results table at the end, ``run.log``.
 
 Logging is Python's :mod:`logging` under the ``harness`` logger. The console handler writes to
-stderr at INFO (``-q``: WARNING, ``-v``: DEBUG); per-job lines appear there only when stderr is
-not a terminal (CI, SLURM, nohup), where no progress bar is drawn. ``run.log`` in the output
+stdout at INFO (``-q``: WARNING, ``-v``: DEBUG), so that stderr carries only warnings and the one
+``Error:`` line of a failure; per-job lines appear only when stdout is not a terminal (CI, SLURM,
+nohup), where no progress bar is drawn. ``run.log`` in the output
 folder records everything at DEBUG, per-job lines included.
 """
 
@@ -60,13 +61,21 @@ def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[P
     The log is written to a temporary file and placed in ``out`` (and listed among the files the
     harness wrote) when the block ends, so nothing is created in ``out`` before the run's checks.
     """
-    stream = stream or sys.stderr
+    stream = stream or sys.stdout
     console = logging.StreamHandler(stream)
     console.setLevel(console_level(verbosity))
     console.addFilter(_JobLines(stream))
     console.addFilter(_BelowWarnings())
     console.setFormatter(logging.Formatter("%(message)s"))
-    handle, temporary = tempfile.mkstemp(prefix="harness-run-", suffix=".log")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix="harness-run-", suffix=".log")
+    except OSError as exc:
+        from harness.errors import OutputError
+
+        raise OutputError(
+            f"cannot write the run's log in the temporary folder {tempfile.gettempdir()}: "
+            f"{exc.strerror or exc}; point TMPDIR at a writable folder"
+        ) from None
     os.close(handle)
     file = logging.FileHandler(temporary, mode="w", encoding="utf-8")
     file.setLevel(logging.DEBUG)
@@ -75,14 +84,19 @@ def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[P
     log.setLevel(logging.DEBUG)
     log.addHandler(console)
     log.addHandler(file)
+    completed = False
     try:
         yield out / RUN_LOG
+        completed = True
     finally:
         log.removeHandler(console)
         log.removeHandler(file)
         file.close()
         log.setLevel(previous)
-        _place_log(Path(temporary), out)
+        if completed:  # a run stopped by bad input leaves the output folder exactly as it was
+            _place_log(Path(temporary), out)
+        else:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def _place_log(temporary: Path, out: Path) -> None:
@@ -105,7 +119,7 @@ def job_line(done: int, total: int, job: Any, status: str, error: str | None = N
     """One line per finished job: ``[3/8] padim / bottle (seed 0): fitted``."""
     where = f"{job.model.label} / {job.category.name} (seed {job.seed})"
     text = f"[{done}/{total}] {where}: {status}" + (f": {error}" if error else "")
-    log.log(logging.WARNING if status == "failed" else logging.INFO, text, extra={"job": True})
+    log.info(text, extra={"job": True})  # a failure's reason is in results.csv and the run's one Error: line
 
 
 def results_table(summary: pd.DataFrame, columns: list[str], headers: dict[str, str]) -> str:

@@ -25,7 +25,14 @@ from harness.plugins import Plugins, get_plugins
 from harness.protocol import ProtocolConfig
 from harness.provenance import build_run_record
 from harness.scoring import Job, JobOutcome, cached_scores
-from harness.store import CACHE_ENV, ScoreCache, default_cache_dir, output_lock, preflight  # noqa: F401 (re-exported)
+from harness.store import (  # noqa: F401 (re-exported)
+    CACHE_ENV,
+    ScoreCache,
+    check_home_and_cache,
+    default_cache_dir,
+    output_lock,
+    preflight,
+)
 
 
 @dataclass
@@ -127,6 +134,7 @@ def run_protocol(
     ``force`` writes into a folder holding files the harness did not write (they are kept).
     """
     started = time.time()
+    check_home_and_cache(cache_dir or default_cache_dir())  # the embedded dataset is generated there
     plugins = get_plugins()
     run = RunState(resolve(protocol, plugins, check_options=False), plugins, out, started)
     preflight(out, cache_dir or default_cache_dir(), force)  # after the protocol's own errors, before any fit

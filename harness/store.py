@@ -403,15 +403,20 @@ def output_lock(out: Path) -> Iterator[None]:
 
 def preflight(out: Path, cache_root: Path, force: bool = False) -> None:
     """Check ``HARNESS_HOME``, the cache and ``out`` before anything is fitted; each problem is one line (exit 2)."""
+    check_home_and_cache(cache_root)
+    check_output_folder(out, cache_root, force)
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    check_writable(existing)  # the nearest folder that exists: nothing is created before the run starts
+
+
+def check_home_and_cache(cache_root: Path) -> None:
+    """``HARNESS_HOME`` (where the embedded dataset is generated) and the cache: folders, writable."""
     home = harness_home()
     if home.exists() and not home.is_dir():
         raise OutputError(f"{HOME_ENV}={home} is a file, not a folder; point {HOME_ENV} at a folder")
     if cache_root.exists() and not cache_root.is_dir():
         raise OutputError(f"score cache {cache_root} is a file, not a folder; choose another --cache")
     check_writable(cache_root, what="score cache", hint="choose another --cache or set HARNESS_CACHE_DIR")
-    check_output_folder(out, cache_root, force)
-    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
-    check_writable(existing)  # the nearest folder that exists: nothing is created before the run starts
 
 
 @contextlib.contextmanager

@@ -337,7 +337,8 @@ def test_a_bad_file_is_one_line_before_fitting_and_keeps_earlier_results(cli, tm
     (root / "README.txt").write_text("the dataset's own notes")
     before, data_before = _snapshot(out), _snapshot(root)
     cheats.Honest.fits = 0
-    code, stdout, stderr = cli("run", str(_data_protocol(tmp_path, root)), "--out", str(out))
+    # --force: the foreign notes.txt must not stop the run first (it is kept all the same)
+    code, stdout, stderr = cli("run", str(_data_protocol(tmp_path, root)), "--out", str(out), "--force")
     lines = stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1 and expected in lines[0], stderr
     assert "Traceback" not in stdout + stderr

@@ -15,8 +15,9 @@ def test_run_prints_job_lines_a_results_table_and_writes_run_log(cli, small_prot
     out = tmp_path / "out"
     code, stdout, stderr = cli("run", str(small_protocol), "--out", str(out))
     assert code == 0, stderr
-    assert "[1/2] fixed_scores / weave (seed 0): fitted" in stderr  # captured output is not a terminal
-    assert "[2/2] fixed_scores / disc (seed 0): fitted" in stderr
+    assert "[1/2] fixed_scores / weave (seed 0): fitted" in stdout  # captured output is not a terminal
+    assert "[2/2] fixed_scores / disc (seed 0): fitted" in stdout
+    assert "fitted" not in stderr  # stderr keeps to warnings and errors
     assert "F1 gap (pts)" in stdout and "test_youden_oracle" in stdout and "misses" in stdout
     log = (out / "run.log").read_text()
     assert "[1/2] fixed_scores / weave" in log and "jobs: 2 fitted, 0 from cache, 0 failed" in log

@@ -60,7 +60,8 @@ calibrations: [kde]
     assert rows.loc["all", "n_anomalous"] == 6 and rows.loc["logical", "n_normal"] == 3
     report = (tmp_path / "out" / "report.html").read_text()
     assert "AUROC (logical)" in report and "AUROC (structural)" in report
-    assert "AUROC (logical)" in (tmp_path / "out" / "report.tex").read_text()
+    tables = "".join(p.read_text() for p in sorted((tmp_path / "out" / "tables").glob("*.tex")))
+    assert "AUROC (logical)" in (tmp_path / "out" / "report.tex").read_text() + tables  # tables are \input
     per_category = pd.read_csv(tmp_path / "out" / "figures" / "auroc_per_category.csv")
     assert list(per_category.columns) == ["model", "screw_bag", "mean"]
 
