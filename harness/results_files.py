@@ -64,7 +64,18 @@ def _plain(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, float) and math.isinf(value):  # e.g. a threshold no score reaches
+        return "inf" if value > 0 else "-inf"
     return value
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` with every non-finite float made JSON-safe (NaN as null, infinities as "inf"/"-inf")."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return _plain(value) if isinstance(value, float) or hasattr(value, "item") else value
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -107,7 +118,7 @@ def write_results_files(out: Path, rows: pd.DataFrame, summary: pd.DataFrame, fi
     typed(rows).to_parquet(parquet, index=False, engine="pyarrow")
     document = results_document(rows, summary, finding, run)
     path = out / "results.json"
-    write_atomic(path, json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False))
+    write_atomic(path, json.dumps(_json_ready(document), indent=1, ensure_ascii=False, allow_nan=False))
     return [parquet, path]
 
 

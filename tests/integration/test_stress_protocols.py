@@ -69,6 +69,7 @@ dataset:
              families: {{F1: [A, B], F2: [C]}}}}
 holdout_fraction: 0.5
 models: [lookup]
+executor: {{isolate: false}}   # fits are counted in this process
 calibrations: [test_youden_oracle, kde]
 analysis: {analysis}
 """)

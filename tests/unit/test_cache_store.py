@@ -68,6 +68,7 @@ def _writer(root: str, rounds: int) -> None:
         cache.put("k", *_entry(value=float(index % 3)))
 
 
+@pytest.mark.slow  # three writer processes and a reader racing: run alone, not beside other tests
 def test_concurrent_writers_never_leave_a_reader_without_a_whole_entry(tmp_path):
     cache = ScoreCache(tmp_path)
     cache.put("k", *_entry())
