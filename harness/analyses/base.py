@@ -174,53 +174,16 @@ class AnalysisResult:
     figures: list[FigureRecord]
 
 
-LEADERBOARD_COLUMNS: tuple[str, ...] = (
-    "model",
-    "calibration",
-    "weights",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "false_negatives",
-    "false_positives",
-    "auroc",
-    "ap",
-    "pixel_auroc",
-    "aupro",
-    "pl",
-)
+_AT_THRESHOLD = ("accuracy", "precision", "recall", "f1", "false_negatives", "false_positives")
+_THRESHOLD_FREE = ("auroc", "ap")
+_PIXEL = ("pixel_auroc", "aupro", "pl")
+_METRICS = (*_AT_THRESHOLD, *_THRESHOLD_FREE, *_PIXEL)
+
+LEADERBOARD_COLUMNS: tuple[str, ...] = ("model", "calibration", "weights", *_METRICS)
 """The report's first table, unless a protocol kind declares its own ``leaderboard_columns``."""
-DETAIL_COLUMNS: tuple[str, ...] = (
-    "model",
-    "seed",
-    "calibration",
-    "threshold",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "false_negatives",
-    "false_positives",
-    "auroc",
-    "ap",
-    "pixel_auroc",
-    "aupro",
-    "pl",
-)
+DETAIL_COLUMNS: tuple[str, ...] = ("model", "seed", "calibration", "threshold", *_METRICS)
 """The per-category tables, unless a protocol kind declares its own ``detail_columns``."""
-LATEX_COLUMNS: tuple[str, ...] = (
-    "model",
-    "calibration",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "false_negatives",
-    "false_positives",
-    "auroc",
-    "ap",
-)
+LATEX_COLUMNS: tuple[str, ...] = ("model", "calibration", *_AT_THRESHOLD, *_THRESHOLD_FREE)
 """The LaTeX summary table, unless a protocol kind declares its own ``latex_columns``."""
 
 Columns = Sequence[str] | Callable[[pd.DataFrame], Sequence[str]]
