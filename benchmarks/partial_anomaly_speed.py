@@ -17,8 +17,8 @@ import time
 import tracemalloc
 
 import numpy as np
+from harness_paradigms.partial_anomaly import DEFAULT_FRACTIONS, draw_thresholds
 
-from harness.analyses.partial_anomaly import DEFAULT_FRACTIONS, draw_thresholds
 from harness.calibration import best_f1_threshold, youden_threshold
 
 MVTEC_TEST = [

@@ -42,15 +42,7 @@ DEFAULT_PLUGINS = (
     "harness.precomputed",
     "harness.calibration",
     "harness.analyses.kde_vs_test",
-    "harness.analyses.partial_anomaly",
-    "harness.analyses.missing_type",
-    "harness.analyses.multiclass",
-    "harness.analyses.benchmark",
-    "harness.analyses.per_type",
     "harness.builtin_metrics",
-    "harness.analyses.few_shot",
-    "harness.analyses.noisy_training",
-    "harness.analyses.continual",
 )
 """Built-in plugins, registered like any other so that they show in ``harness plugins``."""
 

@@ -97,11 +97,22 @@ def _section_models() -> list[tuple[str, type[BaseModel]]]:
     ]
 
 
+IN_HOUSE = ("harness_paradigms", "harness_datasets")
+"""In-house plugin packages whose kinds and layouts the reference documents with the built-in ones."""
+
+
 def _plugin_models(kind: str) -> list[tuple[str, type[BaseModel]]]:
-    """Options models of the built-in protocol kinds or calibrations (no installed plugin)."""
+    """Options models of the built-in and in-house protocol kinds, layouts or calibrations (no other plugin)."""
+    import importlib
+    import importlib.util
+
     from harness.plugins import Plugins
 
-    registry = Plugins(autoload=False).registry(kind)
+    plugins = Plugins(autoload=False)
+    for module in IN_HOUSE:
+        if importlib.util.find_spec(module) is not None:
+            plugins.register(importlib.import_module(module), module)
+    registry = plugins.registry(kind)
     found = [(name, getattr(entry, "options_model", None)) for name, entry in sorted(registry.items())]
     return [(name, model) for name, model in found if model is not None]
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from harness_paradigms.benchmark import bootstrap_metric, rank_table
+from harness_paradigms.benchmark_figures import critical_difference_figure, friedman_nemenyi, pareto_front
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from harness.analyses.benchmark import bootstrap_metric, rank_table
-from harness.analyses.benchmark_figures import critical_difference_figure, friedman_nemenyi, pareto_front
 from harness.data.base import Record
 from harness.data.shaping import rebalance
 from harness.efficiency import EnergyMeter, footprint, nvml_status, with_co2

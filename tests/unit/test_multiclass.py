@@ -1,8 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from harness.analyses.multiclass import aggregate_rows, pooled_row
+from harness_paradigms.multiclass import aggregate_rows, pooled_row
 
 
 def test_pooled_and_mean_of_categories_on_a_hand_made_table():

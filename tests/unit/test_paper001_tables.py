@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from harness.analyses.benchmark import NAMED_GROUPS, mean_over_categories, rank_table
+from harness_paradigms.benchmark import NAMED_GROUPS, mean_over_categories, rank_table
 
 APPENDIX_A = Path(__file__).resolve().parents[1] / "data" / "paper001_appendix_a.csv"
 METRICS = ("auroc", "recall", "f1", "ap")

@@ -8,8 +8,11 @@ import pytest
 import harness
 
 REPO = Path(__file__).resolve().parents[2]
-PUBLIC_MODULES = {"harness", "harness.testing"}
-"""Core modules a plugin may import from; ``harness.cli`` too, in a plugin's tests (to run the command)."""
+PUBLIC_MODULES = {"harness", "harness.testing", "harness.analysis"}
+"""Core modules a plugin may import from; ``harness.cli`` too, in a plugin's tests (to run the command).
+
+``harness.analysis`` is the kind-author API: what a protocol kind builds on (AnalysisSpec and its
+context, job data, figures, metrics, calibrations, findings); the paradigm kinds use nothing else."""
 
 KNOWN_PRIVATE_IMPORTS: dict[tuple[str, str], str] = {}
 """Declared exceptions with their reason; a declaration that no longer matches fails the test too."""
@@ -81,3 +84,10 @@ def test_every_package_ships_and_templates_are_found():
     from harness.report.assets import templates_dir
 
     assert templates_dir() == REPO / "reports" and (templates_dir() / "report.tex.j2").is_file()
+
+
+@pytest.mark.parametrize("name", __import__("harness.analysis").analysis.__all__)
+def test_every_kind_author_name_resolves(name):
+    import harness.analysis
+
+    assert getattr(harness.analysis, name) is not None

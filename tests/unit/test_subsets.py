@@ -6,12 +6,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from harness_paradigms.continual import forgetting, mean_forgetting
+from harness_paradigms.subsets import (
+    ContaminatedSubset,
+    FewShotSubset,
+    UnionSubset,
+    contaminant_count,
+    supports_continual,
+)
 
-from harness.analyses.continual import forgetting, mean_forgetting
 from harness.data.base import Category, Record
 from harness.protocol import ModelConfig
 from harness.scoring import Job, TrainingSubset
-from harness.subsets import ContaminatedSubset, FewShotSubset, UnionSubset, contaminant_count, supports_continual, teach
+from harness.subsets import teach
 
 
 def _category(name: str, n_train: int = 8) -> Category:

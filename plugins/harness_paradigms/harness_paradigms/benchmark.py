@@ -25,25 +25,28 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pandas as pd
-from scipy.stats import rankdata
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.benchmark_figures import benchmark_figures, critical_difference_figure
 
 from harness import hookimpl
-from harness.analyses.base import (
+from harness.analysis import (
     AnalysisContext,
     AnalysisResult,
     AnalysisSpec,
+    BenchmarkOptions,
     FigureRecord,
+    HarnessError,
     JobData,
+    ranking_metrics,
     successful,
+    threshold_metrics,
+    thresholds_of,
+    tie_note,
     without_supervision_images,
 )
-from harness.analyses.benchmark_figures import benchmark_figures, critical_difference_figure
-from harness.analyses.common import thresholds_of
-from harness.analyses.options import BenchmarkOptions
-from harness.calibration import tie_note
-from harness.errors import HarnessError
-from harness.metrics import ranking_metrics, threshold_metrics
+
+pd = lazy_module("pandas")
+stats = lazy_module("scipy.stats")
 
 METRICS = ("auroc", "recall", "f1", "ap")
 RANK_BY = ("metric_mean", "mean_rank")
@@ -81,7 +84,7 @@ def bootstrap_metric(
     s, y = scores[index], labels[index].astype(bool)
     n_pos = y.sum(axis=1)
     n_neg = y.shape[1] - n_pos
-    ranks = rankdata(s, axis=1)
+    ranks = stats.rankdata(s, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         auroc = ((ranks * y).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
         order = np.argsort(-s, axis=1, kind="stable")

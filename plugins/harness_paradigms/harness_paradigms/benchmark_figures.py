@@ -7,14 +7,15 @@ The critical difference diagrams follow Demšar (JMLR 2006): a Friedman test ove
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import scikit_posthocs
-from scipy.stats import friedmanchisquare
+from harness_paradigms._lazy import lazy_module
 
-from harness.analyses.base import FigureRecord
-from harness.figures import save
+from harness.analysis import FigureRecord, save
+
+pd = lazy_module("pandas")
+plt = lazy_module("matplotlib.pyplot")
+scikit_posthocs = lazy_module("scikit_posthocs")
+stats = lazy_module("scipy.stats")
 
 
 def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
@@ -103,7 +104,7 @@ def friedman_nemenyi(per_category: pd.DataFrame) -> tuple[pd.Series, pd.DataFram
     ranks = data.rank(axis=1, ascending=False).mean()
     p_values = scikit_posthocs.posthoc_nemenyi_friedman(data.to_numpy())
     p_values.index = p_values.columns = data.columns
-    return ranks, p_values, float(friedmanchisquare(*data.to_numpy().T).pvalue)
+    return ranks, p_values, float(stats.friedmanchisquare(*data.to_numpy().T).pvalue)
 
 
 def critical_difference_figure(rows: pd.DataFrame, metrics: tuple[str, ...], path) -> FigureRecord | None:

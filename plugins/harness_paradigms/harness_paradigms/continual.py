@@ -26,33 +26,35 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-from matplotlib import patheffects
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.subsets import UnionSubset, supports_continual
+from harness_paradigms.sweep import job_rows
 from pydantic import Field
 
 from harness import hookimpl
-from harness.analyses.base import (
+from harness.analysis import (
     AnalysisContext,
     AnalysisResult,
     AnalysisSpec,
+    Category,
     FigureRecord,
     JobData,
+    OptionsModel,
+    ProtocolError,
+    Str,
     restrict,
+    save,
+    slug,
     successful,
 )
-from harness.analyses.common import slug
-from harness.analyses.sweep import job_rows
-from harness.config.types import OptionsModel, Str
-from harness.data.base import Category
-from harness.errors import ProtocolError
-from harness.figures import save
-from harness.subsets import UnionSubset, supports_continual
+
+patheffects = lazy_module("matplotlib.patheffects")
+pd = lazy_module("pandas")
+plt = lazy_module("matplotlib.pyplot")
 
 METRICS = ("auroc", "ap")
 DESIGNS = ("auto", "union")
-OUTLINE = [patheffects.withStroke(linewidth=2.5, foreground="white")]
 
 
 class ContinualOptions(OptionsModel):
@@ -284,7 +286,15 @@ def heatmap(matrix: pd.DataFrame, fm: pd.DataFrame, title: str, metric: str, pat
         ax.set_yticks(range(len(frame.index)), [f"step {s}" for s in frame.index], fontsize=8)
         for (i, j), value in np.ndenumerate(values):
             if not np.isnan(value):
-                ax.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8, path_effects=OUTLINE)
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+                )
         ax.set_xlabel("tested on")
         fig.colorbar(image, ax=ax, label=label)
     fig.suptitle(title, fontsize=9)

@@ -18,17 +18,25 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-import pandas as pd
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.subsets import FewShotSubset
+from harness_paradigms.sweep import job_rows, metric_figure, numeric_order, spread
 from pydantic import Field
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord
-from harness.analyses.common import reference_calibration
-from harness.analyses.sweep import job_rows, metric_figure, numeric_order, spread
-from harness.config.types import OptionsModel, PositiveInt
-from harness.data.base import Category
-from harness.errors import ProtocolError
-from harness.subsets import FewShotSubset
+from harness.analysis import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    Category,
+    FigureRecord,
+    OptionsModel,
+    PositiveInt,
+    ProtocolError,
+    reference_calibration,
+)
+
+pd = lazy_module("pandas")
 
 DEFAULT_SHOTS = (1, 2, 4, 8, 16, "all")
 ALL = "all"

@@ -13,18 +13,33 @@ embedded dataset and ``families.json`` files declare them). Analysis option ``mo
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
-from harness.analyses.common import slug, thresholds_of
-from harness.analyses.options import MissingTypeOptions
-from harness.analyses.stress import calibrate_on, oracle_function
-from harness.errors import HarnessError
-from harness.figures import save
-from harness.report.finding import Finding, left_out_finding
+from harness.analysis import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    FigureRecord,
+    HarnessError,
+    JobData,
+    MissingTypeOptions,
+    left_out_finding,
+    save,
+    slug,
+    successful,
+    thresholds_of,
+)
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.stress import calibrate_on, oracle_function
+
+if TYPE_CHECKING:
+    from harness.analysis import Finding
+
+pd = lazy_module("pandas")
+plt = lazy_module("matplotlib.pyplot")
 
 
 def left_out_groups(

@@ -32,26 +32,31 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
+from harness_paradigms._lazy import lazy_module
 
 from harness import hookimpl
-from harness.analyses.base import (
+from harness.analysis import (
     AnalysisContext,
     AnalysisResult,
     AnalysisSpec,
+    Category,
     FigureRecord,
     JobData,
+    MulticlassOptions,
+    ProtocolError,
+    ranking_metrics,
     restrict,
+    save,
+    slug,
     successful,
+    threshold_metrics,
+    thresholds_of,
+    unknown_name_message,
 )
-from harness.analyses.common import slug, thresholds_of
-from harness.analyses.options import MulticlassOptions
-from harness.data.base import Category
-from harness.errors import ProtocolError, unknown_name_message
-from harness.figures import save
-from harness.metrics import ranking_metrics, threshold_metrics
+
+pd = lazy_module("pandas")
+plt = lazy_module("matplotlib.pyplot")
 
 UNIFIED = "unified"
 CHOSEN = "chosen"

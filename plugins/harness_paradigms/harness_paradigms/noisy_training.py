@@ -21,18 +21,29 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 import numpy as np
-import pandas as pd
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.subsets import ContaminatedSubset, contaminant_count
+from harness_paradigms.sweep import job_rows, metric_figure, numeric_order, spread
 from pydantic import Field
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord
-from harness.analyses.common import reference_calibration
-from harness.analyses.sweep import job_rows, metric_figure, numeric_order, spread
-from harness.config.types import Float, Fraction, NonNegativeInt, OptionsModel
-from harness.data.base import Category, Record
-from harness.errors import ProtocolError
-from harness.scoring import TrainingSubset
-from harness.subsets import ContaminatedSubset, contaminant_count
+from harness.analysis import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    Category,
+    FigureRecord,
+    Float,
+    Fraction,
+    NonNegativeInt,
+    OptionsModel,
+    ProtocolError,
+    Record,
+    TrainingSubset,
+    reference_calibration,
+)
+
+pd = lazy_module("pandas")
 
 DEFAULT_RATES = (0.0, 0.05, 0.1, 0.2)
 CONTAMINANT = "contaminant"

@@ -11,20 +11,34 @@ Analysis options: ``fractions`` (default 0.1, 0.2, ..., 1.0), ``draws`` (default
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
-from harness.analyses.common import job_rng, slug, thresholds_of
-from harness.analyses.options import PartialAnomalyOptions
-from harness.analyses.stress import calibrate_on, oracle_function, split_specs
-from harness.errors import HarnessError
-from harness.figures import save
-from harness.report.finding import Finding, fraction_finding
+from harness.analysis import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    FigureRecord,
+    HarnessError,
+    JobData,
+    PartialAnomalyOptions,
+    fraction_finding,
+    job_rng,
+    save,
+    slug,
+    successful,
+    thresholds_of,
+)
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.stress import calibrate_on, oracle_function, split_specs
+
+if TYPE_CHECKING:
+    from harness.analysis import Finding
+
+pd = lazy_module("pandas")
+plt = lazy_module("matplotlib.pyplot")
 
 DEFAULT_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 

@@ -15,13 +15,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pandas as pd
+from harness_paradigms._lazy import lazy_module
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, successful
-from harness.analyses.options import PerTypeOptions
-from harness.errors import HarnessError
-from harness.metrics import ranking_metrics
+from harness.analysis import (
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
+    FigureRecord,
+    HarnessError,
+    PerTypeOptions,
+    ranking_metrics,
+    successful,
+)
+
+pd = lazy_module("pandas")
 
 
 def anomaly_groups(types: list[str], families: Mapping[str, str], group_by: str) -> dict[str, list[str]]:

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.analyses.base import AnalysisContext, CalibrationSpec
-from harness.calibration import best_f1_threshold, youden_threshold
+from harness.analysis import AnalysisContext, CalibrationSpec, best_f1_threshold, youden_threshold
 
 ORACLE_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "test_f1_oracle": best_f1_threshold,
@@ -19,7 +18,7 @@ def oracle_function(spec: CalibrationSpec) -> Callable[[np.ndarray, np.ndarray],
     """The threshold function of an oracle calibration, called on (scores, labels) of any subset."""
     if spec.name in ORACLE_FUNCTIONS:
         return ORACLE_FUNCTIONS[spec.name]
-    from harness.calibration import CalibrationData
+    from harness.analysis import CalibrationData
 
     return lambda scores, labels: spec.calibrator.threshold(CalibrationData(np.zeros(0), scores, labels))
 

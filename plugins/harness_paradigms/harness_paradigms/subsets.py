@@ -11,14 +11,12 @@ Paper 004 (the IADBE thesis, sections 3.6, 3.8, 3.9 and Table 4.3) names the par
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from harness.data.base import Category, Record
-from harness.scoring import TrainingSubset
+from harness.analysis import Category, Record, TrainingSubset
 
 
 @dataclass(frozen=True)
@@ -114,16 +112,3 @@ def supports_continual(model: Any) -> bool:
     """
     factory = getattr(model, "factory", None)
     return bool(getattr(model, "continual", False) or getattr(factory, "continual", False))
-
-
-def teach(detector: Any, stages: Sequence[Sequence[Any]]) -> None:
-    """The continual contract: ``fit`` on the first stage, then each later stage added to what was learnt.
-
-    A later stage goes to ``fit_more(samples)`` when the detector has it, else to ``fit(samples)``
-    again (a model registered as continual promises that a second ``fit`` adds to the first).
-    """
-    first, *rest = stages
-    detector.fit(first)
-    more = getattr(detector, "fit_more", None) or detector.fit
-    for samples in rest:
-        more(samples)

@@ -10,13 +10,12 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import pandas as pd
+from harness_paradigms._lazy import lazy_module
 
-from harness.analyses.base import AnalysisContext, JobData, successful
-from harness.analyses.common import thresholds_of
-from harness.figures import save
-from harness.metrics import threshold_metrics
+from harness.analysis import AnalysisContext, JobData, save, successful, threshold_metrics, thresholds_of
+
+pd = lazy_module("pandas")
+plt = lazy_module("matplotlib.pyplot")
 
 METRICS = ("auroc", "ap", "recall", "f1", "precision", "accuracy")
 SPREAD = ("auroc", "ap", "recall", "f1")
