@@ -38,8 +38,6 @@ TRACE_ENV = "HARNESS_TRACE_PLUGINS"
 
 DEFAULT_PLUGINS = (
     "harness.data.layouts",
-    "harness.data.public_layouts",
-    "harness.precomputed",
     "harness.calibration",
     "harness.analyses.kde_vs_test",
     "harness.builtin_metrics",

@@ -88,7 +88,7 @@ def test_dataset_validation_normals_are_the_holdout_not_carved_from_train(cli, t
 
 
 def test_real_iad_views_keep_their_object(tmp_path):
-    from harness.data.public_layouts import RealIADLayout, real_iad_object
+    from harness_datasets.layouts import RealIADLayout, real_iad_object
 
     category = RealIADLayout(WRITERS["real_iad"](tmp_path / "riad")).load("audiojack")
     objects = {real_iad_object(r.path) for r in category.split("test")}
@@ -98,7 +98,7 @@ def test_real_iad_views_keep_their_object(tmp_path):
 
 
 def test_real_iad_results_aggregate_per_object(cli, tmp_path):
-    from harness.data.public_layouts import per_object
+    from harness_datasets.layouts import per_object
 
     out = tmp_path / "out"
     assert cli("run", str(layout_protocol(tmp_path, "real_iad")), "--out", str(out))[0] == 0
@@ -112,7 +112,7 @@ def test_real_iad_results_aggregate_per_object(cli, tmp_path):
 
 
 def test_kolektor_defect_is_a_mask_with_a_defect_pixel(tmp_path):
-    from harness.data.public_layouts import KolektorSDD2Layout
+    from harness_datasets.layouts import KolektorSDD2Layout
 
     root = WRITERS["kolektor_sdd2"](tmp_path / "ksdd2")
     dropped = KolektorSDD2Layout(root).load("kolektor_sdd2")

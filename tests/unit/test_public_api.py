@@ -1,6 +1,7 @@
 """The public API: ``harness.__all__`` is what plugins use, and the in-house plugins use nothing else."""
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -8,11 +9,12 @@ import pytest
 import harness
 
 REPO = Path(__file__).resolve().parents[2]
-PUBLIC_MODULES = {"harness", "harness.testing", "harness.analysis"}
+PUBLIC_MODULES = {"harness", "harness.testing", "harness.analysis", "harness.datasets"}
 """Core modules a plugin may import from; ``harness.cli`` too, in a plugin's tests (to run the command).
 
 ``harness.analysis`` is the kind-author API: what a protocol kind builds on (AnalysisSpec and its
-context, job data, figures, metrics, calibrations, findings); the paradigm kinds use nothing else."""
+context, job data, figures, metrics, calibrations, findings); the paradigm kinds use nothing else.
+``harness.datasets`` is the layout-author API (records, categories, the MVTec layout, folder helpers)."""
 
 KNOWN_PRIVATE_IMPORTS: dict[tuple[str, str], str] = {}
 """Declared exceptions with their reason; a declaration that no longer matches fails the test too."""
@@ -86,8 +88,7 @@ def test_every_package_ships_and_templates_are_found():
     assert templates_dir() == REPO / "reports" and (templates_dir() / "report.tex.j2").is_file()
 
 
-@pytest.mark.parametrize("name", __import__("harness.analysis").analysis.__all__)
-def test_every_kind_author_name_resolves(name):
-    import harness.analysis
-
-    assert getattr(harness.analysis, name) is not None
+@pytest.mark.parametrize("module", ["harness.analysis", "harness.datasets"])
+def test_every_extension_api_name_resolves(module):
+    api = importlib.import_module(module)
+    assert api.__all__ and all(getattr(api, name) is not None for name in api.__all__)

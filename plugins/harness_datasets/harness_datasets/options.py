@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.config.types import OptionsModel, Str
+from harness.datasets import OptionsModel, Str
 
 Families = dict[Str, Any] | None
 FAMILIES = "{family: [types]} (or {type: family})"

@@ -1,0 +1,27 @@
+"""harness plugin: the field's public benchmarks as dataset layouts, and the ``precomputed`` model.
+
+Layouts: ``visa``, ``mvtec_ad2``, ``mvtec_3d``, ``btech``, ``kolektor_sdd2``, ``mpdd``,
+``real_iad`` (:mod:`harness_datasets.layouts`; README, "Datasets", cites each). Model:
+``precomputed`` reads scores (and maps) a method wrote elsewhere, so that it is evaluated like
+any model (:mod:`harness_datasets.precomputed`). They use only ``harness`` and
+:mod:`harness.datasets`, as a third party's layout would.
+"""
+
+from __future__ import annotations
+
+import harness
+from harness_datasets import layouts, precomputed
+
+__version__ = "0.1.0"
+
+
+@harness.hookimpl
+def harness_datasets() -> dict[str, object]:
+    """The public benchmarks' layouts."""
+    return layouts.harness_datasets()
+
+
+@harness.hookimpl
+def harness_models() -> dict[str, object]:
+    """The ``precomputed`` model."""
+    return precomputed.harness_models()
