@@ -125,8 +125,9 @@ def test_missing_held_out_scores_are_named_in_one_line(cli, tmp_path, exported_r
 
 
 def test_precomputed_never_reads_the_sample_path(tmp_path, exported_run):
-    from harness.data.base import load_image
     from harness_datasets.precomputed import Precomputed
+
+    from harness.data.base import load_image
     from harness.types import Sample
 
     root, _, exported = exported_run

@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
+
+from harness import DatasetError, hookimpl
+from harness.datasets import IMAGE_SUFFIXES, NORMAL, Category, MVTecLayout, Record, families_from, images_in
 from harness_datasets.options import (
     FamiliesOptions,
     KolektorSDD2Options,
@@ -26,10 +30,6 @@ from harness_datasets.options import (
     RealIADOptions,
     VisAOptions,
 )
-from PIL import Image
-
-from harness import DatasetError, hookimpl
-from harness.datasets import IMAGE_SUFFIXES, NORMAL, Category, MVTecLayout, Record, families_from, images_in
 
 if TYPE_CHECKING:
     import pandas as pd

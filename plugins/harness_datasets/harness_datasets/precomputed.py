@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness_datasets.options import PrecomputedOptions
 from PIL import Image
 
 from harness import DatasetError, ProtocolError, Sample, Scores, hookimpl
 from harness.datasets import IMAGE_SUFFIXES, load_image
+from harness_datasets.options import PrecomputedOptions
 
 MAP_SUFFIXES = (".tiff", ".tif", ".npy", ".png")
 OPTIONS = ("root", "scores", "maps", "map_range")
