@@ -18,9 +18,6 @@ _NAMES = {
         "without_supervision_images"
     ),
     "harness.analyses.common": "job_rng reference_calibration slug thresholds_of",
-    "harness.analyses.options": (
-        "BenchmarkOptions MissingTypeOptions MulticlassOptions PartialAnomalyOptions PerTypeOptions"
-    ),
     "harness.calibration": "CalibrationData best_f1_threshold tie_note youden_threshold",
     "harness.config.types": "Bool Float Fraction NonNegativeInt OptionsModel PositiveInt Str",
     "harness.data.base": "Category Record",

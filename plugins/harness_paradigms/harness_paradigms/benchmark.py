@@ -25,15 +25,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from harness_paradigms._lazy import lazy_module
-from harness_paradigms.benchmark_figures import benchmark_figures, critical_difference_figure
 
 from harness import hookimpl
 from harness.analysis import (
     AnalysisContext,
     AnalysisResult,
     AnalysisSpec,
-    BenchmarkOptions,
     FigureRecord,
     HarnessError,
     JobData,
@@ -44,6 +41,9 @@ from harness.analysis import (
     tie_note,
     without_supervision_images,
 )
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.benchmark_figures import benchmark_figures, critical_difference_figure
+from harness_paradigms.options import BenchmarkOptions
 
 pd = lazy_module("pandas")
 stats = lazy_module("scipy.stats")

@@ -25,7 +25,6 @@ from harness.analysis import (
     FigureRecord,
     HarnessError,
     JobData,
-    MissingTypeOptions,
     left_out_finding,
     save,
     slug,
@@ -33,6 +32,7 @@ from harness.analysis import (
     thresholds_of,
 )
 from harness_paradigms._lazy import lazy_module
+from harness_paradigms.options import MissingTypeOptions
 from harness_paradigms.stress import calibrate_on, oracle_function
 
 if TYPE_CHECKING:

@@ -33,7 +33,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from harness_paradigms._lazy import lazy_module
 
 from harness import hookimpl
 from harness.analysis import (
@@ -43,7 +42,6 @@ from harness.analysis import (
     Category,
     FigureRecord,
     JobData,
-    MulticlassOptions,
     ProtocolError,
     ranking_metrics,
     restrict,
@@ -54,6 +52,8 @@ from harness.analysis import (
     thresholds_of,
     unknown_name_message,
 )
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.options import MulticlassOptions
 
 pd = lazy_module("pandas")
 plt = lazy_module("matplotlib.pyplot")

@@ -23,7 +23,6 @@ from harness.analysis import (
     FigureRecord,
     HarnessError,
     JobData,
-    PartialAnomalyOptions,
     fraction_finding,
     job_rng,
     save,
@@ -32,6 +31,7 @@ from harness.analysis import (
     thresholds_of,
 )
 from harness_paradigms._lazy import lazy_module
+from harness_paradigms.options import PartialAnomalyOptions
 from harness_paradigms.stress import calibrate_on, oracle_function, split_specs
 
 if TYPE_CHECKING:

@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness_paradigms._lazy import lazy_module
-
 from harness import hookimpl
 from harness.analysis import (
     AnalysisContext,
@@ -24,10 +22,11 @@ from harness.analysis import (
     AnalysisSpec,
     FigureRecord,
     HarnessError,
-    PerTypeOptions,
     ranking_metrics,
     successful,
 )
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.options import PerTypeOptions
 
 pd = lazy_module("pandas")
 
