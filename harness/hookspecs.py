@@ -164,3 +164,20 @@ def harness_report_sections(results: pd.DataFrame, run: Mapping[str, Any]) -> It
     .. versionadded:: 0.2
 
     """
+
+
+@hookspec
+def harness_trackers() -> Mapping[str, Callable[..., str]]:
+    """Register experiment trackers by name (``harness run --tracker NAME[=DEST]``, ``harness track``).
+
+    Returns:
+        A mapping from tracker name to ``tracker(out, run, summary, finding, destination) -> str``,
+        called with keywords after a run: the run folder, ``run.json`` as a dict, the summary
+        data frame, the :class:`~harness.report.finding.Finding` and the ``DEST`` given (or
+        ``None``); it returns one line saying where the run was logged. An optional attribute
+        ``requires`` names the module it needs, checked before anything is fitted. MLflow and
+        TensorBoard are registered this way (plugins/harness_trackers).
+
+    .. versionadded:: 0.2
+
+    """

@@ -50,6 +50,7 @@ REGISTRATION_HOOKS = {
     "calibrations": "harness_calibrations",
     "protocols": "harness_protocols",
     "metrics": "harness_metrics",
+    "trackers": "harness_trackers",
 }
 
 

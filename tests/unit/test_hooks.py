@@ -160,3 +160,22 @@ def test_hook_harness_report_sections(cli, tmp_path, register):
     code, _, stderr = cli("report", str(tmp_path / "out"), "--format", "html")  # re-rendered from stored results
     assert code == 0, stderr
     assert "Audit of kde_vs_test" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_hook_harness_trackers(cli, tmp_path, register):
+    logged = []
+
+    def notebook(out, run, summary, finding, destination):
+        logged.append((run["protocol"], list(summary["model"]), finding.headline, destination))
+        return f"logged to the notebook {destination}"
+
+    class Plugin:
+        @harness.hookimpl
+        def harness_trackers(self):
+            return {"notebook": notebook}
+
+    register(Plugin(), "tracker-plugin")
+    _run(cli, tmp_path, extra=("--tracker", "notebook=page-3"))
+    assert logged and logged[0][0] == "kde_vs_test" and logged[0][1] and logged[0][3] == "page-3"
+    code, stdout, _ = cli("track", str(tmp_path / "out"), "--tracker", "notebook")
+    assert code == 0 and "logged to the notebook None" in stdout and len(logged) == 2

@@ -1,4 +1,4 @@
-"""Log a finished run's results and figures to experiment trackers: MLflow and TensorBoard.
+"""harness plugin: log a finished run's results and figures to experiment trackers, MLflow and TensorBoard.
 
 ``harness run PROTOCOL --tracker mlflow --tracker tensorboard`` (or ``harness track OUT ...`` on a
 finished folder) logs, from the stored results only:
@@ -13,38 +13,29 @@ finished folder) logs, from the stored results only:
 Destinations: ``mlflow`` uses ``$MLFLOW_TRACKING_URI`` or ``./mlruns`` (MLflow's local file store,
 as anomalib's MLFlowLogger does); ``mlflow=URI`` names one. ``tensorboard`` writes to
 ``OUT/tensorboard``; ``tensorboard=DIR`` names the log folder. Both libraries are optional
-(``pip install adharness[trackers]``); naming a tracker that is not installed is a usage error.
+(``pip install adharness[trackers]``); naming a tracker whose library is not installed is a usage
+error. Registered through ``harness_trackers``; the core (:mod:`harness.trackers`) reads the run
+back and hands each tracker the summary and the finding.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+import harness
 
-TRACKERS = {"mlflow": "mlflow", "tensorboard": "tensorboard"}
-"""Tracker name -> the module it needs."""
+__version__ = "0.1.0"
+
 ARTIFACTS = ("results.csv", "results.json", "results.parquet", "run.json", "report.html", "report.tex")
 KEY_COLUMNS = ("model", "calibration", "setting", "fraction", "mode", "group")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-./ ]+")
-
-
-def parse_tracker(text: str) -> tuple[str, str | None]:
-    """``"mlflow"`` -> ("mlflow", None); ``"tensorboard=logs/tb"`` -> ("tensorboard", "logs/tb")."""
-    name, _, destination = text.partition("=")
-    name = name.strip().lower()
-    if name not in TRACKERS:
-        raise HarnessError(f"unknown tracker '{name}'; choose one of {', '.join(TRACKERS)} (e.g. --tracker mlflow)")
-    if importlib.util.find_spec(TRACKERS[name]) is None:
-        raise HarnessError(f"tracker '{name}' needs the {TRACKERS[name]} package: pip install 'adharness[trackers]'")
-    return name, destination or None
 
 
 def _key(*parts: object) -> str:
@@ -129,24 +120,28 @@ def log_tensorboard(out: Path, run: dict, metrics: dict[str, float], headline: s
     return folder
 
 
-def log_run(out: Path, trackers: list[tuple[str, str | None]]) -> list[str]:
-    """Log the finished run in ``out`` to each (tracker, destination); one line per tracker says where."""
-    from harness.analyses.base import successful
-    from harness.plugins import get_plugins
-    from harness.report import load_results
-    from harness.report.finding import finding_of
+@dataclass(frozen=True)
+class Tracker:
+    """A tracker as ``harness_trackers`` registers it: the module it needs and what it logs."""
 
-    rows, run, _ = load_results(out)
-    analysis = get_plugins().analysis(run["protocol"], key="protocol (from run.json)")
-    summary = analysis.summarise(rows)
-    finding = finding_of(analysis, successful(rows), summary)
-    metrics = metrics_of(summary, finding) if not summary.empty else {}
-    lines = []
-    for name, destination in trackers:
-        if name == "mlflow":
-            run_id = log_mlflow(out, run, metrics, finding.headline, destination)
-            lines.append(f"logged to MLflow run {run_id}")
-        else:
-            folder = log_tensorboard(out, run, metrics, finding.headline, destination)
-            lines.append(f"logged to TensorBoard in {folder}")
-    return lines
+    requires: str
+    log: Callable[..., str]
+
+    def __call__(self, out: Path, run: dict, summary: Any, finding: Any, destination: str | None) -> str:
+        """Log the run in ``out``; one line says where."""
+        metrics = metrics_of(summary, finding) if not summary.empty else {}
+        return self.log(out, run, metrics, finding.headline if finding is not None else "", destination)
+
+
+def _mlflow(out: Path, run: dict, metrics: dict[str, float], headline: str, destination: str | None) -> str:
+    return f"logged to MLflow run {log_mlflow(out, run, metrics, headline, destination)}"
+
+
+def _tensorboard(out: Path, run: dict, metrics: dict[str, float], headline: str, destination: str | None) -> str:
+    return f"logged to TensorBoard in {log_tensorboard(out, run, metrics, headline, destination)}"
+
+
+@harness.hookimpl
+def harness_trackers() -> dict[str, Tracker]:
+    """MLflow and TensorBoard."""
+    return {"mlflow": Tracker("mlflow", _mlflow), "tensorboard": Tracker("tensorboard", _tensorboard)}
