@@ -10,7 +10,6 @@ any model (:mod:`harness_datasets.precomputed`). They use only ``harness`` and
 from __future__ import annotations
 
 import harness
-from harness_datasets import layouts, precomputed
 
 __version__ = "0.1.0"
 
@@ -18,10 +17,14 @@ __version__ = "0.1.0"
 @harness.hookimpl
 def harness_datasets() -> dict[str, object]:
     """The public benchmarks' layouts."""
+    from harness_datasets import layouts
+
     return layouts.harness_datasets()
 
 
 @harness.hookimpl
 def harness_models() -> dict[str, object]:
     """The ``precomputed`` model."""
+    from harness_datasets import precomputed
+
     return precomputed.harness_models()

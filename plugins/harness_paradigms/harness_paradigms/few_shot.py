@@ -18,9 +18,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from harness_paradigms._lazy import lazy_module
-from harness_paradigms.subsets import FewShotSubset
-from harness_paradigms.sweep import job_rows, metric_figure, numeric_order, spread
 from pydantic import Field
 
 from harness import hookimpl
@@ -29,12 +26,13 @@ from harness.analysis import (
     AnalysisResult,
     AnalysisSpec,
     Category,
-    FigureRecord,
     OptionsModel,
     PositiveInt,
     ProtocolError,
-    reference_calibration,
 )
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.subsets import FewShotSubset
+from harness_paradigms.sweep import job_rows, numeric_order, spread, sweep_figures
 
 pd = lazy_module("pandas")
 
@@ -150,24 +148,19 @@ class FewShot(AnalysisSpec):
             shots, draw = shots_of(job.meta)
             rows += job_rows(job, context, shots=str(shots), draw=draw)
         table = pd.DataFrame(rows)
-        figures: list[FigureRecord] = []
-        summary = self.summarise(table)
-        if not summary.empty:
-            summary.round(4).to_csv(context.figure_dir / "few_shot_spread.csv", index=False)
-            reference = reference_calibration(context)
-            metric_figure(
-                summary,
-                "shots",
-                reference.label if reference else None,
-                context.figure_dir / "few_shot.png",
+        caption = "Metrics against k, the number of normal training images, per model (paper 004, section 3.6)."
+        figures = sweep_figures(
+            self.summarise(table),
+            context,
+            "shots",
+            ("few_shot.png", "few_shot_spread.csv"),
+            (
                 "normal training images (k)",
                 "Metric vs k per model (mean over categories; bars: std over draws and seeds)",
-            )
-            caption = "Metrics against k, the number of normal training images, per model (paper 004, section 3.6)."
-            figures += [
-                FigureRecord("few_shot.png", caption),
-                FigureRecord("few_shot_spread.csv", caption + " Mean and std over draws.", kind="table"),
-            ]
+                caption,
+                caption + " Mean and std over draws.",
+            ),
+        )
         return AnalysisResult(table, figures)
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:

@@ -21,9 +21,6 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 import numpy as np
-from harness_paradigms._lazy import lazy_module
-from harness_paradigms.subsets import ContaminatedSubset, contaminant_count
-from harness_paradigms.sweep import job_rows, metric_figure, numeric_order, spread
 from pydantic import Field
 
 from harness import hookimpl
@@ -32,7 +29,6 @@ from harness.analysis import (
     AnalysisResult,
     AnalysisSpec,
     Category,
-    FigureRecord,
     Float,
     Fraction,
     NonNegativeInt,
@@ -40,8 +36,10 @@ from harness.analysis import (
     ProtocolError,
     Record,
     TrainingSubset,
-    reference_calibration,
 )
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.subsets import ContaminatedSubset, contaminant_count
+from harness_paradigms.sweep import job_rows, numeric_order, spread, sweep_figures
 
 pd = lazy_module("pandas")
 
@@ -182,24 +180,19 @@ class NoisyTraining(AnalysisSpec):
             }
             rows += job_rows(job, context, **setting)
         table = pd.DataFrame(rows)
-        figures: list[FigureRecord] = []
-        summary = self.summarise(table)
-        if not summary.empty:
-            summary.round(4).to_csv(context.figure_dir / "noisy_training.csv", index=False)
-            reference = reference_calibration(context)
-            metric_figure(
-                summary,
-                "contamination",
-                reference.label if reference else None,
-                context.figure_dir / "noisy_training.png",
+        caption = "Metrics against the contamination rate of the training set (paper 004, section 3.8)."
+        figures = sweep_figures(
+            self.summarise(table),
+            context,
+            "contamination",
+            ("noisy_training.png", "noisy_training.csv"),
+            (
                 "defective share of the training set",
                 "Metric vs contamination rate per model (mean over categories; bars: std over seeds)",
-            )
-            caption = "Metrics against the contamination rate of the training set (paper 004, section 3.8)."
-            figures += [
-                FigureRecord("noisy_training.png", caption),
-                FigureRecord("noisy_training.csv", caption, kind="table"),
-            ]
+                caption,
+                caption,
+            ),
+        )
         return AnalysisResult(table, figures)
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:

@@ -10,9 +10,17 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from harness.analysis import (
+    AnalysisContext,
+    FigureRecord,
+    JobData,
+    reference_calibration,
+    save,
+    successful,
+    threshold_metrics,
+    thresholds_of,
+)
 from harness_paradigms._lazy import lazy_module
-
-from harness.analysis import AnalysisContext, JobData, save, successful, threshold_metrics, thresholds_of
 
 pd = lazy_module("pandas")
 plt = lazy_module("matplotlib.pyplot")
@@ -104,3 +112,21 @@ def numeric_order(value: object) -> float:
     except (TypeError, ValueError):
         return math.inf
     return math.inf if math.isnan(number) else number
+
+
+def sweep_figures(
+    summary: pd.DataFrame, context: AnalysisContext, setting: str, files: tuple[str, str], labels: Sequence[str]
+) -> list[FigureRecord]:
+    """The summary as a table and the metric-vs-``setting`` figure (nothing for an empty summary).
+
+    ``files`` are the (png, csv) names; ``labels`` the x label, the title, the caption and the
+    table's caption.
+    """
+    if summary.empty:
+        return []
+    png, csv = files
+    xlabel, title, caption, table_caption = labels
+    summary.round(4).to_csv(context.figure_dir / csv, index=False)
+    reference = reference_calibration(context)
+    metric_figure(summary, setting, reference.label if reference else None, context.figure_dir / png, xlabel, title)
+    return [FigureRecord(png, caption), FigureRecord(csv, table_caption, kind="table")]
