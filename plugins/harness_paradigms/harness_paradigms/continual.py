@@ -27,9 +27,6 @@ from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from harness_paradigms._lazy import lazy_module
-from harness_paradigms.subsets import UnionSubset, supports_continual
-from harness_paradigms.sweep import job_rows
 from pydantic import Field
 
 from harness import hookimpl
@@ -48,6 +45,8 @@ from harness.analysis import (
     slug,
     successful,
 )
+from harness_paradigms._lazy import lazy_module
+from harness_paradigms.sweep import job_rows
 
 patheffects = lazy_module("matplotlib.patheffects")
 pd = lazy_module("pandas")
@@ -171,6 +170,8 @@ class Continual(AnalysisSpec):
 
     def plan_jobs(self, protocol, categories: list[Category], maker) -> list:
         """One job per (step, model, seed): the plain job at step 1, union or incremental jobs after."""
+        from harness_paradigms.subsets import UnionSubset, supports_continual
+
         sequence, _, design = parse_options(protocol.analysis, [c.name for c in categories])
         by_name = {c.name: c for c in categories}
         ordered = [by_name[name] for name in (sequence or by_name)]

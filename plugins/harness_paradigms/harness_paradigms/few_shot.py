@@ -31,7 +31,6 @@ from harness.analysis import (
     ProtocolError,
 )
 from harness_paradigms._lazy import lazy_module
-from harness_paradigms.subsets import FewShotSubset
 from harness_paradigms.sweep import job_rows, numeric_order, spread, sweep_figures
 
 pd = lazy_module("pandas")
@@ -123,6 +122,8 @@ class FewShot(AnalysisSpec):
 
     def plan_jobs(self, protocol, categories: list[Category], maker) -> list:
         """One job per (category, model, seed, k, draw); ``all`` is the standard job."""
+        from harness_paradigms.subsets import FewShotSubset
+
         shots, draws = parse_options(protocol.analysis)
         jobs = []
         for category in categories:

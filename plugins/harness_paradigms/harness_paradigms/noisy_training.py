@@ -35,10 +35,8 @@ from harness.analysis import (
     OptionsModel,
     ProtocolError,
     Record,
-    TrainingSubset,
 )
 from harness_paradigms._lazy import lazy_module
-from harness_paradigms.subsets import ContaminatedSubset, contaminant_count
 from harness_paradigms.sweep import job_rows, numeric_order, spread, sweep_figures
 
 pd = lazy_module("pandas")
@@ -81,6 +79,8 @@ def parse_options(options: Any) -> tuple[tuple[float, ...], int, float]:
 
 def contaminant_pool(category: Category, n_normal: int, rates, seed: int, share: float) -> list[Record]:
     """The candidate contaminants of ``category``, in draw order: enough for the largest rate, capped by ``share``."""
+    from harness_paradigms.subsets import contaminant_count
+
     anomalies = [r for r in category.split("test") if r.label]
     wanted = contaminant_count(max(rates), n_normal)
     count = min(wanted, int(share * len(anomalies)))
@@ -145,6 +145,9 @@ class NoisyTraining(AnalysisSpec):
 
     def plan_jobs(self, protocol, categories: list[Category], maker) -> list:
         """Per category, the pool moved out of the test set; one job per (model, seed, rate)."""
+        from harness.analysis import TrainingSubset
+        from harness_paradigms.subsets import ContaminatedSubset, contaminant_count
+
         rates, contamination_seed, share = parse_options(protocol.analysis)
         jobs = []
         for category in categories:

@@ -6,6 +6,8 @@ The variants here change only the *fitted* images, never the held-out ones, so a
 varies them (few_shot, noisy_training, continual) calibrates every variant on the same normals,
 and each (model, category, seed, subset) is fitted once and read from the cache afterwards.
 
+The kinds import this module where they plan jobs, not at import (it loads harness.scoring).
+
 Paper 004 (the IADBE thesis, sections 3.6, 3.8, 3.9 and Table 4.3) names the paradigms.
 """
 
