@@ -92,3 +92,14 @@ def test_every_package_ships_and_templates_are_found():
 def test_every_extension_api_name_resolves(module):
     api = importlib.import_module(module)
     assert api.__all__ and all(getattr(api, name) is not None for name in api.__all__)
+
+
+def test_every_in_house_plugin_is_installed_by_the_readme_and_ci_alike():
+    import re
+
+    readme = re.search(r"^pip install -e \"\.\[dev\]\".*$", (REPO / "README.md").read_text(), flags=re.M)
+    assert readme, "README needs its install command"
+    assert readme.group(0) in (REPO / ".ci" / "run").read_text().splitlines(), ".ci/run must run the README's command"
+    plugins = {p.parent.name for p in (REPO / "plugins").glob("*/pyproject.toml")}
+    installed = set(re.findall(r"-e plugins/(\w+)", readme.group(0)))
+    assert plugins == installed, f"install command and plugins/ differ: {sorted(plugins ^ installed)}"
