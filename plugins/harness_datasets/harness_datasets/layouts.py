@@ -22,7 +22,9 @@ import numpy as np
 from PIL import Image
 
 from harness import DatasetError, hookimpl
-from harness.datasets import IMAGE_SUFFIXES, NORMAL, Category, MVTecLayout, Record, families_from, images_in
+from harness.datasets import IMAGE_SUFFIXES, NORMAL, Category, MVTecLayout, Record
+from harness.datasets import families_from as _families_from
+from harness.datasets import images_in as _images
 from harness_datasets.options import (
     FamiliesOptions,
     KolektorSDD2Options,
@@ -98,21 +100,21 @@ class MVTecAD2Layout(_SubfolderCategories):
 
     def __init__(self, root: Path | None, families: Mapping[str, object] | None = None, private: bool = False) -> None:
         self.root = _root(root, "mvtec_ad2", "mvtec_ad_2")
-        self.families = families_from(families)
+        self.families = _families_from(families)
         self.private = bool(private)
 
     def load(self, category: str) -> Category:
         """Train, held-out and public test records of one scenario."""
         base = self._base(category)
-        records = [Record(p, "train") for p in images_in(base / "train" / NORMAL)]
-        records += [Record(p, HOLDOUT) for p in images_in(base / "validation" / NORMAL)]
+        records = [Record(p, "train") for p in _images(base / "train" / NORMAL)]
+        records += [Record(p, HOLDOUT) for p in _images(base / "validation" / NORMAL)]
         public = base / "test_public"
-        records += [Record(p, "test") for p in images_in(public / NORMAL)] if (public / NORMAL).is_dir() else []
-        for image in images_in(public / "bad") if (public / "bad").is_dir() else []:
+        records += [Record(p, "test") for p in _images(public / NORMAL)] if (public / NORMAL).is_dir() else []
+        for image in _images(public / "bad") if (public / "bad").is_dir() else []:
             masks = _same_stem(public / "ground_truth" / "bad", image.stem, "_mask")
             records.append(Record(image, "test", "bad", masks))
         for folder in (base / name for name in self.PRIVATE if self.private):
-            records += [Record(p, UNLABELLED) for p in images_in(folder)] if folder.is_dir() else []
+            records += [Record(p, UNLABELLED) for p in _images(folder)] if folder.is_dir() else []
         return Category(category, records, dict(self.families))
 
 
@@ -128,17 +130,17 @@ class MVTec3DLayout(_SubfolderCategories):
 
     def __init__(self, root: Path | None, families: Mapping[str, object] | None = None) -> None:
         self.root = _root(root, "mvtec_3d", "mvtec_3d_anomaly_detection")
-        self.families = families_from(families)
+        self.families = _families_from(families)
 
     def load(self, category: str) -> Category:
         """Train, held-out and test records of one category (RGB images)."""
         base = self._base(category)
-        records = [Record(p, "train") for p in images_in(base / "train" / NORMAL / "rgb")]
+        records = [Record(p, "train") for p in _images(base / "train" / NORMAL / "rgb")]
         validation = base / "validation" / NORMAL / "rgb"
-        records += [Record(p, HOLDOUT) for p in images_in(validation)] if validation.is_dir() else []
+        records += [Record(p, HOLDOUT) for p in _images(validation)] if validation.is_dir() else []
         test = base / "test"
         for type_dir in sorted(p for p in test.iterdir() if (p / "rgb").is_dir()) if test.is_dir() else []:
-            for image in images_in(type_dir / "rgb"):
+            for image in _images(type_dir / "rgb"):
                 masks = _same_stem(type_dir / "gt", image.stem) if type_dir.name != NORMAL else ()
                 records.append(Record(image, "test", type_dir.name, masks))
         return Category(category, records, dict(self.families))
@@ -158,15 +160,15 @@ class BTechLayout(_SubfolderCategories):
 
     def __init__(self, root: Path | None, families: Mapping[str, object] | None = None) -> None:
         self.root = _root(root, "btech", "BTech_Dataset_transformed")
-        self.families = families_from(families)
+        self.families = _families_from(families)
 
     def load(self, category: str) -> Category:
         """Train and test records of one product; ``ko`` images are the defective ones."""
         base = self._base(category)
-        records = [Record(p, "train") for p in images_in(base / "train" / "ok")]
+        records = [Record(p, "train") for p in _images(base / "train" / "ok")]
         ok, ko = base / "test" / "ok", base / "test" / "ko"
-        records += [Record(p, "test") for p in images_in(ok)] if ok.is_dir() else []
-        for image in images_in(ko) if ko.is_dir() else []:
+        records += [Record(p, "test") for p in _images(ok)] if ok.is_dir() else []
+        for image in _images(ko) if ko.is_dir() else []:
             records.append(Record(image, "test", "ko", _same_stem(base / "ground_truth" / "ko", image.stem)))
         return Category(category, records, dict(self.families))
 
@@ -195,7 +197,7 @@ class KolektorSDD2Layout:
 
     def _pairs(self, split: str) -> list[tuple[Path, Path | None]]:
         folder = self.root / split
-        images = [p for p in images_in(folder) if not p.stem.endswith("_GT")]
+        images = [p for p in _images(folder) if not p.stem.endswith("_GT")]
         return [(p, next(iter(_same_stem(folder, p.stem, "_GT")), None)) for p in images]
 
     def load(self, category: str) -> Category:
@@ -236,7 +238,7 @@ class VisALayout:
         missing = {"object", "split", "label", "image", "mask"} - set(self.rows[0] if self.rows else {})
         if missing:
             raise DatasetError(f"{self.split_file} lacks the column(s) {sorted(missing)}; expected VisA's 1cls.csv")
-        self.families = families_from(families)
+        self.families = _families_from(families)
 
     def categories(self) -> list[str]:
         """The objects named in the split file."""
