@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness import ProtocolError, unknown_name_message
-from harness_anomalib import catalogue
+from harness_anomalib import catalogue, signatures
 
 ADAPTER_OPTIONS = {
     "weights": "a local backbone weights file or folder (offline use); implies no download",
@@ -45,10 +45,17 @@ class AnomalibFactory:
         return catalogue.default_download(self.name)
 
     def check_options(self, options: dict[str, Any], key: str) -> None:
-        """Reject option names the model class does not take, naming the closest one."""
-        from harness_anomalib.detector import constructor_options
+        """Reject option names the model class does not take, naming the closest one.
 
-        allowed = constructor_options(self.name) | set(ADAPTER_OPTIONS)
+        The names come from anomalib's source (no import, milliseconds); only a class whose source
+        does not say is imported.
+        """
+        declared = signatures.source_options(self.name)
+        if declared is None:
+            from harness_anomalib.detector import constructor_options
+
+            declared = frozenset(constructor_options(self.name))
+        allowed = set(declared) | set(ADAPTER_OPTIONS)
         for option in options:
             if option not in allowed:
                 raise ProtocolError(
