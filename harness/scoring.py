@@ -18,10 +18,9 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from harness import efficiency
 from harness.data.base import Category, Record, absolute
@@ -31,6 +30,9 @@ from harness.integrity import by_content
 from harness.protocol import ModelConfig
 from harness.store import CACHE_SCHEMA, ScoreCache
 from harness.types import LabelledSample, Scores, detector_info
+
+if TYPE_CHECKING:  # planning and validating jobs need no pandas; a job that runs imports it
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,8 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     order, held-out normals and test images mixed in one stream. Its scores are put back in the
     records' order here, and only then joined to labels.
     """
+    import pandas as pd
+
     fit_records, holdout_records = job.subset.split(job.category)
     tests = [(category.name, record) for category in job.evaluated for record in category.split("test")]
     test_records = [record for _, record in tests]
