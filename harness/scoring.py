@@ -205,8 +205,6 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     order, held-out normals and test images mixed in one stream. Its scores are put back in the
     records' order here, and only then joined to labels.
     """
-    import pandas as pd
-
     fit_records, holdout_records = job.subset.split(job.category)
     tests = [(category.name, record) for category in job.evaluated for record in category.split("test")]
     test_records = [record for _, record in tests]
@@ -223,7 +221,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     records = holdout_records + test_records + [r for _, r in unlabelled]
     supervision = {r.path for category in job.evaluated for r in category.split("supervised")}
     holdout_sources = [_source(job.category, r) for r in holdout_records]
-    table = pd.DataFrame(
+    table = _scores_table(
         {
             "path": [job.record_id(r) for r in records],  # relative: a moved dataset reuses the entry
             "split": ["holdout"] * n_holdout + ["test"] * len(test_records) + ["unlabelled"] * len(unlabelled),
@@ -259,6 +257,13 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     cache.put(job.key, table, test_maps, meta, split_maps=split_maps)
+
+
+def _scores_table(columns: dict[str, Any]) -> pd.DataFrame:
+    """A job's rows as a table (pandas imported here: planning and validating jobs need none)."""
+    import pandas as pd
+
+    return pd.DataFrame(columns)
 
 
 def _maps_by_split(
