@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from harness import ProtocolError, unknown_name_message
@@ -14,6 +15,14 @@ ADAPTER_OPTIONS = {
     "batch_size": "training and scoring batch size (default 8)",
     "accelerator": "Lightning accelerator: auto (default), cpu, gpu",
 }
+
+
+@cache
+def library_versions() -> str:
+    """anomalib's, torch's and timm's versions, read once per process (each read scans the installed packages)."""
+    from importlib.metadata import version
+
+    return f"anomalib {version('anomalib')}, torch {version('torch')}, timm {version('timm')}"
 
 
 class AnomalibFactory:
@@ -32,9 +41,7 @@ class AnomalibFactory:
     @property
     def version(self) -> str:
         """Versions that change this model's scores (enter the cache key)."""
-        from importlib.metadata import version
-
-        return f"anomalib {version('anomalib')}, torch {version('torch')}, timm {version('timm')}"
+        return library_versions()
 
     def why_unavailable(self) -> str | None:
         """Why this model cannot run here, or None."""

@@ -15,6 +15,7 @@ Options: ``weights`` (a .pt file; default: train from the model YAML, random ini
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import harness
@@ -38,6 +39,14 @@ MODELS = (
 """Model YAML names shipped by ultralytics (``<name>.yaml``); any other YAML or .pt goes through ``weights``."""
 
 
+@cache
+def library_versions() -> str:
+    """The versions of ultralytics and torch, read once per process (each read scans the installed packages)."""
+    from importlib.metadata import version
+
+    return f"ultralytics {version('ultralytics')}, torch {version('torch')}"
+
+
 class YoloFactory:
     """Builds a :class:`~harness_yolo.detector.YoloDetector` for one model YAML."""
 
@@ -55,9 +64,7 @@ class YoloFactory:
     @property
     def version(self) -> str:
         """Ultralytics and torch versions (enter the cache key)."""
-        from importlib.metadata import version
-
-        return f"ultralytics {version('ultralytics')}, torch {version('torch')}"
+        return library_versions()
 
 
 @harness.hookimpl
