@@ -83,3 +83,19 @@ def test_anomalib_option_names_read_from_source_without_import():
     )
     loaded = _modules(code)
     assert "anomalib" not in loaded
+
+
+def test_isolated_jobs_report_cached_jobs_without_a_process_or_torch(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from harness import isolation
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a cached job must not fork a process or import torch")
+
+    monkeypatch.setattr(isolation.ScoreCache, "has", lambda self, key, report=True: True)
+    monkeypatch.setattr(isolation, "_import_torch", fail)
+    runner = isolation.IsolatedJobs(workers=1)
+    monkeypatch.setattr(runner, "_start", fail)
+    jobs = [SimpleNamespace(key="a"), SimpleNamespace(key="b")]
+    assert list(runner.run(jobs, str(tmp_path))) == [("a", "cached", None), ("b", "cached", None)]
