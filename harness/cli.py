@@ -194,9 +194,9 @@ def run(
 def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) -> None:
     """Check PROTOCOL (keys, values, names, options, dataset) without running a model; print what it found."""
     from harness.config.summary import dataset_table
+    from harness.planning import plan  # not harness.runner: validating needs no outputs, report or figures
     from harness.protocol import load_protocol
     from harness.protocol_files import resolve_protocol_path
-    from harness.runner import plan
 
     config = load_protocol(resolve_protocol_path(protocol), overrides)
     if audit_csv is not None:  # before the checks: an audit lists every problem, validation stops at the first

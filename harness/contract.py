@@ -12,15 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import ProtocolError
 from harness.integrity import content_digest
 from harness.types import Detector, DetectorFactory
+
+if TYPE_CHECKING:  # annotations only: registering a model must not import pandas
+    import numpy as np
+    import pandas as pd
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,13 @@ def harness_models() -> Mapping[str, ModelSpec | DetectorFactory]:
         else it reads from a detector is a :class:`harness.DetectorInfo`. A plain factory may
         carry ``version`` (str, enters the score-cache key), ``why_unavailable()`` (a reason
         or ``None``), ``check_options(options, key=)`` and ``supervised``; the harness turns it
-        into a ``ModelSpec`` with those values.
+        into a ``ModelSpec`` with those values (``options_model``, a pydantic model, too).
+
+    Every ``harness`` command loads every plugin, so this hook (and the plugin's module) must not
+    import the model's library: import torch, anomalib or ultralytics inside the factory, declare
+    options as a pydantic model (checked before anything is fitted), and keep ``version`` and
+    ``why_unavailable()`` cheap (e.g. ``importlib.util.find_spec``, a cached lookup). A run whose
+    jobs are all cached never calls the factory.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2

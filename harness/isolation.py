@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from harness.errors import HarnessError
 from harness.scoring import Job
+from harness.store import ScoreCache
 
 Result = tuple[str, str, str | None]
 logger = logging.getLogger("harness.executors")
@@ -124,15 +126,24 @@ class IsolatedJobs:
         self.one_thread = False
 
     def run(self, jobs: list[Job], cache_root: str) -> Iterator[Result]:
-        """Yield each job's result as its process ends."""
-        pending, running = list(jobs), []
+        """Yield each job's result as its process ends; a job already cached is reported without a process.
+
+        The cache is looked up first, and torch imported (once, here) only when some job will be forked.
+        """
+        cache = ScoreCache(Path(cache_root))
+        pending, running = [], []
+        for job in jobs:
+            if cache.has(job.key, report=False):  # e.g. written by a concurrent run since planning
+                yield job.key, "cached", None
+            else:
+                pending.append(job)
+        if not pending:
+            return
         _import_torch()
         if _cuda_initialised():  # CUDA cannot be used in a forked child of a process that initialised it
             self.context = get_context("spawn")
-        self.one_thread = (
-            self.context.get_start_method() == "fork" and bool(jobs) and not torch_survives_fork(self.context)
-        )
-        progress = tqdm(total=len(jobs), desc="fit + score", unit="job", disable=None, file=sys.stderr)
+        self.one_thread = self.context.get_start_method() == "fork" and not torch_survives_fork(self.context)
+        progress = tqdm(total=len(pending), desc="fit + score", unit="job", disable=None, file=sys.stderr)
         try:
             while pending or running:
                 free = sorted(set(range(self.workers)) - {r.slot for r in running})

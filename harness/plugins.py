@@ -18,15 +18,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from harness import hookspecs
-from harness.analyses.base import AnalysisSpec, analysis_spec
-from harness.contract import MetricSpec, ModelSpec, ReportSection, model_spec
 from harness.errors import HarnessError, unknown_name_message
 from harness.names import resolve_name, unknown_message
+
+if TYPE_CHECKING:  # imported on first use: loading plugins must not import what analyses need
+    from harness.analyses.base import AnalysisSpec
+    from harness.contract import MetricSpec, ModelSpec, ReportSection
 
 ENTRY_POINT_GROUP = "harness.plugins"
 DISABLE_AUTOLOAD_ENV = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
@@ -55,14 +57,28 @@ REGISTRATION_HOOKS = {
 
 
 def _metric_spec(entry: object) -> MetricSpec:
+    from harness.contract import MetricSpec
+
     if not isinstance(entry, MetricSpec):
         raise TypeError(f"a metric must be a harness.MetricSpec, got {type(entry).__name__}")
     return entry
 
 
+def _model_spec(entry: object) -> ModelSpec:
+    from harness.contract import model_spec
+
+    return model_spec(entry)
+
+
+def _analysis_spec(entry: object) -> AnalysisSpec:
+    from harness.analyses.base import analysis_spec
+
+    return analysis_spec(entry)
+
+
 NORMALISE: dict[str, Callable[[Any], Any]] = {
-    "models": model_spec,
-    "protocols": analysis_spec,
+    "models": _model_spec,
+    "protocols": _analysis_spec,
     "metrics": _metric_spec,
 }
 """Registration kinds whose entries are normalised into one typed spec (the others are kept as given)."""
@@ -215,6 +231,8 @@ class Plugins:
 
     def report_sections(self, results: Any, run: Mapping[str, Any]) -> list[ReportSection]:
         """Extra report sections: ``pm.hook.harness_report_sections`` over every plugin, in plugin order."""
+        from harness.contract import ReportSection
+
         sections: list[ReportSection] = []
         for result in reversed(self.manager.hook.harness_report_sections(results=results, run=run)):
             for section in result:

@@ -18,10 +18,9 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from harness import efficiency
 from harness.data.base import Category, Record, absolute
@@ -31,6 +30,9 @@ from harness.integrity import by_content
 from harness.protocol import ModelConfig
 from harness.store import CACHE_SCHEMA, ScoreCache
 from harness.types import LabelledSample, Scores, detector_info
+
+if TYPE_CHECKING:  # planning and validating jobs need no pandas; a job that runs imports it
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     records = holdout_records + test_records + [r for _, r in unlabelled]
     supervision = {r.path for category in job.evaluated for r in category.split("supervised")}
     holdout_sources = [_source(job.category, r) for r in holdout_records]
-    table = pd.DataFrame(
+    table = _scores_table(
         {
             "path": [job.record_id(r) for r in records],  # relative: a moved dataset reuses the entry
             "split": ["holdout"] * n_holdout + ["test"] * len(test_records) + ["unlabelled"] * len(unlabelled),
@@ -255,6 +257,13 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     cache.put(job.key, table, test_maps, meta, split_maps=split_maps)
+
+
+def _scores_table(columns: dict[str, Any]) -> pd.DataFrame:
+    """A job's rows as a table (pandas imported here: planning and validating jobs need none)."""
+    import pandas as pd
+
+    return pd.DataFrame(columns)
 
 
 def _maps_by_split(

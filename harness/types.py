@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # ``import harness`` stays free of numpy until scores are made
+    import numpy as np
 
 
 class Sample:
@@ -84,6 +85,8 @@ class Scores:
     maps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         image = np.asarray(self.image, dtype=np.float64).reshape(-1)
         object.__setattr__(self, "image", image)
         if self.maps is not None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from harness import ProtocolError, unknown_name_message
-from harness_anomalib import catalogue
+from harness_anomalib import catalogue, signatures
 
 ADAPTER_OPTIONS = {
     "weights": "a local backbone weights file or folder (offline use); implies no download",
@@ -14,6 +15,14 @@ ADAPTER_OPTIONS = {
     "batch_size": "training and scoring batch size (default 8)",
     "accelerator": "Lightning accelerator: auto (default), cpu, gpu",
 }
+
+
+@cache
+def library_versions() -> str:
+    """anomalib's, torch's and timm's versions, read once per process (each read scans the installed packages)."""
+    from importlib.metadata import version
+
+    return f"anomalib {version('anomalib')}, torch {version('torch')}, timm {version('timm')}"
 
 
 class AnomalibFactory:
@@ -32,9 +41,7 @@ class AnomalibFactory:
     @property
     def version(self) -> str:
         """Versions that change this model's scores (enter the cache key)."""
-        from importlib.metadata import version
-
-        return f"anomalib {version('anomalib')}, torch {version('torch')}, timm {version('timm')}"
+        return library_versions()
 
     def why_unavailable(self) -> str | None:
         """Why this model cannot run here, or None."""
@@ -45,10 +52,17 @@ class AnomalibFactory:
         return catalogue.default_download(self.name)
 
     def check_options(self, options: dict[str, Any], key: str) -> None:
-        """Reject option names the model class does not take, naming the closest one."""
-        from harness_anomalib.detector import constructor_options
+        """Reject option names the model class does not take, naming the closest one.
 
-        allowed = constructor_options(self.name) | set(ADAPTER_OPTIONS)
+        The names come from anomalib's source (no import, milliseconds); only a class whose source
+        does not say is imported.
+        """
+        declared = signatures.source_options(self.name)
+        if declared is None:
+            from harness_anomalib.detector import constructor_options
+
+            declared = frozenset(constructor_options(self.name))
+        allowed = set(declared) | set(ADAPTER_OPTIONS)
         for option in options:
             if option not in allowed:
                 raise ProtocolError(

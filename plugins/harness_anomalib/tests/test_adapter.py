@@ -61,3 +61,15 @@ def test_raw_scores_and_maps_at_input_size():
     assert scores.image.shape == (3,) and np.isfinite(scores.image).all()
     assert scores.maps.shape == (3, 32, 32)
     assert len(set(np.round(scores.image, 6))) == 3  # raw, not normalised and clamped to 0/1
+
+
+@pytest.mark.slow
+def test_option_names_read_from_source_match_the_imported_signatures():
+    from harness_anomalib.detector import constructor_options
+    from harness_anomalib.signatures import source_options
+
+    read = {name: source_options(name) for name in image_model_names()}
+    assert sum(names is not None for names in read.values()) >= 0.8 * len(read)  # the rest are imported
+    for name, names in read.items():
+        if names is not None:
+            assert set(names) == constructor_options(name), name

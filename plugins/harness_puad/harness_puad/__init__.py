@@ -8,7 +8,7 @@ on globally pooled student features alone). All three share one fit per training
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import harness
@@ -22,6 +22,7 @@ def _puad(mode: str, **options: Any) -> Any:
     return PUAD(mode=mode, **options)
 
 
+@cache
 def why_unavailable() -> str | None:
     """Why the default options cannot run here (anomalib downloads the teacher and ImageNette), or None."""
     import socket

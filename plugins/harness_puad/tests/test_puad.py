@@ -190,12 +190,13 @@ calibrations: [test_f1_oracle, kde]
 def test_harness_list_says_what_the_defaults_need_offline(monkeypatch):
     import socket
 
-    from harness_puad import harness_models
+    from harness_puad import harness_models, why_unavailable
 
     def offline(*args, **kwargs):
         raise OSError("no network")
 
     monkeypatch.setattr(socket, "getaddrinfo", offline)
+    why_unavailable.cache_clear()  # looked up once per process
     reason = harness_models()["puad"].why_unavailable()
     assert "teacher_weights" in reason and "penalty: false" in reason
 

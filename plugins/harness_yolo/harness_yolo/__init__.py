@@ -15,7 +15,10 @@ Options: ``weights`` (a .pt file; default: train from the model YAML, random ini
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 import harness
 
@@ -38,10 +41,33 @@ MODELS = (
 """Model YAML names shipped by ultralytics (``<name>.yaml``); any other YAML or .pt goes through ``weights``."""
 
 
+@cache
+def library_versions() -> str:
+    """The versions of ultralytics and torch, read once per process (each read scans the installed packages)."""
+    from importlib.metadata import version
+
+    return f"ultralytics {version('ultralytics')}, torch {version('torch')}"
+
+
+class YoloOptions(BaseModel):
+    """The options a protocol may give a YOLO model, checked before anything is fitted (no ultralytics import)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: str | None = Field(None, description="a .pt file or another model YAML; default: the name's YAML")
+    epochs: int = Field(50, ge=1, description="training epochs")
+    batch: int = Field(8, ge=1, description="training batch size")
+    imgsz: int | None = Field(None, description="training and scoring size; default: image size up to 32")
+    device: str = Field("auto", description="auto, cpu, or a CUDA device such as 0")
+    conf: float = Field(0.001, ge=0, le=1, description="the lowest box confidence kept")
+    seed: int | None = Field(None, description="training seed; default: the job's seed")
+
+
 class YoloFactory:
     """Builds a :class:`~harness_yolo.detector.YoloDetector` for one model YAML."""
 
     supervised = True
+    options_model = YoloOptions
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -55,9 +81,7 @@ class YoloFactory:
     @property
     def version(self) -> str:
         """Ultralytics and torch versions (enter the cache key)."""
-        from importlib.metadata import version
-
-        return f"ultralytics {version('ultralytics')}, torch {version('torch')}"
+        return library_versions()
 
 
 @harness.hookimpl
