@@ -191,7 +191,7 @@ def _score_in_batches(detector: Any, samples: list, batch_size: int = 32) -> tup
         size = batch[0].image.shape[:2]
         scores = _check_scores(detector.score(batch), len(batch), size, type(detector).__name__)
         images.append(scores.image)
-        maps.append(scores.maps)
+        maps.append(None if scores.maps is None else scores.maps.astype(np.float16))  # as the cache keeps them
     has_maps = all(m is not None for m in maps)
     return np.concatenate(images), (np.concatenate(maps) if has_maps and maps else None)
 

@@ -186,7 +186,7 @@ class ScoreCache:
         meta: dict[str, Any],
         split_maps: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        """Store one job; maps are kept as float16, uncompressed (read back memory-mapped). Checksums and counts go into ``meta.json``.
+        """Store one job; maps as uncompressed float16 (read back memory-mapped). Checksums and counts in ``meta.json``.
 
         ``maps`` are the test images'; ``split_maps`` those of other scored splits
         (``{"holdout": ..., "unlabelled": ...}``), read back with :meth:`split_maps`.
@@ -333,8 +333,9 @@ def write_entry(
     """Write one entry's files into ``folder``, meta.json last with the checksums and counts of the others."""
     scores.to_csv(folder / "scores.csv", index=False)
     if maps is not None:
-        extra = {name: m.astype(np.float16) for name, m in (split_maps or {}).items() if m is not None}
-        np.savez(folder / "maps.npz", maps=maps.astype(np.float16), **extra)  # stored: read back memory-mapped
+        extra = {name: m.astype(np.float16, copy=False) for name, m in (split_maps or {}).items() if m is not None}
+        # stored, not deflated: read back memory-mapped
+        np.savez(folder / "maps.npz", maps=maps.astype(np.float16, copy=False), **extra)
     files = {
         name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
         for name in ENTRY_FILES

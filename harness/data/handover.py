@@ -152,7 +152,7 @@ class SampleFolder:
         else:
             with ThreadPoolExecutor(min(DECODE_THREADS, os.cpu_count() or 1)) as pool:
                 decoded = list(pool.map(lambda p: load_image(p, size), todo))
-        named = [(path, opaque_name(pixels), pixels) for path, pixels in zip(todo, decoded)]
+        named = [(path, opaque_name(pixels), pixels) for path, pixels in zip(todo, decoded, strict=True)]
         self._write_all([(name, pixels) for _, name, pixels in named if name not in self._written])
         self._names.update((path, name) for path, name, _ in named)
 
