@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -29,6 +28,7 @@ from harness.data.handover import HandOver, SampleFolder
 from harness.errors import HarnessError
 from harness.integrity import by_content
 from harness.protocol import ModelConfig
+from harness.seeding import seed_on_import
 from harness.store import CACHE_SCHEMA, ScoreCache
 from harness.types import LabelledSample, Scores, detector_info
 
@@ -154,7 +154,7 @@ class JobFailed(Exception):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (imported here when installed), so random-init models are reproducible.
+    """Seed Python, NumPy and torch (now, or the moment it is imported), so random-init models are reproducible.
 
     Plugins import torch lazily, inside their factories: seeding only an already-imported torch
     left the first torch job of a process unseeded, so its results depended on the job order.
@@ -162,10 +162,10 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch = sys.modules.get("torch")
-    if torch is None and importlib.util.find_spec("torch") is not None:
-        import torch
     if torch is not None:
         torch.manual_seed(seed)
+    else:  # seeded the moment a plugin imports it; a job that never does never loads it
+        seed_on_import("torch", lambda module: module.manual_seed(seed))
 
 
 def _check_scores(scores: object, n: int, size: tuple[int, int], model: str) -> Scores:
