@@ -27,7 +27,7 @@ import struct
 import tempfile
 import weakref
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ from harness.types import LabelledSample, Sample
 FIXED_MTIME = 946684800  # 2000-01-01: every handed-over file has the same times
 STREAMS = {"fit": 0, "score": 1, "supervised": 2}
 DECODE_THREADS = 4
+DECODE_CHUNK = 64
 """Images decoded and resized at once (Pillow releases the GIL while decoding); the files are written in order."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -144,15 +145,17 @@ class SampleFolder:
         first one in ``paths``' order.
         """
         todo = list(dict.fromkeys(p for p in paths if p not in self._names))
-        if not todo:
+        if len(todo) <= 1:
+            self._prepare_chunk(todo, map)
             return
+        with ThreadPoolExecutor(min(DECODE_THREADS, os.cpu_count() or 1)) as pool:
+            for start in range(0, len(todo), DECODE_CHUNK):  # a chunk's pixels in memory at a time
+                self._prepare_chunk(todo[start : start + DECODE_CHUNK], pool.map)
+
+    def _prepare_chunk(self, paths: list[Path], mapper: Callable[..., Iterable[np.ndarray]]) -> None:
         size = self.size
-        if len(todo) == 1:
-            decoded = [load_image(todo[0], size)]
-        else:
-            with ThreadPoolExecutor(min(DECODE_THREADS, os.cpu_count() or 1)) as pool:
-                decoded = list(pool.map(lambda p: load_image(p, size), todo))
-        named = [(path, opaque_name(pixels), pixels) for path, pixels in zip(todo, decoded, strict=True)]
+        decoded = mapper(lambda path: load_image(path, size), paths)
+        named = [(path, opaque_name(pixels), pixels) for path, pixels in zip(paths, decoded, strict=True)]
         self._write_all([(name, pixels) for _, name, pixels in named if name not in self._written])
         self._names.update((path, name) for path, name, _ in named)
 
