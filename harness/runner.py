@@ -81,14 +81,23 @@ def execute(
 
 
 def _masks_loader(categories: tuple[Category, ...], size: tuple[int, int]):
-    memo: dict[str, np.ndarray | None] = {}
+    """Masks of the test images, decoded once and kept bit-packed (1/8 of a boolean array); unpacked on each call.
+
+    So a run over many categories holds a few MB per category between uses, not its decoded masks.
+    """
+    memo: dict[str, Any] = {}
 
     def load() -> np.ndarray | None:
-        if "masks" not in memo:
+        if "packed" not in memo:
             test = [r for category in categories for r in category.split("test")]
             has_masks = any(r.mask_paths for r in test if r.label)
-            memo["masks"] = np.stack([load_mask(r.mask_paths, size) for r in test]) if has_masks else None
-        return memo["masks"]
+            masks = np.stack([load_mask(r.mask_paths, size) for r in test]) if has_masks else None
+            memo["shape"] = None if masks is None else masks.shape
+            memo["packed"] = None if masks is None else np.packbits(masks, axis=None)
+        if memo["packed"] is None:
+            return None
+        shape = memo["shape"]
+        return np.unpackbits(memo["packed"], count=int(np.prod(shape))).reshape(shape).view(bool)
 
     return load
 

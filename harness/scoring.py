@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -28,6 +27,7 @@ from harness.data.handover import HandOver, SampleFolder
 from harness.errors import HarnessError
 from harness.integrity import by_content
 from harness.protocol import ModelConfig
+from harness.seeding import seed_on_import
 from harness.store import CACHE_SCHEMA, ScoreCache
 from harness.types import LabelledSample, Scores, detector_info
 
@@ -156,7 +156,7 @@ class JobFailed(Exception):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (imported here when installed), so random-init models are reproducible.
+    """Seed Python, NumPy and torch (now, or the moment it is imported), so random-init models are reproducible.
 
     Plugins import torch lazily, inside their factories: seeding only an already-imported torch
     left the first torch job of a process unseeded, so its results depended on the job order.
@@ -164,10 +164,10 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch = sys.modules.get("torch")
-    if torch is None and importlib.util.find_spec("torch") is not None:
-        import torch
     if torch is not None:
         torch.manual_seed(seed)
+    else:  # seeded the moment a plugin imports it; a job that never does never loads it
+        seed_on_import("torch", lambda module: module.manual_seed(seed))
 
 
 def _check_scores(scores: object, n: int, size: tuple[int, int], model: str) -> Scores:
@@ -193,7 +193,7 @@ def _score_in_batches(detector: Any, samples: list, batch_size: int = 32) -> tup
         size = batch[0].image.shape[:2]
         scores = _check_scores(detector.score(batch), len(batch), size, type(detector).__name__)
         images.append(scores.image)
-        maps.append(scores.maps)
+        maps.append(None if scores.maps is None else scores.maps.astype(np.float16))  # as the cache keeps them
     has_maps = all(m is not None for m in maps)
     return np.concatenate(images), (np.concatenate(maps) if has_maps and maps else None)
 

@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import shutil
+import struct
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -184,7 +186,7 @@ class ScoreCache:
         meta: dict[str, Any],
         split_maps: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        """Store one job; maps are kept as compressed float16. Checksums and counts go into ``meta.json``.
+        """Store one job; maps as uncompressed float16 (read back memory-mapped). Checksums and counts in ``meta.json``.
 
         ``maps`` are the test images'; ``split_maps`` those of other scored splits
         (``{"holdout": ..., "unlabelled": ...}``), read back with :meth:`split_maps`.
@@ -234,11 +236,9 @@ class ScoreCache:
 
         ``None`` also for entries written before those maps were kept.
         """
-        path = self._entry(key) / "maps.npz"
-        if not path.is_file() or split in ("maps", "test"):
+        if split in ("maps", "test"):
             return None
-        with np.load(path, allow_pickle=False) as data:
-            return data[split].astype(np.float32) if split in data.files else None
+        return self._read(key, lambda folder: _read_maps(folder, split))
 
     def meta(self, key: str) -> dict[str, Any]:
         """Metadata of one entry (model, options, weights, timings, versions, integrity)."""
@@ -267,13 +267,52 @@ def _remove_version(folder: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def _read_maps(folder: Path) -> np.ndarray | None:
+def _read_maps(folder: Path, name: str = "maps") -> np.ndarray | None:
+    """Array ``name`` of the entry's maps.npz as float32 (one copy in memory; the file is memory-mapped)."""
     if not (folder / "maps.npz").is_file():
         if not folder.is_dir():
             raise FileNotFoundError(folder)
         return None
-    with np.load(folder / "maps.npz", allow_pickle=False) as data:
-        return data["maps"].astype(np.float32)
+    stored = npz_member(folder / "maps.npz", name)
+    return None if stored is None else np.asarray(stored, dtype=np.float32)
+
+
+def npz_member(path: Path, name: str) -> np.ndarray | None:
+    """Array ``name`` of the .npz ``path``: memory-mapped when stored uncompressed, else read; ``None`` if absent.
+
+    Only plain arrays are read (an object array, i.e. a pickle, is refused with ``ValueError``).
+    """
+    with zipfile.ZipFile(path) as archive:
+        try:
+            info = archive.getinfo(f"{name}.npy")
+        except KeyError:
+            return None
+        if info.compress_type != zipfile.ZIP_STORED:  # entries written compressed (before maps were mapped)
+            with archive.open(info) as member:
+                return np.lib.format.read_array(member, allow_pickle=False)
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise ValueError(f"{name}.npy has no local zip header")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        handle.seek(info.header_offset + 30 + name_length + extra_length)
+        shape, fortran, dtype = _npy_header(handle)
+        offset = handle.tell()
+    if dtype.hasobject:
+        raise ValueError(f"{name}.npy holds Python objects, not plain numbers")
+    if int(np.prod(shape)) * dtype.itemsize > info.file_size:
+        raise ValueError(f"{name}.npy is shorter than its header says")
+    if int(np.prod(shape)) == 0:
+        return np.empty(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def _npy_header(handle: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(handle)
+    return np.lib.format.read_array_header_2_0(handle)
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
@@ -294,8 +333,9 @@ def write_entry(
     """Write one entry's files into ``folder``, meta.json last with the checksums and counts of the others."""
     scores.to_csv(folder / "scores.csv", index=False)
     if maps is not None:
-        extra = {name: m.astype(np.float16) for name, m in (split_maps or {}).items() if m is not None}
-        np.savez_compressed(folder / "maps.npz", maps=maps.astype(np.float16), **extra)
+        extra = {name: m.astype(np.float16, copy=False) for name, m in (split_maps or {}).items() if m is not None}
+        # stored, not deflated: read back memory-mapped
+        np.savez(folder / "maps.npz", maps=maps.astype(np.float16, copy=False), **extra)
     files = {
         name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
         for name in ENTRY_FILES
@@ -363,11 +403,16 @@ def _verify_counts(folder: Path, meta: dict[str, Any], integrity: dict[str, Any]
 
 
 def _verify_maps(path: Path, shape: list[int] | None) -> None:
-    """maps.npz holds one float16 array ``maps`` of the recorded shape (never a pickled object)."""
+    """maps.npz holds plain arrays, ``maps`` float16 of the recorded shape (never a pickled object).
+
+    Headers only: the bytes were checked against their sha256 already, so nothing is decoded twice.
+    """
     try:
-        with np.load(path, allow_pickle=False) as data:
-            maps = data["maps"]
-    except (ValueError, OSError, KeyError, EOFError) as exc:
+        with zipfile.ZipFile(path) as archive:
+            members = [n.removesuffix(".npy") for n in archive.namelist()]
+        arrays = {name: npz_member(path, name) for name in members}
+        maps = arrays["maps"]
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise CacheEntryDamaged(f"maps.npz cannot be read as plain arrays: {exc}") from None
     if maps.dtype != np.float16 or shape is None or list(maps.shape) != list(shape):
         raise CacheEntryDamaged(f"maps.npz holds {maps.dtype} maps of shape {list(maps.shape)}, expected {shape}")

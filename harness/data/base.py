@@ -75,7 +75,9 @@ class Category:
     def fingerprint(self) -> str:
         """A content hash of every image and mask (paths relative, bytes hashed); computed once."""
         if "_fingerprint" not in self.__dict__:
-            self.__dict__["_fingerprint"] = self._compute_fingerprint()
+            from harness.data.memo import remembered  # across runs while no file changes
+
+            self.__dict__["_fingerprint"] = remembered("fingerprint", self.records, self._compute_fingerprint)
         return self.__dict__["_fingerprint"]
 
     def _compute_fingerprint(self) -> str:

@@ -1,0 +1,106 @@
+"""What the harness learnt about a dataset's files, remembered across runs while the files stay the same.
+
+A category's content fingerprint (part of every cache key) reads every byte of every image, and
+the data checks open every header: seconds per run on a real dataset, for an answer that only
+changes when a file does. Both are remembered in ``$HARNESS_HOME/data-memo.json`` under a key
+made of each file's path, split, defect type and ``os.stat`` identity (device, inode, size,
+mtime and ctime in nanoseconds). Any write to a file changes its ctime, which no user call can
+set back, so a changed, replaced, moved or re-linked file gives a new key and the work is
+redone; so does a new harness version. Only successful checks are remembered.
+
+The memo is a plain JSON file of hex digests (no pickle); it is read once per process, holds the
+latest :data:`LIMIT` answers and is written atomically. It is written only into a
+``HARNESS_HOME`` that exists (nothing is created for it), and a memo that cannot be read or
+written is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+MEMO_FILE = "data-memo.json"
+LIMIT = 512
+VERSION = 1
+"""Bumped when what is remembered (the fingerprint's or the checks' definition) changes."""
+
+_LOADED: dict[str, Any] = {}
+
+
+def stat_key(purpose: str, records: Sequence[Any]) -> str | None:
+    """A key naming ``records`` (paths, splits, types, masks) and each file's stat identity; ``None`` if one is gone."""
+    from harness import __version__
+
+    digest = hashlib.blake2b(digest_size=16, person=b"harness-memo")
+    digest.update(f"{purpose}|{VERSION}|{__version__}|{len(records)}\n".encode())
+    try:
+        for record in records:
+            digest.update(f"{record.split}|{record.defect_type}|{len(record.mask_paths)}\n".encode())
+            for path in (record.path, *record.mask_paths):
+                st = os.stat(path)
+                line = (
+                    f"{os.path.abspath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}\n"
+                )
+                digest.update(line.encode())
+    except OSError:
+        return None
+    return f"{purpose}:{digest.hexdigest()}"
+
+
+def remembered(purpose: str, records: Sequence[Any], compute: Callable[[], str]) -> str:
+    """``compute()``, or the answer it gave for the same files before (see the module doc)."""
+    key = stat_key(purpose, records)
+    memo = _memo()
+    if key is not None and isinstance(memo.get(key), str):
+        return memo[key]
+    value = compute()
+    if key is not None:
+        _remember(key, value)
+    return value
+
+
+def _path() -> Path:
+    from harness.store import harness_home
+
+    return harness_home() / MEMO_FILE
+
+
+def _memo() -> dict[str, Any]:
+    path = str(_path())
+    if path not in _LOADED:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            data = {}
+        _LOADED.clear()
+        _LOADED[path] = data if isinstance(data, dict) else {}
+    return _LOADED[path]
+
+
+def _remember(key: str, value: str) -> None:
+    memo = _memo()
+    memo.pop(key, None)
+    memo[key] = value
+    while len(memo) > LIMIT:
+        memo.pop(next(iter(memo)))
+    path = _path()
+    if not path.parent.is_dir():
+        return
+    with contextlib.suppress(OSError):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(memo, handle)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+__all__ = ["remembered", "stat_key"]
