@@ -138,4 +138,3 @@ def is_number_map(value: Any, names: list[str]) -> bool:
     return isinstance(value, dict) and all(
         isinstance(value.get(n), (int, float)) and not isinstance(value.get(n), bool) for n in names
     )
-

@@ -17,6 +17,7 @@ import numpy as np
 from harness.analyses.base import JobData, evaluation_view
 from harness.console import job_line, log
 from harness.data.base import Category, load_mask
+from harness.derived_cache import DerivedCache
 from harness.data.shaping import load_categories, open_dataset, rebalance, supervise  # noqa: F401 (re-exported)
 from harness.executors import build_executor
 from harness.outputs import write_outputs
@@ -96,6 +97,7 @@ def _masks_loader(categories: tuple[Category, ...], size: tuple[int, int]):
 def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
     """What the analysis gets: cached scores of every job that did not fail, masks on demand."""
     loaders: dict[tuple[str, ...], Any] = {}
+    derived = DerivedCache(cache.root)  # metric values and figures kept beside the scores
     data = []
     for outcome in outcomes:
         job = outcome.job
@@ -116,6 +118,7 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
                     loader,
                     dict(job.category.families),
                     lambda key=job.key: cache.split_maps(key, "holdout"),
+                    derived,
                 )
             )
         )
