@@ -62,11 +62,10 @@ def render_once(path: Path, draw: Callable[[Path], None], store: Any | None, *ke
     if store is None:
         draw(path)
         return
-    from importlib import metadata
-
     from harness.derived_cache import digest
+    from harness.metrics import distribution_version
 
-    name = digest("figure", RENDERER_VERSION, metadata.version("matplotlib"), *key)
+    name = digest("figure", RENDERER_VERSION, distribution_version("matplotlib"), *key)
     if store.get_files(name, path):
         return
     draw(path)

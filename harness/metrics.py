@@ -7,6 +7,7 @@ an independent implementation).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import warnings
 from collections.abc import Sequence
@@ -42,13 +43,16 @@ def metric_versions(level: str) -> dict[str, str]:
 
     Read from the installed distributions' metadata, without importing them.
     """
-    versions = {"harness.metrics": str(METRICS_VERSION)}
-    for name in _LIBRARIES.get(level, ()):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+    return {"harness.metrics": str(METRICS_VERSION), **{name: distribution_version(name) for name in _LIBRARIES[level]}}
+
+
+@functools.cache
+def distribution_version(name: str) -> str:
+    """The installed version of distribution ``name`` (``"absent"`` if none), read once per process."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
 
 
 def _ratio(numerator: int, denominator: int) -> float:

@@ -22,6 +22,7 @@ from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec,
 from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
 from harness.analyses.options import KdeVsTestOptions
 from harness.analyses.review import map_panel_figure, review_candidates, review_figure
+from harness.analyses.segmentation_cache import segmentation_report_once
 from harness.calibration import tie_note
 from harness.figures import (
     array_digest,
@@ -34,7 +35,6 @@ from harness.figures import (
 )
 from harness.metrics import bootstrap_intervals_many, threshold_metrics
 from harness.report.finding import Finding, oracle_gap_finding
-from harness.segmentation import segmentation_report
 
 SUMMARY_MEANS = [
     "accuracy",
@@ -172,7 +172,7 @@ class KdeVsTest(AnalysisSpec):
                 figures.extend([figure] if figure else [])
         if reviews:
             pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
-        table, segmentation_tables = segmentation_report(context, pd.DataFrame(rows))
+        table, segmentation_tables = segmentation_report_once(context, pd.DataFrame(rows))
         figures.extend(segmentation_tables)
         if not table.empty:
             figures.insert(0, self._summary_figure(table, context))
