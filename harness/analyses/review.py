@@ -9,7 +9,6 @@ import pandas as pd
 
 from harness.analyses.base import FigureRecord, JobData
 from harness.analyses.common import slug
-from harness.data.base import load_image
 from harness.figures import pyplot, render_once, save
 
 THUMBNAIL = (112, 112)
@@ -55,6 +54,8 @@ def review_figure(job: JobData, candidates: pd.DataFrame, figure_dir: Path, cali
 
 
 def _draw_review(candidates: pd.DataFrame, path: Path) -> None:
+    from harness.data.base import load_image
+
     groups = [candidates[candidates["kind"] == kind] for kind in ("good above threshold", "defect scoring lowest")]
     columns = max(len(g) for g in groups)
     fig, axes = pyplot().subplots(2, columns, figsize=(1.7 * columns, 4.0), squeeze=False)
@@ -117,6 +118,8 @@ def map_panel_figure(job: JobData, figure_dir: Path) -> FigureRecord | None:
 
 def _draw_map_panels(job: JobData, path: Path) -> bool:
     """Draw the panels to ``path``; False (nothing written) when the job has no maps."""
+    from harness.data.base import load_image
+
     maps, masks = job.load_maps(), job.load_masks()
     test = job.test
     defects = test[test["label"] == 1]

@@ -161,3 +161,17 @@ def test_image_metrics_same_from_cache(tmp_path):
     loads: list[str] = []
     first = _job(tmp_path, loads).image_metrics
     assert first == _job(tmp_path, loads).image_metrics
+
+
+def test_analysis_and_report_modules_import_no_plotting_or_model_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, harness.report, harness.analyses.kde_vs_test, harness.analyses.review, harness.builtin_metrics, "
+        "harness.calibration, harness.figures, harness.metrics, harness.derived_cache\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    loaded = set(result.stdout.split())
+    assert not loaded & {"matplotlib", "sklearn", "scipy", "torch", "anomalib", "PIL", "cv2"}
