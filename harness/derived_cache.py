@@ -96,7 +96,11 @@ class DerivedCache:
             path = source.with_suffix(suffix)
             if path.is_file():
                 data = path.read_bytes()
-                write_atomic(base.with_suffix(suffix), data)
+                try:
+                    write_atomic(base.with_suffix(suffix), data)
+                except OSError as exc:  # a read-only or full cache: drawn again next time
+                    self._cannot_write(exc)
+                    return
                 files[suffix] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         if files:
             self._write_record(key, {"value": None, "value_sha256": value_digest(None), "files": files})
@@ -105,7 +109,13 @@ class DerivedCache:
         try:
             write_atomic(self._base(key).with_suffix(".json"), json.dumps(record, allow_nan=True))
         except OSError as exc:  # a read-only or full cache: the artefact is recomputed next time
-            logger.warning("cannot store derived artefact %s: %s", self._base(key), exc)
+            self._cannot_write(exc)
+
+    def _cannot_write(self, exc: OSError) -> None:
+        """One warning per run when the cache cannot take derived artefacts (they are recomputed next time)."""
+        if "write" not in self._warned:
+            self._warned.add("write")
+            logger.warning("cannot store derived artefacts in %s (%s); they are recomputed each run", self.root, exc)
 
 
 class _Damaged(Exception):

@@ -175,3 +175,15 @@ def test_analysis_and_report_modules_import_no_plotting_or_model_library():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     loaded = set(result.stdout.split())
     assert not loaded & {"matplotlib", "sklearn", "scipy", "torch", "anomalib", "PIL", "cv2"}
+
+
+def test_unwritable_cache_still_draws(tmp_path, caplog):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".derived").write_text("a file where the folder would go")
+    calls: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="harness.cache"):
+        render_once(tmp_path / "a" / "f.png", _draw_counter(calls), DerivedCache(cache), "kind", 1)
+        render_once(tmp_path / "b" / "f.png", _draw_counter(calls), DerivedCache(cache), "kind", 2)
+    assert calls == ["f.png", "f.png"] and (tmp_path / "b" / "f.png").is_file()
+    assert caplog.text.count("cannot store") == 2  # one line per run (per cache object), not per figure
