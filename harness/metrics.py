@@ -35,7 +35,19 @@ HIGHER_IS_BETTER = {
 
 METRICS_VERSION = 1
 """Bumped when a built-in metric's definition changes: part of the key of every cached metric value."""
-_LIBRARIES = {"image": ("scikit-learn",), "pixel": ("scikit-learn", "scipy", "anomalib", "proportion-localised")}
+_LIBRARIES = {
+    "image": ("numpy", "scikit-learn"),
+    "pixel": (
+        "numpy",
+        "scikit-learn",
+        "scipy",
+        "anomalib",
+        "torch",
+        "proportion-localised",
+        "opencv-python",
+        "opencv-python-headless",
+    ),
+}
 
 
 def metric_versions(level: str) -> dict[str, str]:
