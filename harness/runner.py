@@ -17,8 +17,8 @@ import numpy as np
 from harness.analyses.base import JobData, evaluation_view
 from harness.console import job_line, log
 from harness.data.base import Category, load_mask
-from harness.derived_cache import DerivedCache
 from harness.data.shaping import load_categories, open_dataset, rebalance, supervise  # noqa: F401 (re-exported)
+from harness.derived_cache import DerivedCache
 from harness.executors import build_executor
 from harness.outputs import write_outputs
 from harness.planning import JobMaker, RunPlan, build_calibrations, check_model_options, plan, resolve  # noqa: F401
