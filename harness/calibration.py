@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import ndtr
-from scipy.stats import gaussian_kde
 
 from harness import hookimpl
 from harness.calibration_options import ConformalOptions, KDEOptions, NoOptions, QuantileOptions
@@ -162,6 +159,10 @@ class KDEPercentile:
 
     def threshold(self, data: CalibrationData) -> float:
         """The ``percentile`` of the KDE fitted on held-out normal scores."""
+        from scipy.optimize import brentq
+        from scipy.special import ndtr
+        from scipy.stats import gaussian_kde
+
         scores = _require_holdout(data, "kde")
         if scores.size < 2 or np.ptp(scores) == 0:
             return above_ties(float(scores.max()), scores)  # a point mass: the KDE degenerates to it

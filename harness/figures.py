@@ -1,20 +1,42 @@
-"""Matplotlib figures shared by analyses (headless, PNG)."""
+"""Matplotlib figures shared by analyses (headless, PNG and PDF).
+
+matplotlib is imported when a figure is drawn, not when this module is: a rerun whose figures all
+come from the derived cache (:func:`render_once`) never imports it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-from scipy.stats import gaussian_kde
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+if "matplotlib" in sys.modules:
+    sys.modules["matplotlib"].use("Agg")
+else:
+    os.environ.setdefault("MPLBACKEND", "Agg")  # headless, whoever imports pyplot first
 
 COLOURS = {"holdout": "#4c72b0", "test_normal": "#55a868", "anomalous": "#c44e52"}
 LINE_STYLES = ("--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
+RENDERER_VERSION = 1
+"""Bumped when a built-in figure's drawing changes: part of the key of every cached figure."""
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` with the headless Agg backend (imported on first use)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save(fig: plt.Figure, path: Path) -> None:
@@ -25,8 +47,41 @@ def save(fig: plt.Figure, path: Path) -> None:
     make_readable(fig)
     fig.tight_layout()  # one layout pass; bbox_inches="tight" would render every figure twice
     fig.savefig(path, dpi=100)
-    fig.savefig(path.with_suffix(".pdf"))
-    plt.close(fig)
+    fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None})  # same figure, same bytes
+    pyplot().close(fig)
+
+
+def render_once(path: Path, draw: Callable[[Path], None], store: Any | None, *key: object) -> None:
+    """Write a figure (PNG and PDF at ``path``) with ``draw(path)``, or copy an identical one from ``store``.
+
+    ``key`` names everything the figure depicts (its kind, data, thresholds, titles); with the
+    renderer's and matplotlib's versions it addresses the figure in ``store`` (a
+    :class:`harness.derived_cache.DerivedCache`, or ``None`` to always draw). A figure drawn here is
+    stored for the next run and ``harness report``.
+    """
+    if store is None:
+        draw(path)
+        return
+    from harness.derived_cache import digest
+    from harness.metrics import distribution_version
+
+    name = digest("figure", RENDERER_VERSION, distribution_version("matplotlib"), *key)
+    if store.get_files(name, path):
+        return
+    draw(path)
+    store.put_files(name, path)
+
+
+def array_digest(*arrays: Any) -> str:
+    """A sha256 of arrays' dtypes, shapes and bytes (what a figure depicts, for :func:`render_once`)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def score_distributions(
@@ -42,6 +97,8 @@ def score_distributions(
         ("test normals", test_normal, COLOURS["test_normal"]),
         ("test anomalies", anomalous, COLOURS["anomalous"]),
     ]
+    from scipy.stats import gaussian_kde
+
     thresholds = {label: value for label, value in thresholds.items() if np.isfinite(value)}
     values = np.concatenate([g[1] for g in groups if len(g[1])] + [np.array(list(thresholds.values()))])
     bins = np.linspace(values.min(), values.max(), 30) if np.ptp(values) > 0 else 10
@@ -81,7 +138,7 @@ def grouped_metric_bars(summary: pd.DataFrame, metrics: Sequence[str], path: Pat
     names = [f"{m}\n{c}" for m, c in zip(summary["model"], summary["calibration"], strict=True)]
     x = np.arange(len(names))
     width = 0.8 / len(metrics)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names)), 3.6))
+    fig, ax = pyplot().subplots(figsize=(max(6.0, 1.1 * len(names)), 3.6))
     for index, metric in enumerate(metrics):
         ax.bar(x + (index - (len(metrics) - 1) / 2) * width, summary[metric], width=width, label=metric)
     ax.set_xticks(x, names, fontsize=7, rotation=20, ha="right")

@@ -7,19 +7,13 @@ an independent implementation).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import warnings
+from collections.abc import Sequence
+from importlib import metadata
 
 import numpy as np
-from scipy.ndimage import label as connected_components
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
 
 HIGHER_IS_BETTER = {
     "accuracy": True,
@@ -39,25 +33,74 @@ HIGHER_IS_BETTER = {
 """Direction of each metric, for ranking and for the arrows in report headers."""
 
 
+METRICS_VERSION = 1
+"""Bumped when a built-in metric's definition changes: part of the key of every cached metric value."""
+_LIBRARIES = {
+    "image": ("numpy", "scikit-learn"),
+    "pixel": (
+        "numpy",
+        "scikit-learn",
+        "scipy",
+        "anomalib",
+        "torch",
+        "proportion-localised",
+        "opencv-python",
+        "opencv-python-headless",
+    ),
+}
+
+
+def metric_versions(level: str) -> dict[str, str]:
+    """What a built-in ``level`` metric's value depends on besides its inputs: this module's and libraries' versions.
+
+    Read from the installed distributions' metadata, without importing them.
+    """
+    return {"harness.metrics": str(METRICS_VERSION), **{name: distribution_version(name) for name in _LIBRARIES[level]}}
+
+
+@functools.cache
+def distribution_version(name: str) -> str:
+    """The installed version of distribution ``name`` (``"absent"`` if none), read once per process."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    """``numerator / denominator`` in float64, 0.0 when the denominator is 0 (scikit-learn's ``zero_division=0``)."""
+    return float(np.float64(numerator) / np.float64(denominator)) if denominator else 0.0
+
+
 def threshold_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float | int]:
-    """Accuracy, precision, recall, F1 and the confusion counts of ``score >= threshold``."""
-    predicted = (np.asarray(scores) >= threshold).astype(int)
-    labels = np.asarray(labels).astype(int)
-    tn, fp, fn, tp = confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+    """Accuracy, precision, recall, F1 and the confusion counts of ``score >= threshold``.
+
+    The same float64 arithmetic as scikit-learn's ``accuracy_score``, ``precision_score``,
+    ``recall_score`` and ``f1_score`` (``zero_division=0``), without importing it; the unit tests
+    hold them equal.
+    """
+    predicted = np.asarray(scores) >= threshold
+    truth = np.asarray(labels).astype(int).astype(bool)
+    tp = int(np.count_nonzero(predicted & truth))
+    fp = int(np.count_nonzero(predicted & ~truth))
+    fn = int(np.count_nonzero(~predicted & truth))
+    tn = int(truth.size - tp - fp - fn)
     return {
-        "accuracy": float(accuracy_score(labels, predicted)),
-        "precision": float(precision_score(labels, predicted, zero_division=0)),
-        "recall": float(recall_score(labels, predicted, zero_division=0)),
-        "f1": float(f1_score(labels, predicted, zero_division=0)),
-        "true_positives": int(tp),
-        "false_positives": int(fp),
-        "true_negatives": int(tn),
-        "false_negatives": int(fn),
+        "accuracy": _ratio(tp + tn, truth.size),
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "true_positives": tp,
+        "false_positives": fp,
+        "true_negatives": tn,
+        "false_negatives": fn,
     }
 
 
 def ranking_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Threshold-free image metrics: AUROC and average precision (NaN with a single class)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     labels = np.asarray(labels).astype(int)
     if labels.min() == labels.max():
         return {"auroc": float("nan"), "ap": float("nan")}
@@ -69,6 +112,8 @@ def ranking_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 def pixel_auroc(maps: np.ndarray, masks: np.ndarray) -> float:
     """Pixel-level AUROC over every pixel of every test image."""
+    from sklearn.metrics import roc_auc_score
+
     truth = np.asarray(masks, dtype=bool).ravel()
     if truth.all() or not truth.any():
         return float("nan")
@@ -81,6 +126,8 @@ def aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> float:
     As in the MVTec AD evaluation: each connected ground-truth region (8-connectivity) counts
     equally; the false-positive rate is over pixels outside every region, across all images.
     """
+    from scipy.ndimage import label as connected_components
+
     maps = np.asarray(maps, dtype=np.float64)
     masks = np.asarray(masks, dtype=bool)
     fp_weight = np.zeros(maps.shape, dtype=np.float64)
@@ -143,6 +190,56 @@ def bootstrap_intervals(
     }
 
 
+def bootstrap_intervals_many(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    thresholds: Sequence[float],
+    rng: np.random.Generator,
+    resamples: int = 1000,
+    level: float = 0.95,
+) -> list[dict[str, float]]:
+    """:func:`bootstrap_intervals` for several thresholds in one numpy pass, over one shared set of resamples.
+
+    One resample index matrix serves every threshold (the calibrations of a job are compared on the
+    same resampled test sets). Each resample is reduced to counts per image in descending score
+    order; the true and false positives of ``score >= t`` are then a cumulative sum read at the
+    number of images scoring at least ``t``, so no threshold needs a pass over the resamples.
+    """
+    scores, truth = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
+    n = scores.size
+    order = np.argsort(-scores, kind="stable")
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    index = rng.integers(0, n, size=(resamples, n))
+    cells = (np.arange(resamples)[:, None] * n + position[index]).ravel()
+    counts = np.bincount(cells, minlength=resamples * n).reshape(resamples, n)
+    anomalous = truth[order]
+    hits = np.cumsum(counts * anomalous, axis=1)
+    alarms = np.cumsum(counts * ~anomalous, axis=1)
+    above = np.array([np.count_nonzero(scores >= t) for t in thresholds], dtype=np.int64)
+    column = np.maximum(above - 1, 0)
+    tp = np.where(above > 0, hits[:, column], 0).T  # (thresholds, resamples)
+    fp = np.where(above > 0, alarms[:, column], 0).T
+    fn = hits[:, -1][None, :] - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = tp / (tp + fn)
+        f1 = 2 * tp / (2 * tp + fp + fn)
+    tail = 100 * (1 - level) / 2
+    with warnings.catch_warnings():  # an all-NaN row (no anomaly in any resample) gives NaN, as before
+        warnings.simplefilter("ignore", RuntimeWarning)
+        recall_bounds = np.nanpercentile(recall, [tail, 100 - tail], axis=1)
+        f1_bounds = np.nanpercentile(f1, [tail, 100 - tail], axis=1)
+    return [
+        {
+            "recall_ci_low": float(recall_bounds[0, i]),
+            "recall_ci_high": float(recall_bounds[1, i]),
+            "f1_ci_low": float(f1_bounds[0, i]),
+            "f1_ci_high": float(f1_bounds[1, i]),
+        }
+        for i in range(len(thresholds))
+    ]
+
+
 PL_SIDE = 256
 """The image side the ``proportion-localised`` package is written for (VisionAD evaluates at 256 x 256)."""
 
@@ -183,6 +280,8 @@ def proportion_localised(maps: np.ndarray, masks: np.ndarray) -> float:
 
 def pixel_aupr(maps: np.ndarray, masks: np.ndarray) -> float:
     """Pixel-level AUPR (paper 004 §4.2): scikit-learn's average precision over every test pixel."""
+    from sklearn.metrics import average_precision_score
+
     truth = np.asarray(masks, dtype=bool).ravel()
     if truth.all() or not truth.any():
         return float("nan")

@@ -18,6 +18,7 @@ from harness.analyses.base import JobData, evaluation_view
 from harness.console import job_line, log
 from harness.data.base import Category, load_mask
 from harness.data.shaping import load_categories, open_dataset, rebalance, supervise  # noqa: F401 (re-exported)
+from harness.derived_cache import DerivedCache
 from harness.executors import build_executor
 from harness.outputs import write_outputs
 from harness.planning import JobMaker, RunPlan, build_calibrations, check_model_options, plan, resolve  # noqa: F401
@@ -105,6 +106,7 @@ def _masks_loader(categories: tuple[Category, ...], size: tuple[int, int]):
 def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
     """What the analysis gets: cached scores of every job that did not fail, masks on demand."""
     loaders: dict[tuple[str, ...], Any] = {}
+    derived = DerivedCache(cache.root)  # metric values and figures kept beside the scores
     data = []
     for outcome in outcomes:
         job = outcome.job
@@ -125,6 +127,7 @@ def collect(outcomes: list[JobOutcome], cache: ScoreCache) -> list[JobData]:
                     loader,
                     dict(job.category.families),
                     lambda key=job.key: cache.split_maps(key, "holdout"),
+                    derived,
                 )
             )
         )

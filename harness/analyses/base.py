@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,20 +50,76 @@ class JobData:
         """Test rows: path, score, label, defect_type."""
         return self.scores[self.scores["split"] == "test"].reset_index(drop=True)
 
+    derived: Any = field(default=None, repr=False)
+    """A :class:`harness.derived_cache.DerivedCache` beside the score cache (metric values, figures), or ``None``."""
+
     @cached_property
     def image_metrics(self) -> dict[str, float]:
         """Every registered image-level metric of the test scores (built-in: AUROC and AP)."""
-        scores, labels = self.test["score"].to_numpy(float), self.test["label"].to_numpy(int)
-        return {name: _metric_value(spec, scores, labels) for name, spec in _metrics("image").items()}
+
+        def compute(specs: Mapping[str, MetricSpec]) -> dict[str, float]:
+            scores, labels = self.test["score"].to_numpy(float), self.test["label"].to_numpy(int)
+            return {name: _metric_value(spec, scores, labels) for name, spec in specs.items()}
+
+        return self._cached_metrics("image", compute)
 
     @cached_property
     def pixel_metrics(self) -> dict[str, float]:
         """Every registered pixel-level metric (built-in: pixel AUROC, AUPRO, PL) when there are maps and masks."""
-        specs = _metrics("pixel")
-        maps, masks = self.load_maps(), self.load_masks()
-        if maps is None or masks is None or not masks.any():
-            return dict.fromkeys(specs, float("nan"))
-        return {name: _metric_value(spec, maps, masks) for name, spec in specs.items()}
+
+        def compute(specs: Mapping[str, MetricSpec]) -> dict[str, float]:
+            maps, masks = self.load_maps(), self.load_masks()
+            if maps is None or masks is None or not masks.any():
+                return dict.fromkeys(specs, float("nan"))
+            return {name: _metric_value(spec, maps, masks) for name, spec in specs.items()}
+
+        return self._cached_metrics("pixel", compute)
+
+    @cached_property
+    def view_digest(self) -> str | None:
+        """A content hash of what this view of the job holds, or ``None`` when the entry records no checksums.
+
+        The job's key (model, options, data by content, seed), the score entry's file checksums and
+        the test rows this view keeps (paths, labels, scores): what a metric or figure of the job
+        depends on, so derived artefacts can be reused while it stays the same.
+        """
+        from harness.derived_cache import digest
+
+        files = (self.meta.get("integrity") or {}).get("files") if isinstance(self.meta, Mapping) else None
+        if not files:
+            return None
+        test = self.test
+        rows = hashlib.sha256("\n".join(map(str, test.get("path", pd.Series(dtype=str)))).encode())
+        rows.update(test["label"].to_numpy(np.int64).tobytes())
+        rows.update(test["score"].to_numpy(np.float64).tobytes())
+        rows.update(self.holdout.tobytes())
+        checksums = {name: info.get("sha256") for name, info in sorted(files.items())}
+        return digest("job-view", self.key, checksums, rows.hexdigest(), self.model, self.category, self.seed)
+
+    def _cached_metrics(
+        self, level: str, compute: Callable[[Mapping[str, MetricSpec]], dict[str, float]]
+    ) -> dict[str, float]:
+        """Registered ``level`` metrics; built-in ones read from the derived cache when stored there."""
+        from harness.derived_cache import digest, floats, is_number_map
+        from harness.metrics import metric_versions
+
+        specs = _metrics(level)
+        builtin = sorted(name for name, spec in specs.items() if _is_builtin(spec))
+        view = self.view_digest if self.derived is not None else None
+        key = digest("metrics", level, builtin, metric_versions(level), view) if view and builtin else None
+        stored = self.derived.get_value(key) if key else None
+        values = floats(stored) if is_number_map(stored, builtin) else {}
+        missing = {name: spec for name, spec in specs.items() if name not in values}
+        if missing:
+            values.update(compute(missing))
+            if key:
+                self.derived.put_value(key, {name: values[name] for name in builtin})
+        return {name: values[name] for name in specs}
+
+
+def _is_builtin(spec: MetricSpec) -> bool:
+    """Whether ``spec`` is one of the harness' own metrics (their version is known, so values may be cached)."""
+    return getattr(spec.function, "__module__", "") in ("harness.metrics", "harness.builtin_metrics")
 
 
 def _metrics(level: str) -> dict[str, MetricSpec]:
@@ -96,7 +153,9 @@ def _keep_rows(job: JobData, keep: pd.Series, category: str) -> JobData:
     maps, masks = _positions_loader(job.load_maps, positions), _positions_loader(job.load_masks, positions)
     held = np.flatnonzero(keep[job.scores["split"] == "holdout"].to_numpy())
     holdout_maps = _positions_loader(job.load_holdout_maps, held)
-    return JobData(job.model, category, job.seed, job.key, job.meta, frame, maps, masks, job.families, holdout_maps)
+    return JobData(
+        job.model, category, job.seed, job.key, job.meta, frame, maps, masks, job.families, holdout_maps, job.derived
+    )
 
 
 def restrict(job: JobData, category: str, holdout: str = "all") -> JobData:

@@ -9,6 +9,7 @@ import numpy as np
 
 from harness.analyses.base import AnalysisContext, CalibrationSpec, JobData
 from harness.calibration import calibration_data
+from harness.derived_cache import digest, floats, is_number_map
 
 
 def slug(text: str) -> str:
@@ -23,12 +24,41 @@ def job_rng(context: AnalysisContext, job: JobData, *parts: object) -> np.random
 
 
 def thresholds_of(job: JobData, context: AnalysisContext) -> dict[str, float]:
-    """Each calibration's threshold on the job's own test set (oracles) or held-out normals."""
+    """Each calibration's threshold on the job's own test set (oracles) or held-out normals.
+
+    With a derived cache, the built-in calibrators' thresholds are read back when the same
+    calibrators saw the same scores before (no KDE refitted, scipy not imported).
+    """
     scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
-    return {
+    key = _thresholds_key(job, context, scores, labels)
+    stored = job.derived.get_value(key) if key else None
+    labels_of = [spec.label for spec in context.calibrations]
+    if is_number_map(stored, labels_of):
+        return {label: floats(stored)[label] for label in labels_of}
+    thresholds = {
         spec.label: spec.calibrator.threshold(calibration_data(spec.calibrator, job.holdout, scores, labels))
         for spec in context.calibrations
     }
+    if key:
+        job.derived.put_value(key, thresholds)
+    return thresholds
+
+
+CALIBRATION_VERSION = 1
+"""Bumped when a built-in calibrator's threshold changes: part of the key of cached thresholds."""
+
+
+def _thresholds_key(job: JobData, context: AnalysisContext, scores: np.ndarray, labels: np.ndarray) -> str | None:
+    """The derived-cache key of a job's thresholds, or ``None`` (no cache, or a calibrator from a plugin)."""
+    calibrators = [spec.calibrator for spec in context.calibrations]
+    if job.derived is None or not all(type(c).__module__ == "harness.calibration" for c in calibrators):
+        return None
+    from harness.figures import array_digest
+    from harness.metrics import distribution_version
+
+    described = [[spec.label, type(spec.calibrator).__name__, vars(spec.calibrator)] for spec in context.calibrations]
+    data = array_digest(job.holdout, scores, labels)
+    return digest("thresholds", CALIBRATION_VERSION, distribution_version("scipy"), described, data)
 
 
 def reference_calibration(context: AnalysisContext) -> CalibrationSpec | None:

@@ -13,7 +13,8 @@ Analysis options (``analysis:`` in the protocol): ``bootstrap`` (resamples, defa
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+from pathlib import Path
+
 import pandas as pd
 
 from harness import hookimpl
@@ -21,11 +22,19 @@ from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec,
 from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
 from harness.analyses.options import KdeVsTestOptions
 from harness.analyses.review import map_panel_figure, review_candidates, review_figure
+from harness.analyses.segmentation_cache import segmentation_report_once
 from harness.calibration import tie_note
-from harness.figures import confusion_bars, grouped_metric_bars, save, score_distributions
-from harness.metrics import bootstrap_intervals, threshold_metrics
+from harness.figures import (
+    array_digest,
+    confusion_bars,
+    grouped_metric_bars,
+    pyplot,
+    render_once,
+    save,
+    score_distributions,
+)
+from harness.metrics import bootstrap_intervals_many, threshold_metrics
 from harness.report.finding import Finding, oracle_gap_finding
-from harness.segmentation import segmentation_report
 
 SUMMARY_MEANS = [
     "accuracy",
@@ -48,13 +57,13 @@ def calibrate_rows(job: JobData, context: AnalysisContext) -> list[dict[str, obj
     scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
     resamples = int(context.options.get("bootstrap", 1000))
     oracle = {spec.label: spec.oracle for spec in context.calibrations}
+    thresholds = thresholds_of(job, context)
+    # one resample matrix for every calibration of the job (seeded by the job: the same on every rerun)
+    rng = job_rng(context, job, "bootstrap")
+    every = bootstrap_intervals_many(scores, labels, list(thresholds.values()), rng, resamples) if resamples else []
     rows = []
-    for label, threshold in thresholds_of(job, context).items():
-        intervals = (
-            bootstrap_intervals(scores, labels, threshold, job_rng(context, job, "bootstrap", label), resamples)
-            if resamples
-            else {}
-        )
+    for index, (label, threshold) in enumerate(thresholds.items()):
+        intervals = every[index] if resamples else {}
         rows.append(
             {
                 "model": job.model,
@@ -163,38 +172,33 @@ class KdeVsTest(AnalysisSpec):
                 figures.extend([figure] if figure else [])
         if reviews:
             pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
-        table, segmentation_tables = segmentation_report(context, pd.DataFrame(rows))
+        table, segmentation_tables = segmentation_report_once(context, pd.DataFrame(rows))
         figures.extend(segmentation_tables)
         if not table.empty:
-            name = "summary_metrics.png"
-            grouped_metric_bars(
-                self.summarise(table),
-                ["accuracy", "recall", "f1"],
-                context.figure_dir / name,
-                "Mean over categories and seeds",
-            )
-            caption = (
-                "Accuracy, recall and F1 per model and calibration (mean over categories and seeds; "
-                "paper 000, Table 1)."
-            )
-            figures.insert(0, FigureRecord(name, caption))
+            figures.insert(0, self._summary_figure(table, context))
         return AnalysisResult(table, figures)
+
+    def _summary_figure(self, table: pd.DataFrame, context: AnalysisContext) -> FigureRecord:
+        name, metrics, title = "summary_metrics.png", ["accuracy", "recall", "f1"], "Mean over categories and seeds"
+        summary = self.summarise(table)
+        shown = summary[["model", "calibration", *metrics]].astype(str).to_numpy().tolist()
+        store = next((job.derived for job in context.jobs), None)
+        draw = lambda path: grouped_metric_bars(summary, metrics, path, title)  # noqa: E731
+        render_once(context.figure_dir / name, draw, store, "grouped_metric_bars", shown, title)
+        caption = (
+            "Accuracy, recall and F1 per model and calibration (mean over categories and seeds; paper 000, Table 1)."
+        )
+        return FigureRecord(name, caption)
 
     def _job_figure(self, job: JobData, rows: pd.DataFrame, context: AnalysisContext) -> FigureRecord:
         test = job.test
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
-        score_distributions(
-            left,
-            job.holdout,
-            test.loc[test["label"] == 0, "score"].to_numpy(float),
-            test.loc[test["label"] == 1, "score"].to_numpy(float),
-            dict(zip(rows["calibration"], rows["threshold"], strict=True)),
-        )
-        left.set_title(f"{job.model} / {job.category} (seed {job.seed}): score distributions", fontsize=9)
-        confusion_bars(right, rows)
-        right.set_title("errors on the whole test set per calibration", fontsize=9)
         name = f"scores_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
-        save(fig, context.figure_dir / name)
+        scores, labels = test["score"].to_numpy(float), test["label"].to_numpy(int)
+        thresholds = dict(zip(rows["calibration"], rows["threshold"].astype(float), strict=True))
+        counts = rows[["false_negatives", "false_positives", "true_positives", "true_negatives"]].to_numpy(int)
+        key = ("kde_vs_test.scores", job.model, job.category, job.seed, list(thresholds.items()))
+        data = array_digest(job.holdout, scores, labels, counts)
+        render_once(context.figure_dir / name, lambda path: _draw_job_figure(job, rows, path), job.derived, *key, data)
         caption = (
             f"{job.model} on {job.category}: held-out train normals vs test normals vs anomalies, "
             "every threshold marked (paper 000, Figs 9-10); right: confusion counts per calibration."
@@ -218,6 +222,23 @@ class KdeVsTest(AnalysisSpec):
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
         """Per model: the deployable calibration's recall and F1 beside the oracle's, the gap, the misses."""
         return oracle_gap_finding(summary)
+
+
+def _draw_job_figure(job: JobData, rows: pd.DataFrame, path: Path) -> None:
+    """Score distributions with every threshold (left) and confusion counts per calibration (right)."""
+    test = job.test
+    fig, (left, right) = pyplot().subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    score_distributions(
+        left,
+        job.holdout,
+        test.loc[test["label"] == 0, "score"].to_numpy(float),
+        test.loc[test["label"] == 1, "score"].to_numpy(float),
+        dict(zip(rows["calibration"], rows["threshold"], strict=True)),
+    )
+    left.set_title(f"{job.model} / {job.category} (seed {job.seed}): score distributions", fontsize=9)
+    confusion_bars(right, rows)
+    right.set_title("errors on the whole test set per calibration", fontsize=9)
+    save(fig, path)
 
 
 def oracle_gap(summary: pd.DataFrame) -> pd.DataFrame:

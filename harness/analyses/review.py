@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from harness.analyses.base import FigureRecord, JobData
 from harness.analyses.common import slug
-from harness.data.base import load_image
-from harness.figures import save
+from harness.figures import pyplot, render_once, save
 
 THUMBNAIL = (112, 112)
 
@@ -34,12 +32,33 @@ def review_candidates(job: JobData, threshold: float, count: int = 6) -> pd.Data
 
 
 def review_figure(job: JobData, candidates: pd.DataFrame, figure_dir: Path, calibration: str) -> FigureRecord | None:
-    """Thumbnails of the review candidates with their scores."""
+    """Thumbnails of the review candidates with their scores (drawn once per content, then from the derived cache)."""
     if candidates.empty:
         return None
+    name = f"review_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
+    shown = [
+        [Path(str(r["path"])).name, str(r["defect_type"]), float(r["score"]), str(r["kind"])]
+        for _, r in candidates.iterrows()
+    ]
+    # the images themselves are part of the job's key (the dataset by content)
+    store = job.derived if job.view_digest is not None else None
+    key = ("review", job.key, job.model, job.category, job.seed, shown)
+    render_once(figure_dir / name, lambda path: _draw_review(candidates, path), store, *key)
+    threshold = candidates["threshold"].iloc[0]
+    caption = (
+        f"Label review, {job.model} on {job.category}: test images labelled good that score above the "
+        f"{calibration} threshold ({threshold:.4g}), highest first, and defect images that score lowest. "
+        "Check them for annotation errors."
+    )
+    return FigureRecord(name, caption, category=job.category, model=job.model)
+
+
+def _draw_review(candidates: pd.DataFrame, path: Path) -> None:
+    from harness.data.base import load_image
+
     groups = [candidates[candidates["kind"] == kind] for kind in ("good above threshold", "defect scoring lowest")]
     columns = max(len(g) for g in groups)
-    fig, axes = plt.subplots(2, columns, figsize=(1.7 * columns, 4.0), squeeze=False)
+    fig, axes = pyplot().subplots(2, columns, figsize=(1.7 * columns, 4.0), squeeze=False)
     for row, group in enumerate(groups):
         for col in range(columns):
             ax = axes[row][col]
@@ -68,28 +87,48 @@ def review_figure(job: JobData, candidates: pd.DataFrame, figure_dir: Path, cali
             va="center",
             fontsize=8,
         )
-    name = f"review_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
-    save(fig, figure_dir / name)
-    threshold = candidates["threshold"].iloc[0]
+    save(fig, path)
+
+
+def map_panel_figure(job: JobData, figure_dir: Path) -> FigureRecord | None:
+    """Image, ground truth and map overlay for the best- and worst-scored defect image (paper 001 style).
+
+    Drawn once per job view: a rerun copies it from the derived cache without loading maps or masks.
+    """
+    defects = job.test[job.test["label"] == 1]
+    files = (job.meta.get("integrity") or {}).get("files")
+    if defects.empty or (files is not None and "maps.npz" not in files):  # the entry records no maps
+        return None
+    name = f"maps_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
+    view = job.view_digest
+    drawn: list[bool] = []
+
+    def draw(path: Path) -> None:
+        drawn.append(_draw_map_panels(job, path))
+
+    render_once(figure_dir / name, draw, job.derived if view else None, "map_panels", view)
+    if drawn and not drawn[0]:  # no maps: nothing was drawn
+        return None
     caption = (
-        f"Label review, {job.model} on {job.category}: test images labelled good that score above the "
-        f"{calibration} threshold ({threshold:.4g}), highest first, and defect images that score lowest. "
-        "Check them for annotation errors."
+        f"Anomaly maps, {job.model} on {job.category}: the best and the worst case among defect images "
+        "(image, ground truth, map overlay; colour scale shared across the job's maps)."
     )
     return FigureRecord(name, caption, category=job.category, model=job.model)
 
 
-def map_panel_figure(job: JobData, figure_dir: Path) -> FigureRecord | None:
-    """Image, ground truth and map overlay for the best- and worst-scored defect image (paper 001 style)."""
+def _draw_map_panels(job: JobData, path: Path) -> bool:
+    """Draw the panels to ``path``; False (nothing written) when the job has no maps."""
+    from harness.data.base import load_image
+
     maps, masks = job.load_maps(), job.load_masks()
     test = job.test
     defects = test[test["label"] == 1]
-    if maps is None or defects.empty:
-        return None
+    if maps is None:
+        return False
     cases = [("highest-scored defect", defects["score"].idxmax()), ("lowest-scored defect", defects["score"].idxmin())]
     image_size = maps.shape[1:]
     low, high = np.percentile(maps, [1, 99.9])
-    fig, axes = plt.subplots(len(cases), 3, figsize=(7.2, 2.5 * len(cases)), squeeze=False)
+    fig, axes = pyplot().subplots(len(cases), 3, figsize=(7.2, 2.5 * len(cases)), squeeze=False)
     for row, (title, index) in enumerate(cases):
         record = test.loc[index]
         image = load_image(Path(record["path"]), image_size)
@@ -104,10 +143,5 @@ def map_panel_figure(job: JobData, figure_dir: Path) -> FigureRecord | None:
         axes[row][2].set_title(f"anomaly map (score {record['score']:.3g})", fontsize=7)
         for ax in axes[row]:
             ax.axis("off")
-    name = f"maps_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
-    save(fig, figure_dir / name)
-    caption = (
-        f"Anomaly maps, {job.model} on {job.category}: the best and the worst case among defect images "
-        "(image, ground truth, map overlay; colour scale shared across the job's maps)."
-    )
-    return FigureRecord(name, caption, category=job.category, model=job.model)
+    save(fig, path)
+    return True

@@ -110,14 +110,15 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
 def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
+    records = [row for _, row in frame.iterrows()]  # one pass over the rows for cells and oracle marks
     return {
         "columns": columns,
         "headers": [_header(c) for c in columns],
         "rows": [
             [(_value(row, c), row[c] if isinstance(row[c], (int, float)) else str(row[c])) for c in columns]
-            for _, row in frame.iterrows()
+            for row in records
         ],
-        "oracle": [bool(row.get("oracle", False)) for _, row in frame.iterrows()],
+        "oracle": [bool(row.get("oracle", False)) for row in records],
         "groups": column_groups(columns),
         "sticky": sticky_count(columns),
     }

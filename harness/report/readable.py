@@ -10,11 +10,10 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
-from matplotlib.text import Text
-from matplotlib.ticker import EngFormatter, FuncFormatter
+if TYPE_CHECKING:  # matplotlib is imported when a figure is made readable, not by the report
+    import matplotlib.pyplot as plt
 
 MIN_FONT_PT = 10.0
 """Smallest font in a saved figure. At 100 dpi that is 14 px, so >= 10 px on screen down to a 900 px window."""
@@ -35,6 +34,8 @@ def si(value: float, unit: str, places: int = 3) -> str:
     """``value`` in ``unit`` with an SI prefix, e.g. ``si(0.0123, "g") == "12.3 mg"``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    from matplotlib.ticker import EngFormatter
+
     return EngFormatter(unit=unit, places=None, sep=" ")(float(value)) if value else f"0 {unit}"
 
 
@@ -54,6 +55,9 @@ def quantity(column: str, value: Any) -> str | None:
 
 def make_readable(fig: plt.Figure, min_pt: float = MIN_FONT_PT) -> None:
     """Raise every text to ``min_pt``, show CO2 axes in grams with SI prefixes, turn colliding tick labels."""
+    from matplotlib.text import Text
+    from matplotlib.ticker import FuncFormatter
+
     for text in fig.findobj(Text):
         if text.get_text() and text.get_fontsize() < min_pt:
             text.set_fontsize(min_pt)
@@ -70,6 +74,8 @@ def make_readable(fig: plt.Figure, min_pt: float = MIN_FONT_PT) -> None:
 
 
 def _grams(value: float, _position: Any = None) -> str:
+    from matplotlib.ticker import EngFormatter
+
     return EngFormatter(unit="g", places=None, sep=" ")(value * 1000.0)
 
 

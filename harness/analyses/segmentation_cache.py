@@ -1,0 +1,126 @@
+"""The segmentation report (:func:`harness.segmentation.segmentation_report`) computed once per content.
+
+SegF1 and the recall-by-type-and-size table load every job's maps, masks and held-out maps and
+draw a figure; all of it is deterministic in the jobs' cached entries, the reference image
+thresholds and the code that computes it. Its outputs (the per-job SegF1 columns, the CSV table,
+the figure and its caption) are kept in the derived cache beside the scores, so a rerun copies
+them without loading a map or importing scikit-learn or matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.analyses.base import AnalysisContext, FigureRecord
+from harness.analyses.common import reference_calibration
+
+SEGMENTATION_MODULE = "harness.segmentation"
+TABLE = "recall_by_type_and_size.csv"
+
+
+def _code_digest() -> str:
+    """A hash of the segmentation module's source (found without importing it): new code, new results."""
+    from harness.derived_cache import digest
+    from harness.integrity import file_digest
+
+    spec = importlib.util.find_spec(SEGMENTATION_MODULE)
+    origin = spec.origin if spec is not None else None
+    return file_digest(Path(origin)) if origin and Path(origin).is_file() else digest("no source")
+
+
+def _key(context: AnalysisContext, rows: pd.DataFrame) -> str | None:
+    """What the segmentation report depends on, or ``None`` when a job has no derived cache or checksums."""
+    from harness.derived_cache import digest
+
+    views = [job.view_digest if job.derived is not None else None for job in context.jobs]
+    if not views or any(view is None for view in views):
+        return None
+    reference = reference_calibration(context)
+    label = reference.label if reference is not None else None
+    chosen = [] if rows.empty or label is None else rows.loc[rows["calibration"] == label, ["cache_key", "threshold"]]
+    thresholds = [] if isinstance(chosen, list) else chosen.astype(str).to_numpy().tolist()
+    return digest("segmentation_report", _code_digest(), views, label, thresholds, rows.empty)
+
+
+def segmentation_report_once(context: AnalysisContext, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[FigureRecord]]:
+    """:func:`harness.segmentation.segmentation_report`, from the derived cache when it holds the same inputs."""
+    key = _key(context, rows)
+    store = context.jobs[0].derived if key else None
+    stored = store.get_value(key) if store is not None else None
+    if _usable(stored) and _restore(stored, context, store, key):
+        return _merged(rows, stored["per_job"]), [FigureRecord(**f) for f in stored["figures"]]
+    from harness.segmentation import segmentation_report
+
+    merged, figures = segmentation_report(context, rows)
+    if store is not None:
+        _store(store, key, context, rows, merged, figures)
+    return merged, figures
+
+
+def _file_key(key: str, name: str) -> str:
+    from harness.derived_cache import digest
+
+    return digest(key, name)
+
+
+def _usable(stored: Any) -> bool:
+    return (
+        isinstance(stored, dict) and isinstance(stored.get("per_job"), dict) and isinstance(stored.get("figures"), list)
+    )
+
+
+def _restore(stored: dict[str, Any], context: AnalysisContext, store: Any, key: str) -> bool:
+    """Write the stored table and figure into the figure folder; False when one is missing (recompute)."""
+    for figure in stored["figures"]:
+        if figure.get("kind") == "table":
+            if not isinstance(stored.get("table"), str):
+                return False
+            (context.figure_dir / figure["file"]).write_text(stored["table"])
+        elif not store.get_files(_file_key(key, figure["file"]), context.figure_dir / figure["file"]):
+            return False
+    if isinstance(stored.get("table"), str) and not (context.figure_dir / TABLE).exists():
+        (context.figure_dir / TABLE).write_text(stored["table"])
+    return True
+
+
+def _store(
+    store: Any, key: str, context: AnalysisContext, rows: pd.DataFrame, merged: pd.DataFrame, figures: list
+) -> None:
+    new = [c for c in merged.columns if c not in rows.columns]
+    per_job: dict[str, dict[str, Any]] = {}
+    if new and "cache_key" in merged:
+        for cache_key, part in merged.groupby("cache_key", sort=False):
+            per_job[str(cache_key)] = {c: _plain(part[c].iloc[0]) for c in new}
+    table = context.figure_dir / TABLE
+    for figure in figures:
+        if figure.kind != "table":
+            store.put_files(_file_key(key, figure.file), context.figure_dir / figure.file)
+    value = {
+        "per_job": per_job,
+        "columns": new,
+        "table": table.read_text() if table.is_file() else None,
+        "figures": [vars(f) for f in figures],
+    }
+    store.put_value(key, value)
+
+
+def _plain(value: Any) -> Any:
+    """A cell as a JSON number or string (NaN kept as NaN)."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _merged(rows: pd.DataFrame, per_job: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """``rows`` with the stored per-job columns joined on ``cache_key`` (as the report's own merge does)."""
+    if rows.empty or not per_job:
+        return rows
+    columns = pd.DataFrame([{"cache_key": k, **v} for k, v in per_job.items()])
+    return rows.merge(columns, on="cache_key", how="left")
