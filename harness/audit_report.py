@@ -127,7 +127,11 @@ def audit_run(plan: Any, cache_root: Path | None) -> dict[str, Any]:
     """:func:`run_audit` over a run plan's categories, with one console warning when something is found."""
     from harness.console import log
 
-    record = run_audit(plan.categories, plan.protocol.dataset, cache_root)
+    try:
+        record = run_audit(plan.categories, plan.protocol.dataset, cache_root)
+    except Exception as exc:  # the audit informs; it never stops a run
+        log.warning("dataset audit failed: %s: %s (the run goes on)", type(exc).__name__, exc)
+        return {"version": AUDIT_VERSION, "ran": False, "note": f"not run: it failed ({type(exc).__name__}: {exc})"}
     if record["ran"] and record["findings"]:
         counts = ", ".join(f"{n} {kind}" for kind, n in record["counts"].items())
         log.warning("dataset audit: %s (listed in the report and audit.json; numbers unchanged)", counts)

@@ -107,3 +107,30 @@ def test_an_output_without_audit_json_still_renders(cli, tmp_path):
     (out / "audit.json").unlink()
     assert cli("report", str(out))[0] == 0
     assert "this output has no audit.json" in (out / "report.html").read_text()
+
+
+def test_a_failing_audit_is_a_note_not_a_failed_run(cli, tmp_path, monkeypatch):
+    import harness.audit_report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("hash library missing")
+
+    monkeypatch.setattr(harness.audit_report, "audit", broken)
+    out = tmp_path / "out"
+    code, _, stderr = cli("run", str(_protocol(tmp_path, "btech")), "--out", str(out))
+    assert code == 0, stderr
+    assert "dataset audit failed: RuntimeError" in stderr
+    assert "it failed (RuntimeError: hash library missing)" in (out / "report.html").read_text()
+
+
+def test_audit_paths_are_escaped_in_both_reports(cli, tmp_path):
+    out = tmp_path / "out"
+    assert cli("run", str(_protocol(tmp_path, "btech")), "--out", str(out))[0] == 0
+    audit = json.loads((out / "audit.json").read_text())
+    finding = {"kind": "unreadable", "category": "01", "path": "<script>x</script>_%.png", "detail": "a & b"}
+    audit["findings"] = [finding, {"kind": "unreadable", "path": 3}]  # a malformed entry is skipped
+    (out / "audit.json").write_text(json.dumps(audit))
+    assert cli("report", str(out))[0] == 0
+    html = (out / "report.html").read_text()
+    assert "&lt;script&gt;x&lt;/script&gt;_%.png" in html and "<script>x" not in html
+    assert r"\_\%.png" in (out / "report.tex").read_text()
