@@ -219,6 +219,8 @@ def test_xyz_on_a_layout_without_point_clouds_is_one_error_before_fitting(cli, t
     errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "needs the input 'xyz'" in errors[0] and "mvtec_3d" in errors[0]
     assert _entries() == [] and not (tmp_path / "out" / "results.csv").exists()
+    code, _, stderr = cli("validate", str(tmp_path / "btech-xyz_depth.yaml"))  # validate says the same
+    assert code == 2 and "needs the input 'xyz'" in stderr
 
 
 def test_a_changed_point_cloud_refits_only_the_models_that_read_it(cli, tmp_path):
