@@ -144,10 +144,10 @@ def run_protocol(
     executor = build_executor(protocol.executor)
     with output_lock(out):
         cache = ScoreCache(cache_dir or default_cache_dir())
-        run.audit = audit_run(run.plan, cache.root)  # cached by dataset content: a rerun pays nothing
         run.outcomes = execute(run.plan.jobs, protocol, plugins, cache, executor)
         scoring_seconds = time.time() - started
         job_data = collect(run.outcomes, cache)
+        run.audit = audit_run(run.plan, cache.root)  # cached by dataset content: a rerun pays nothing
 
         def record() -> Any:
             timings = {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": round(time.time() - started, 3)}
