@@ -45,6 +45,11 @@ class ModelSpec:
         check_options: a legacy check ``check_options(options, key=...)`` raising
             :class:`harness.ProtocolError`; prefer ``options``.
         description: one line for ``harness list models``.
+        inputs: per-sample inputs the model needs besides the image, e.g. ``("xyz",)``: its samples
+            then carry ``.xyz``, MVTec 3D-AD's point cloud (float32 H x W x 3 at the image size,
+            loaded on access, handed over under an opaque name like the image). A dataset whose
+            layout does not offer an input is refused with one line before anything is fitted.
+            Known inputs: :data:`harness.data.extra_inputs.INPUTS`. Default: none.
 
     """
 
@@ -57,10 +62,13 @@ class ModelSpec:
     cache_files: Callable[[Mapping[str, Any]], Sequence[Path | str]] | None = None
     check_options: Callable[..., Any] | None = None
     description: str = ""
+    inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not callable(self.factory):
             raise TypeError(f"ModelSpec.factory must be callable, got {type(self.factory).__name__}")
+        _check_inputs(self.inputs)
+        object.__setattr__(self, "inputs", tuple(self.inputs))
         if self.options is not None and not (isinstance(self.options, type) and issubclass(self.options, BaseModel)):
             raise TypeError("ModelSpec.options must be a pydantic BaseModel subclass or None")
 
@@ -105,6 +113,16 @@ class ModelSpec:
         return f"{self.version} files[{', '.join(parts)}]"
 
 
+def _check_inputs(inputs: object) -> None:
+    from harness.data.extra_inputs import INPUTS
+
+    if not isinstance(inputs, (tuple, list)) or not all(isinstance(name, str) for name in inputs):
+        raise TypeError(f"ModelSpec.inputs must be a tuple of input names, e.g. ('xyz',), got {inputs!r}")
+    unknown = [name for name in inputs if name not in INPUTS]
+    if unknown:
+        raise ValueError(f"ModelSpec.inputs: unknown input(s) {unknown}; known: {sorted(INPUTS)}")
+
+
 def validation_message(exc: ValidationError) -> str:
     """A pydantic error as one line: ``key: what is wrong`` for the first error, and how many more."""
     errors = exc.errors()
@@ -130,7 +148,15 @@ def model_spec(entry: object) -> ModelSpec:
         why_unavailable=why if callable(why) else None,
         check_options=getattr(entry, "check_options", None),
         description=_first_line(getattr(entry, "__doc__", None)),
+        inputs=_declared_inputs(getattr(entry, "inputs", ())),
     )
+
+
+def _declared_inputs(value: object) -> tuple[str, ...]:
+    """A plain factory's ``inputs`` attribute when it is a sequence of names (anything else: none)."""
+    if isinstance(value, (tuple, list)) and all(isinstance(name, str) for name in value):
+        return tuple(value)
+    return ()
 
 
 def _first_line(doc: str | None) -> str:

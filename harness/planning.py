@@ -9,6 +9,7 @@ from harness.analyses.base import AnalysisSpec, CalibrationSpec
 from harness.config import check as config_check
 from harness.contract import ModelSpec
 from harness.data.base import Category
+from harness.data.extra_inputs import check_inputs
 from harness.data.shaping import load_categories, open_dataset
 from harness.errors import ProtocolError
 from harness.plugins import Plugins, get_plugins
@@ -82,6 +83,7 @@ class JobMaker:
             factory_version,
             test_categories,
             dict(self.protocol.efficiency),
+            inputs=spec.inputs,
         )
 
     def standard(self, categories: list[Category]) -> list[Job]:
@@ -120,6 +122,7 @@ def resolve(protocol: ProtocolConfig, plugins: Plugins | None = None, check_opti
     calibrations = build_calibrations(protocol, plugins)
     categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset, protocol.supervision)
     jobs = analysis.plan_jobs(protocol, categories, JobMaker(protocol, plugins, models))
+    check_inputs(jobs, protocol.dataset.effective_layout)  # a model needing xyz on a layout without: one line
     return RunPlan(protocol, jobs, calibrations, analysis, categories, models)
 
 

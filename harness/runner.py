@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.analyses.base import JobData, evaluation_view
+from harness.audit_report import audit_run
 from harness.console import job_line, log
 from harness.data.base import Category, load_mask
 from harness.data.shaping import load_categories, open_dataset, rebalance, supervise  # noqa: F401 (re-exported)
@@ -57,6 +58,8 @@ class RunState:
     out: Path
     started: float
     outcomes: list[JobOutcome] = field(default_factory=list)
+    audit: dict[str, Any] | None = None
+    """The dataset audit's record (``audit.json``); findings are warnings, never a change to a number."""
 
 
 def execute(
@@ -156,6 +159,7 @@ def run_protocol(
         run.outcomes = execute(run.plan.jobs, protocol, plugins, cache, executor)
         scoring_seconds = time.time() - started
         job_data = collect(run.outcomes, cache)
+        run.audit = audit_run(run.plan, cache.root)  # cached by dataset content: a rerun pays nothing
 
         def record() -> Any:
             timings = {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": round(time.time() - started, 3)}

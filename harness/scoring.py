@@ -23,6 +23,7 @@ import numpy as np
 
 from harness import efficiency
 from harness.data.base import Category, Record, absolute
+from harness.data.extra_inputs import inputs_digest
 from harness.data.handover import HandOver, SampleFolder
 from harness.errors import HarnessError
 from harness.integrity import by_content
@@ -86,6 +87,8 @@ class Job:
     test_categories: tuple[Category, ...] = field(default=(), repr=False)
     efficiency: Mapping[str, Any] = field(default_factory=dict, repr=False)
     """How to measure efficiency (``efficiency:`` in the protocol); measuring never changes scores."""
+    inputs: tuple[str, ...] = ()
+    """Per-sample inputs the model asks for besides the image (``ModelSpec.inputs``, e.g. ``("xyz",)``)."""
 
     @property
     def evaluated(self) -> tuple[Category, ...]:
@@ -118,6 +121,9 @@ class Job:
         }
         if self.test_categories:
             payload["tests"] = [[c.name, c.fingerprint()] for c in self.test_categories]
+        if self.inputs:  # only models that read them: the point clouds' content enters their key
+            records = [r for c in (self.category, *self.evaluated) for r in c.records]
+            payload["inputs"] = [list(self.inputs), inputs_digest(records, self.inputs, self.record_id)]
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:20]
 
@@ -212,8 +218,8 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
     seed_everything(job.seed)
     with SampleFolder(job.image_size, job.seed) as folder:
         # every image is decoded and written before the detector exists: a corrupt one is a data error
-        fit = folder.hand_over(fit_records, "fit")
-        scored = folder.hand_over(holdout_records + test_records + [r for _, r in unlabelled], "score")
+        fit = folder.hand_over(fit_records, "fit", job.inputs)
+        scored = folder.hand_over(holdout_records + test_records + [r for _, r in unlabelled], "score", job.inputs)
         detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
     all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
     n_holdout, n_labelled = len(holdout_records), len(holdout_records) + len(test_records)
@@ -300,7 +306,7 @@ def _fit_and_score(
             elif stages:  # files already written for the fit hand-over: these only reorder them per stage
                 from harness.subsets import teach
 
-                teach(detector, [folder.hand_over(stage, "fit").samples for stage in stages])
+                teach(detector, [folder.hand_over(stage, "fit", job.inputs).samples for stage in stages])
             else:
                 detector.fit(fit.samples)
             fit_seconds = time.perf_counter() - started

@@ -95,6 +95,11 @@ class DatasetConfig(OptionsModel):
     rebalance_normals: Fraction | None = Field(
         None, description="move train normals into test until this share of it is good (paper 001)"
     )
+    audit: Bool | None = Field(
+        None,
+        description="audit the dataset (near-duplicates, label conflicts, masks, unreadable files) into the report; "
+        "null = on for data on disk, off for the embedded synthetic dataset; never changes a number",
+    )
 
     @field_validator("categories", mode="before")
     @classmethod

@@ -33,6 +33,8 @@ class Record:
         split: "train" (defect-free training images) or "test".
         defect_type: "good" for defect-free images, else the defect type.
         mask_paths: pixel masks of the defect (several for MVTec LOCO-style trees), or none.
+        inputs: other per-image files a layout offers, by input name (MVTec 3D-AD: ``("xyz", path)``);
+            handed only to models that ask for them (``ModelSpec.inputs``), under opaque names.
 
     """
 
@@ -40,6 +42,7 @@ class Record:
     split: str
     defect_type: str = NORMAL
     mask_paths: tuple[Path, ...] = ()
+    inputs: tuple[tuple[str, Path], ...] = ()
 
     @property
     def label(self) -> int:

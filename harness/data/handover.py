@@ -181,12 +181,38 @@ class SampleFolder:
         target.chmod(stat.S_IRUSR | stat.S_IRGRP)
         os.utime(target, (FIXED_MTIME, FIXED_MTIME))
 
-    def hand_over(self, records: Sequence[Record], stream: str) -> HandOver:
-        """Label-free samples for ``records`` in a seeded shuffled order; files written before returning."""
+    def hand_over(self, records: Sequence[Record], stream: str, inputs: Sequence[str] = ()) -> HandOver:
+        """Label-free samples for ``records`` in a seeded shuffled order; files written before returning.
+
+        ``inputs`` (a model's ``ModelSpec.inputs``, e.g. ``("xyz",)``) adds those per-sample inputs,
+        written here under opaque names too (:mod:`harness.data.extra_inputs`).
+        """
         order = shuffled_order(len(records), self.seed, stream)
         self.prepare(records[i].path for i in order)
         files = [self.file_for(records[i].path) for i in order]
-        return HandOver([Sample(f, _loader(f)) for f in files], order)
+        samples = [Sample(f, _loader(f)) for f in files]
+        if inputs:
+            from harness.data.extra_inputs import with_inputs
+
+            samples = with_inputs(self, [records[i] for i in order], samples, inputs)
+        return HandOver(samples, order)
+
+    def add_file(self, name: str, save: Callable[[Path], None]) -> Path:
+        """Write one more opaque file ``name`` with ``save(path)`` (read-only, fixed times); once per name."""
+        if name not in self._written:
+            target = self.root / name
+            self.root.chmod(stat.S_IRWXU)
+            try:
+                self._written.add(name)
+                save(target)
+                target.chmod(stat.S_IRUSR | stat.S_IRGRP)
+                os.utime(target, (FIXED_MTIME, FIXED_MTIME))
+            except OSError as exc:
+                raise _no_room(self.root, exc) from None
+            finally:
+                self.root.chmod(stat.S_IRUSR | stat.S_IXUSR)
+                os.utime(self.root, (FIXED_MTIME, FIXED_MTIME))
+        return self.root / name
 
     def labelled(self, records: Sequence[Record]) -> list[LabelledSample]:
         """Labelled defects for supervised detectors: labels on purpose, paths opaque, masks as arrays."""

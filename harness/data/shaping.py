@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ def supervise(test: list[Record], fraction: float, rng: np.random.Generator) -> 
         count = min(round(fraction * len(members)), len(members) - 1)
         if count > 0:
             chosen.update(rng.choice(members, size=count, replace=False).tolist())
-    return [Record(r.path, "supervised", r.defect_type, r.mask_paths) for i, r in enumerate(test) if i in chosen]
+    return [replace(r, split="supervised") for i, r in enumerate(test) if i in chosen]
 
 
 def rebalance(
@@ -56,7 +57,7 @@ def rebalance(
     if count == 0:
         return train, test
     chosen = set(rng.choice(len(train), size=count, replace=False).tolist())
-    moved = [Record(r.path, "test", r.defect_type, r.mask_paths) for i, r in enumerate(train) if i in chosen]
+    moved = [replace(r, split="test") for i, r in enumerate(train) if i in chosen]
     return [r for i, r in enumerate(train) if i not in chosen], test + moved
 
 

@@ -138,6 +138,7 @@ def render_reports(
 ) -> list[Path]:
     """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
     from harness.analyses.base import successful
+    from harness.audit_report import audit_view
     from harness.plugins import get_plugins
     from harness.report.finding import finding_of
 
@@ -160,6 +161,7 @@ def render_reports(
         "finding": finding_of(analysis, ok, summary),
         "has_oracle": bool(summary.get("oracle", pd.Series(dtype=bool)).any()) if not summary.empty else False,
         "sections": plugins.report_sections(rows, run),
+        "audit": audit_view(out),  # the dataset audit the run stored (audit.json), never recomputed
     }
     written = []
     if "html" in formats:

@@ -188,5 +188,6 @@ def render_latex(
         leaderboard=leaderboard,
         entries=writer.items(manifest, None, figure_dir),
         per_category=per_category,
+        audit=context.get("audit"),
     )
     return text, writer.written

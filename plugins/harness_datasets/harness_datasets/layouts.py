@@ -122,7 +122,8 @@ class MVTec3DLayout(_SubfolderCategories):
     """MVTec 3D-AD, its RGB images: ``<cat>/{train,validation}/good/rgb``, ``test/<type>/{rgb,gt,xyz}``.
 
     Masks are ``test/<type>/gt/<stem>.png``; ``validation/good/rgb`` are the held-out normals.
-    The point clouds (``xyz/<stem>.tiff``) lie beside each image; :func:`mvtec3d_xyz` names them.
+    The point clouds (``xyz/<stem>.tiff``) lie beside each image; :func:`mvtec3d_xyz` names them and
+    each record offers its cloud as the input ``xyz`` (to models declaring ``inputs=("xyz",)``).
     """
 
     marker = "train/good/rgb"
@@ -135,15 +136,21 @@ class MVTec3DLayout(_SubfolderCategories):
     def load(self, category: str) -> Category:
         """Train, held-out and test records of one category (RGB images)."""
         base = self._base(category)
-        records = [Record(p, "train") for p in _images(base / "train" / NORMAL / "rgb")]
+        records = [Record(p, "train", inputs=_xyz(p)) for p in _images(base / "train" / NORMAL / "rgb")]
         validation = base / "validation" / NORMAL / "rgb"
-        records += [Record(p, HOLDOUT) for p in _images(validation)] if validation.is_dir() else []
+        records += [Record(p, HOLDOUT, inputs=_xyz(p)) for p in _images(validation)] if validation.is_dir() else []
         test = base / "test"
         for type_dir in sorted(p for p in test.iterdir() if (p / "rgb").is_dir()) if test.is_dir() else []:
             for image in _images(type_dir / "rgb"):
                 masks = _same_stem(type_dir / "gt", image.stem) if type_dir.name != NORMAL else ()
-                records.append(Record(image, "test", type_dir.name, masks))
+                records.append(Record(image, "test", type_dir.name, masks, inputs=_xyz(image)))
         return Category(category, records, dict(self.families))
+
+
+def _xyz(rgb_path: Path) -> tuple[tuple[str, Path], ...]:
+    """The record's ``inputs``: its point cloud, offered to models that ask for ``xyz``."""
+    cloud = mvtec3d_xyz(rgb_path)
+    return (("xyz", cloud),) if cloud is not None else ()
 
 
 def mvtec3d_xyz(rgb_path: Path) -> Path | None:

@@ -90,7 +90,7 @@ def contaminant_pool(category: Category, n_normal: int, rates, seed: int, share:
 
 def without_pool(category: Category, pool: list[Record]) -> tuple[Category, list[Record]]:
     """``category`` with the pool moved out of its test split, and the pool's records as moved."""
-    moved = {r: Record(r.path, CONTAMINANT, r.defect_type, r.mask_paths) for r in pool}
+    moved = {r: replace(r, split=CONTAMINANT) for r in pool}
     records = [moved.get(r, r) for r in category.records]
     return Category(category.name, records, category.families), [moved[r] for r in pool]
 
