@@ -374,9 +374,8 @@ def table(measures: list[Measure], settings: Settings | None = None, cases: list
     return "\n".join(lines)
 
 
-def write_readme(text: str) -> None:
+def write_readme(text: str, readme: Path = REPO / "README.md") -> None:
     """Replace the text between the README's harness-speed markers."""
-    readme = REPO / "README.md"
     content = readme.read_text()
     start, end = (content.index(marker) for marker in MARKERS)
     readme.write_text(content[: start + len(MARKERS[0])] + "\n" + text + "\n" + content[end:])

@@ -18,6 +18,7 @@ DATASET = f"{{synthetic: {SMALL_SYNTHETIC}, categories: [weave, disc], image_siz
 EXTRA = {
     "benchmark": "efficiency: {energy: false}\nanalysis: {bootstrap: 50}",
     "partial_anomaly": "analysis: {fractions: [0.5, 1.0], draws: 2}",
+    "few_shot": "analysis: {shots: [2, all], draws: 2}",
     "kde_vs_test": "analysis: {bootstrap: 50}",
 }
 """Per kind: protocol lines that keep the run small (every registered kind runs, with or without)."""
