@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 MAGNETIC_TILE = SHARED_DATA / "magnetic_tile"
 
 SMALL_SYNTHETIC = {"n_train": 16, "n_test_good": 6, "n_per_defect": 2, "size": 64, "seed": 0}
+
+
+def pytest_configure(config):
+    """Under ``pytest -n N``, tests marked ``xdist_group`` run in one process, so their module fixtures
+    (a run several tests read) are built once: xdist's default ``load`` becomes ``loadgroup``, which
+    spreads every other test one by one as ``load`` does."""
+    if getattr(config.option, "dist", None) == "load":
+        config.option.dist = "loadgroup"
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +54,7 @@ def write_protocol(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def small_protocol(tmp_path: Path) -> Path:
-    """kde_vs_test on the small embedded dataset with the in-process fixed-score model."""
-    return write_protocol(
-        tmp_path / "small.yaml",
-        f"""
+SMALL_PROTOCOL = f"""
 protocol: kde_vs_test
 dataset:
   synthetic: {SMALL_SYNTHETIC}
@@ -60,8 +64,13 @@ models:
   - name: fixed_scores
 calibrations: [test_f1_oracle, test_youden_oracle, kde, quantile]
 seeds: [0]
-""",
-    )
+"""
+
+
+@pytest.fixture
+def small_protocol(tmp_path: Path) -> Path:
+    """kde_vs_test on the small embedded dataset with the in-process fixed-score model."""
+    return write_protocol(tmp_path / "small.yaml", SMALL_PROTOCOL)
 
 
 class _CallLog(type):
@@ -131,13 +140,58 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
-@pytest.fixture(autouse=True)
-def fixed_scores_plugin():
-    """Register the fixed-score test model in-process (never through autoloading)."""
+def register_fixed_scores() -> None:
+    """Register the fixed-score test model in this process (never through autoloading)."""
     from harness.plugins import get_plugins
 
     plugins = get_plugins()
     if "fixed_scores" not in plugins.registry("models"):
         plugins.register(FixedScoresPlugin(), "test-fixed-scores")
+
+
+@pytest.fixture(autouse=True)
+def fixed_scores_plugin():
+    """Register the fixed-score test model in-process; each test starts its own call log."""
+    register_fixed_scores()
     FixedScores.calls = []
     yield
+
+
+def run_once(*args: str) -> int:
+    """``harness ARGS`` in this process, for module- and session-scoped fixtures (set up before the
+    per-test fixtures, without capsys): the fixed-score model registered and its call log started."""
+    from harness.cli import main
+
+    register_fixed_scores()
+    if FixedScores.log is None:
+        FixedScores.calls = []
+    return int(main(list(args)))
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    """A private copy of a finished run's folder or score cache, for a test that changes it.
+
+    Copying costs milliseconds where a run costs seconds; links stay links (the cache's entries are
+    relative links, so a copied cache is whole on its own).
+    """
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def small_run_once(tmp_path_factory) -> Path:
+    """``small_protocol`` run once per session (per test process): ``small.yaml``, ``out`` and ``cache``."""
+    folder = tmp_path_factory.mktemp("small-run")
+    protocol = write_protocol(folder / "small.yaml", SMALL_PROTOCOL)
+    assert run_once("-q", "run", str(protocol), "--out", str(folder / "out"), "--cache", str(folder / "cache")) == 0
+    return folder
+
+
+@pytest.fixture
+def small_run(small_run_once, small_protocol, tmp_path) -> Path:
+    """The test's own copy of a finished run of ``small_protocol``: its output folder (``tmp_path/out``).
+
+    For tests that read, re-render, compile or track a run's outputs; a test about the run itself
+    (its console output, fitting, caching) runs ``small_protocol`` on its own.
+    """
+    return copy_run(small_run_once / "out", tmp_path / "out")

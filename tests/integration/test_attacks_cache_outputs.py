@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SMALL_SYNTHETIC, FixedScores
+from conftest import SMALL_SYNTHETIC, FixedScores, copy_run, run_once
 
 TESTS = Path(__file__).resolve().parents[1]
 PROTOCOL = """
@@ -58,12 +58,21 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.fixture(scope="module")
+def ran_once(tmp_path_factory) -> Path:
+    """One finished run per module (and test process): the output folder and cache that ``ran`` copies."""
+    folder = tmp_path_factory.mktemp("ran")
+    code = run_once("run", str(protocol(folder)), "--out", str(folder / "out"), "--cache", str(folder / "cache"))
+    assert code == 0
+    return folder
+
+
 @pytest.fixture
-def ran(cli, tmp_path):
-    """One finished run: (protocol, out, cache, results.csv text)."""
+def ran(ran_once, tmp_path):
+    """One finished run: (protocol, out, cache, results.csv text), the test's own copy of it."""
     path, out, cache = protocol(tmp_path), tmp_path / "out", tmp_path / "cache"
-    code, _, err = cli("run", str(path), "--out", str(out), "--cache", str(cache))
-    assert code == 0, err
+    copy_run(ran_once / "out", out)
+    copy_run(ran_once / "cache", cache)
     FixedScores.calls = []
     return path, out, cache, (out / "results.csv").read_text()
 

@@ -30,6 +30,8 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "plugins"))
 import cheats  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("attacks_data")  # one process builds the runs of every cheat, once
+
 N_TRAIN, N_TEST, SIZE = 10, 30, 16
 
 

@@ -94,11 +94,10 @@ def test_mlflow_gets_params_metrics_and_figures(cli, small_protocol, tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard not installed")
-def test_tensorboard_gets_scalars_figures_and_the_finding(cli, small_protocol, tmp_path):
+def test_tensorboard_gets_scalars_figures_and_the_finding(cli, small_run, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out = tmp_path / "out"
-    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+    out = small_run
     code, stdout, stderr = cli("track", str(out), "--tracker", f"tensorboard={tmp_path / 'tb'}")
     assert code == 0 and "TensorBoard" in stdout, stderr
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0, "scalars": 0}).Reload()

@@ -252,8 +252,8 @@ def test_bad_paradigm_options_fail_before_fitting(cli, tmp_path, grey_root, kind
 @pytest.mark.parametrize(
     ("name", "overrides"),
     [
-        ("few_shot", ["analysis.shots=[2, all]", "analysis.draws=2"]),
-        ("noisy_training", ["analysis.rates=[0, 0.2]"]),
+        ("few_shot", ["analysis.shots=[2, all]", "analysis.draws=2", "dataset.categories=[weave]"]),
+        ("noisy_training", ["analysis.rates=[0, 0.2]", "dataset.categories=[weave]"]),
         ("continual", ["dataset.categories=[weave, disc]"]),
     ],
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_protocol
+from conftest import copy_run, run_once, write_protocol
 from PIL import Image
 from public_datasets import WRITERS
 
@@ -41,15 +41,23 @@ def precomputed_yaml(root, exported, scores=True, maps=True, extra=""):
     return "  - name: precomputed\n    options: {" + ", ".join(options) + "}"
 
 
+@pytest.fixture(scope="module")
+def exported_once(tmp_path_factory):
+    """A run on an MVTec AD 2 tree and its export, made once per module (and test process)."""
+    folder = tmp_path_factory.mktemp("exported")
+    root = WRITERS["mvtec_ad2"](folder / "ad2")
+    spec = protocol(folder, "a", "mvtec_ad2", root, "  - name: fixed_scores", PRIVATE)
+    assert run_once("run", str(spec), "--out", str(folder / "first"), "--cache", str(folder / "cache")) == 0
+    assert run_once("export", str(folder / "first"), "--to", str(folder / "export")) == 0
+    return root, folder
+
+
 @pytest.fixture
-def exported_run(cli, tmp_path):
-    root = WRITERS["mvtec_ad2"](tmp_path / "ad2")
-    first = tmp_path / "first"
-    spec = protocol(tmp_path, "a", "mvtec_ad2", root, "  - name: fixed_scores", PRIVATE)
-    code, out, err = cli("run", str(spec), "--out", str(first))
-    assert code == 0, out + err
-    code, out, err = cli("export", str(first), "--to", str(tmp_path / "export"))
-    assert code == 0, out + err
+def exported_run(exported_once, tmp_path):
+    """(dataset root, the run's folder, its exported scores and maps): the test's own copies of both folders."""
+    root, folder = exported_once
+    first = copy_run(folder / "first", tmp_path / "first")
+    copy_run(folder / "export", tmp_path / "export")
     return root, first, tmp_path / "export" / "fixed_scores" / "seed0"
 
 

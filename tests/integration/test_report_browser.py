@@ -19,7 +19,10 @@ PROBE = Path(__file__).parent / "browser" / "layout_probe.js"
 KEY_COLUMNS = ["model", "calibration", "recall", "f1", "f1_gap", "false_negatives", "false_positives"]
 METRIC_COLUMNS = [*KEY_COLUMNS, "precision", "accuracy", "auroc", "ap", "pixel_auroc", "aupro", "pl"]
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (Debian: apt-get install -y chromium)")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (Debian: apt-get install -y chromium)"),
+    pytest.mark.xdist_group("report_browser"),  # the reports are rendered once, in one process
+]
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess:

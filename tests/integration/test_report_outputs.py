@@ -6,16 +6,19 @@ import subprocess
 
 import pandas as pd
 import pytest
-from conftest import SMALL_SYNTHETIC
+from conftest import SMALL_SYNTHETIC, copy_run, run_once
 
 from harness.ownership import record
 from harness.plugins import get_plugins
+
+pytestmark = pytest.mark.xdist_group("report_outputs")  # each kind's run is made once, in one process
 
 PDFLATEX = shutil.which("pdflatex")
 DATASET = f"{{synthetic: {SMALL_SYNTHETIC}, categories: [weave, disc], image_size: 32}}"
 EXTRA = {
     "benchmark": "efficiency: {energy: false}\nanalysis: {bootstrap: 50}",
     "partial_anomaly": "analysis: {fractions: [0.5, 1.0], draws: 2}",
+    "few_shot": "analysis: {shots: [2, all], draws: 2}",
     "kde_vs_test": "analysis: {bootstrap: 50}",
 }
 """Per kind: protocol lines that keep the run small (every registered kind runs, with or without)."""
@@ -52,11 +55,25 @@ def _pdflatex(folder, name):
     return done.returncode, done.stdout[-3000:]
 
 
+@pytest.fixture(scope="module")
+def kind_run(tmp_path_factory):
+    """``kind_run(kind)``: the output folder of one run of ``kind``, made once per module and process."""
+    made = {}
+
+    def run(kind):
+        if kind not in made:
+            folder = tmp_path_factory.mktemp(kind)
+            out, cache = folder / "out", folder / "cache"
+            assert run_once("-q", "run", str(_protocol(folder, kind)), "--out", str(out), "--cache", str(cache)) == 0
+            made[kind] = out
+        return made[kind]
+
+    return run
+
+
 @pytest.mark.parametrize("kind", _kinds())
-def test_every_kind_writes_a_finding_typed_results_and_latex_tables(cli, tmp_path, kind):
-    out = tmp_path / "out"
-    code, _, stderr = cli("-q", "run", str(_protocol(tmp_path, kind)), "--out", str(out))
-    assert code == 0, stderr
+def test_every_kind_writes_a_finding_typed_results_and_latex_tables(kind_run, kind):
+    out = kind_run(kind)
     document = json.loads((out / "results.json").read_text())
     assert document["schema"] == "harness.results/1" and document["protocol"] == kind
     assert document["finding"]["headline"] and document["rows"]
@@ -84,17 +101,15 @@ def test_every_kind_writes_a_finding_typed_results_and_latex_tables(cli, tmp_pat
 
 @pytest.mark.skipif(PDFLATEX is None, reason="no pdflatex (Debian: apt-get install texlive-latex-recommended)")
 @pytest.mark.parametrize("kind", _kinds())
-def test_every_kind_report_tex_compiles_with_non_ascii_names(cli, tmp_path, kind):
-    out = tmp_path / "out"
-    assert cli("-q", "run", str(_protocol(tmp_path, kind)), "--out", str(out))[0] == 0
+def test_every_kind_report_tex_compiles_with_non_ascii_names(kind_run, tmp_path, kind):
+    out = copy_run(kind_run(kind), tmp_path / "out")
     code, log = _pdflatex(out, "report.tex")
     assert code == 0, log
     assert (out / "report.pdf").stat().st_size > 1000
 
 
-def test_kde_vs_test_finding_states_the_gap_and_the_misses(cli, small_protocol, tmp_path):
-    out = tmp_path / "out"
-    assert cli("-q", "run", str(small_protocol), "--out", str(out))[0] == 0
+def test_kde_vs_test_finding_states_the_gap_and_the_misses(small_run):
+    out = small_run
     finding = json.loads((out / "results.json").read_text())["finding"]
     rows = pd.read_csv(out / "results.csv")
     kde = rows[rows["calibration"] == "kde"]
@@ -111,9 +126,8 @@ def test_kde_vs_test_finding_states_the_gap_and_the_misses(cli, small_protocol, 
     assert "F1 gap (pts)" in (out / "report.html").read_text()
 
 
-def test_compare_stacks_runs_and_flags_differences(cli, small_protocol, tmp_path):
-    first, second = tmp_path / "baseline", tmp_path / "new"
-    assert cli("-q", "run", str(small_protocol), "--out", str(first))[0] == 0
+def test_compare_stacks_runs_and_flags_differences(cli, small_run, tmp_path):
+    first, second = small_run.rename(tmp_path / "baseline"), tmp_path / "new"
     shutil.copytree(first, second)
     run = json.loads((second / "run.json").read_text())
     run["versions"]["harness"] = "9.9.9"

@@ -69,9 +69,8 @@ def test_second_run_fits_nothing_and_gives_identical_results(cli, small_protocol
     assert (fresh / "results.csv").read_text() == first
 
 
-def test_report_rerenders_from_stored_results(cli, small_protocol, tmp_path):
-    out = tmp_path / "out"
-    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+def test_report_rerenders_from_stored_results(cli, small_run):
+    out = small_run
     (out / "report.html").unlink()
     FixedScores.calls = []
     code, _, _ = cli("report", str(out))
@@ -92,9 +91,8 @@ class Spy:
         return float(np.median(np.r_[data.holdout_scores, test]))  # reads the test scores when handed them
 
 
-def test_deployable_thresholds_never_see_the_test_set(cli, small_protocol, tmp_path):
-    out = tmp_path / "out"
-    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+def test_deployable_thresholds_never_see_the_test_set(small_protocol, small_run, tmp_path):
+    out = small_run
     protocol = load_protocol(small_protocol)
     spy = Spy()
     calibrations = [*build_calibrations(protocol, get_plugins()), CalibrationSpec("spy", "spy", spy)]
@@ -149,9 +147,8 @@ def test_failing_model_is_isolated(cli, small_protocol, tmp_path, mode, reason):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
-def test_latex_report_compiles_standalone(cli, small_protocol, tmp_path):
-    out = tmp_path / "out"
-    assert cli("run", str(small_protocol), "--out", str(out))[0] == 0
+def test_latex_report_compiles_standalone(small_run):
+    out = small_run
     result = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
         cwd=out,
