@@ -1,4 +1,8 @@
-"""The ``harness`` command: run, validate, list, plugins, report.
+"""The ``harness`` command: run, validate, schema, list, plugins, report, track; plugins add more.
+
+Plugins add subcommands through the ``harness_commands`` hook (``harness compare``, ``export``
+and ``new-plugin`` come from plugins/harness_tools), looked up only when a command that is not
+built in is asked for or the command list is shown.
 
 Bad input ends with one ``Error:`` line and exit status 2 (see :class:`harness.errors.ExitCode`);
 ``--debug`` shows the traceback instead.
@@ -49,7 +53,49 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _configure_plugins(ctx: click.Context) -> None:
+    """Apply ``--no-plugin-autoload`` and ``--disable-plugin`` once per invocation, before plugins load."""
+    if ctx.meta.get("harness.plugins_configured"):
+        return
+    ctx.meta["harness.plugins_configured"] = True
+    params = ctx.find_root().params
+    if params.get("no_plugin_autoload") or params.get("disabled"):
+        from harness.plugins import configure
+
+        configure(
+            autoload=False if params.get("no_plugin_autoload") else None, disabled=set(params["disabled"]) or None
+        )
+
+
+class HarnessGroup(click.Group):
+    """The ``harness`` group: the built-in commands, then those the plugins add (``harness_commands``)."""
+
+    _added: tuple[object, int, dict[str, click.Command]] | None = None
+
+    def plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """Commands the loaded plugins add: ``pm.hook.harness_commands`` once per plugin manager."""
+        from harness.plugins import get_plugins
+
+        _configure_plugins(ctx)
+        manager = get_plugins().manager
+        count = len(manager.get_plugins())
+        if self._added is None or self._added[0] is not manager or self._added[1] != count:
+            group = click.Group()
+            manager.hook.harness_commands(cli=group)
+            self._added = (manager, count, {n: c for n, c in group.commands.items() if n not in self.commands})
+        return self._added[2]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A built-in command, else one a plugin adds (plugins load only for a name that is not built in)."""
+        return self.commands.get(cmd_name) or self.plugin_commands(ctx).get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, built-in and added, sorted."""
+        return sorted({*self.commands, *self.plugin_commands(ctx)})
+
+
 @click.group(
+    cls=HarnessGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Example: harness run kde_vs_test   (a shipped protocol; `harness list protocols` shows them)",
 )
@@ -82,10 +128,7 @@ def cli(
     ctx.obj = {"debug": debug, "verbosity": -1 if quiet else verbose}
     _quiet_libraries()
     _show_harness_warnings()
-    if no_plugin_autoload or disabled:
-        from harness.plugins import configure
-
-        configure(autoload=False if no_plugin_autoload else None, disabled=set(disabled) or None)
+    _configure_plugins(ctx)
 
 
 @cli.command(
@@ -294,17 +337,6 @@ def report(out: Path, formats: tuple[str, ...]) -> None:
         click.echo(f"wrote {path}")
 
 
-@cli.command(epilog="Example: harness export results/kde_vs_test --to precomputed/")
-@click.argument("out", type=click.Path(path_type=Path))
-@click.option("--to", "target", type=click.Path(path_type=Path), required=True, help="Folder to write into.")
-def export(out: Path, target: Path) -> None:
-    """Write OUT's scores (CSV) and maps (float TIFF) in the layout the precomputed model reads."""
-    from harness.export import export_run
-
-    for folder in export_run(out, target):
-        click.echo(f"wrote {folder}")
-
-
 @cli.command(epilog="Example: harness track results/kde_vs_test --tracker mlflow --tracker tensorboard=tb")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option(
@@ -316,47 +348,6 @@ def track(out: Path, trackers: tuple[str, ...]) -> None:
 
     for line in log_run(out, [parse_tracker(t) for t in trackers]):
         click.echo(line)
-
-
-@cli.command(
-    epilog="Example: harness compare results/baseline results/kde_vs_test --out results/compared",
-)
-@click.argument("outs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "target",
-    type=click.Path(path_type=Path),
-    default=Path("results") / "compare",
-    show_default=True,
-    help="Folder for compare.html, compare.tex, compare.csv.",
-)
-def compare(outs: tuple[Path, ...], target: Path) -> None:
-    """One leaderboard over finished runs of the same protocol (no model runs); differences flagged."""
-    from harness.compare import compare_runs, write_comparison
-
-    comparison = compare_runs(list(outs))
-    for difference in comparison.differences:
-        click.echo(f"warning: {difference}", err=True)
-    for path in write_comparison(comparison, target):
-        click.echo(f"wrote {path}")
-
-
-@cli.command(name="new-plugin", epilog="Example: harness new-plugin my_detector --dir ~/src")
-@click.argument("name")
-@click.option(
-    "--dir",
-    "parent",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder to create the package in.",
-)
-def new_plugin(name: str, parent: Path) -> None:
-    """Write a ready plugin package harness-NAME: entry point, detector, conformance test, README."""
-    from harness.scaffold import new_plugin as scaffold
-
-    target = scaffold(name, parent)
-    click.echo(f"wrote {target}\nnext: pip install -e {target} && harness plugins && (cd {target} && pytest)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,12 +4,12 @@ Most hooks are *registration* hooks: they return a mapping of names to the thing
 contributes, and the harness merges the mappings of all plugins. A name claimed twice rejects
 the later plugin whole (none of its entries is registered) with an error that names both
 plugins. ``harness_report_sections`` is called when a report is rendered and its results are
-concatenated. Implement any subset with ``@harness.hookimpl``; a misspelt hook name fails at
-start-up. Every hook is called through pluggy (``HARNESS_TRACE_PLUGINS=1`` traces the calls
-to stderr).
+concatenated; ``harness_commands`` adds subcommands to the ``harness`` command. Implement any
+subset with ``@harness.hookimpl``; a misspelt hook name fails at start-up. Every hook is called
+through pluggy (``HARNESS_TRACE_PLUGINS=1`` traces the calls to stderr).
 
 Hooks are grouped by phase, as in pytest's ``hookspec.py``: models, data, calibration,
-metrics, analysis, reporting. See ``docs/hooks.md`` (generated from these docstrings),
+metrics, analysis, reporting, command line. See ``docs/hooks.md`` (generated from these docstrings),
 ``docs/architecture.md`` and README.
 """
 
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import click
     import pandas as pd
 
     from harness.analyses.base import AnalysisSpec
@@ -183,6 +184,32 @@ def harness_trackers() -> Mapping[str, Callable[..., str]]:
         ``None``); it returns one line saying where the run was logged. An optional attribute
         ``requires`` names the module it needs, checked before anything is fitted. MLflow and
         TensorBoard are registered this way (plugins/harness_trackers).
+
+    .. versionadded:: 0.2
+
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Command line
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def harness_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``harness`` command, as datasette's ``register_commands`` does.
+
+    Called once per invocation, when a command that is not built in is looked up or the
+    command list is shown (``harness --help``); not called for ``harness run`` and the other
+    built-in commands. Every plugin's implementation is called (the results are ignored).
+    Import what a command needs inside the command's function, so that ``harness --help``
+    stays fast.
+
+    :param cli: a :class:`click.Group`; each command added to it (``@cli.command()``,
+        ``cli.add_command``) becomes ``harness NAME``. A built-in command's name is never
+        replaced. ``harness compare``, ``harness export`` and ``harness new-plugin`` are added
+        this way (plugins/harness_tools). Plugins that are not loaded
+        (``--no-plugin-autoload``, ``--disable-plugin``) add no commands.
 
     .. versionadded:: 0.2
 

@@ -7,7 +7,7 @@ For every (model, seed) of the run, ``DIR/<model>/seed<seed>/`` gets:
 - ``anomaly_images/<path with .tiff>``: each map as a float32 TIFF (when the model gives maps),
   the held-out normals' and unlabelled images' too when the cache has them;
 - ``anomaly_images_thresholded/<path with .png>``: each map binarised (0/255) at the pixel
-  threshold from the held-out normals only (:func:`harness.segmentation.holdout_pixel_threshold`),
+  threshold from the held-out normals only (:func:`harness.runs.holdout_pixel_threshold`),
   when their maps are cached.
 
 For MVTec AD 2 (layout option ``private: true``) this is its submission folder's layout
@@ -29,20 +29,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.errors import HarnessError, OutputError
-from harness.scoring import Job
-from harness.segmentation import holdout_pixel_threshold
-from harness.store import ScoreCache, write_atomic
+from harness import HarnessError, write_atomic
+from harness.runs import Job, OutputError, ScoreCache, holdout_pixel_threshold
 
 MARKER = ".harness-export"
 
 
 def _plan(out: Path) -> tuple[dict[str, Any], list[Job], Path]:
     """The run record, the jobs of the run (re-planned from its protocol) and the dataset root."""
-    from harness.data.shaping import open_dataset
-    from harness.planning import resolve
-    from harness.plugins import get_plugins
-    from harness.protocol import load_protocol
+    from harness.runs import get_plugins, load_protocol, open_dataset, resolve
 
     record_path = out / "run.json"
     if not record_path.is_file():

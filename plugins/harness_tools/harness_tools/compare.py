@@ -15,9 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import HarnessError
-from harness.results_files import identity
-from harness.store import write_atomic
+from harness import HarnessError, write_atomic
+from harness.runs import run_identity
 
 IDENTITY_CHECKS = {"protocol_version": "protocol version", "harness_version": "harness version"}
 
@@ -62,9 +61,7 @@ def differences(runs: list[dict[str, Any]]) -> list[str]:
 
 def compare_runs(outs: list[Path]) -> Comparison:
     """Summarise each output folder and stack the leaderboards; refuse runs of different protocol kinds."""
-    from harness.plugins import get_plugins
-    from harness.report import load_results
-    from harness.report.finding import primary_metric
+    from harness.runs import get_plugins, load_results, primary_metric
 
     if len(outs) < 2:
         raise HarnessError("compare needs at least two output folders, e.g. `harness compare results/a results/b`")
@@ -78,7 +75,7 @@ def compare_runs(outs: list[Path]) -> Comparison:
     for out, rows, run in loaded:
         label = _label(out, taken)
         taken.add(label)
-        runs.append({"run": label, "folder": str(out), **identity(run)})
+        runs.append({"run": label, "folder": str(out), **run_identity(run)})
         frames.append(analysis.summarise(rows).assign(run=label))
     table = pd.concat(frames, ignore_index=True)
     columns = ["run", *analysis.columns("leaderboard", table)]
@@ -97,10 +94,21 @@ def _with_delta(table: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame
     return merged.assign(**{f"delta_{metric}": merged[metric] - merged["_base"]}).drop(columns="_base")
 
 
+def _environment() -> Any:
+    """Jinja over this package's templates, set up as the harness's report templates are."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
 def write_comparison(comparison: Comparison, target: Path) -> list[Path]:
     """``compare.csv``, ``compare.html`` and ``compare.tex`` (+ ``tables/compare.tex``) in ``target``."""
-    from harness.report import _environment, _table
-    from harness.report.latex_tables import LatexWriter, latex_table, tex
+    from harness.runs import LatexWriter, html_table, latex_table, tex
 
     target.mkdir(parents=True, exist_ok=True)
     columns = [c for c in comparison.columns if c in comparison.table.columns]
@@ -111,7 +119,7 @@ def write_comparison(comparison: Comparison, target: Path) -> list[Path]:
     write_atomic(runs, json.dumps(document, indent=1, ensure_ascii=False))
     html = target / "compare.html"
     template = _environment().get_template("compare.html.j2")
-    write_atomic(html, template.render(comparison=comparison, leaderboard=_table(comparison.table, columns)))
+    write_atomic(html, template.render(comparison=comparison, leaderboard=html_table(comparison.table, columns)))
     writer = LatexWriter(target, f"compare-{comparison.protocol}")
     caption = tex(f"{comparison.protocol}: runs {', '.join(r['run'] for r in comparison.runs)}.")
     item = writer.table("compare", latex_table(comparison.table, columns), caption)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness import HarnessError
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -1,0 +1,45 @@
+"""The API for command authors (``harness_commands``): finished runs, their scores and their tables.
+
+Public, like :mod:`harness` itself: ``harness compare``, ``harness export`` and ``harness new-plugin``
+(plugins/harness_tools) import from here and from ``harness`` only, so a third party's command can
+do everything they do. Every name is imported on first use. ::
+
+    from harness.runs import load_results, run_identity
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    "harness.data.shaping": "open_dataset",
+    "harness.errors": "OutputError",
+    "harness.planning": "resolve",
+    "harness.plugins": "get_plugins",
+    "harness.protocol": "load_protocol",
+    "harness.report": "html_table load_results",
+    "harness.report.finding": "primary_metric",
+    "harness.report.latex_tables": "LatexWriter latex_table tex",
+    "harness.results_files": "run_identity",
+    "harness.scoring": "Job",
+    "harness.segmentation": "holdout_pixel_threshold",
+    "harness.store": "ScoreCache",
+}
+_LAZY = {name: module for module, names in _NAMES.items() for name in names.split()}
+_PRIVATE = {"html_table": "_table", "run_identity": "identity"}
+"""Public spellings: a data frame's columns as the report's HTML table, a run record's identity."""
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'harness.runs' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), _PRIVATE.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
