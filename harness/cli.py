@@ -70,20 +70,16 @@ def _configure_plugins(ctx: click.Context) -> None:
 class HarnessGroup(click.Group):
     """The ``harness`` group: the built-in commands, then those the plugins add (``harness_commands``)."""
 
-    _added: tuple[object, int, dict[str, click.Command]] | None = None
-
     def plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
-        """Commands the loaded plugins add: ``pm.hook.harness_commands`` once per plugin manager."""
-        from harness.plugins import get_plugins
+        """Commands the plugins add: ``pm.hook.harness_commands``, called once per invocation."""
+        if "harness.commands" not in ctx.meta:
+            from harness.plugins import command_hooks
 
-        _configure_plugins(ctx)
-        manager = get_plugins().manager
-        count = len(manager.get_plugins())
-        if self._added is None or self._added[0] is not manager or self._added[1] != count:
+            _configure_plugins(ctx)
             group = click.Group()
-            manager.hook.harness_commands(cli=group)
-            self._added = (manager, count, {n: c for n, c in group.commands.items() if n not in self.commands})
-        return self._added[2]
+            command_hooks().hook.harness_commands(cli=group)
+            ctx.meta["harness.commands"] = {n: c for n, c in group.commands.items() if n not in self.commands}
+        return ctx.meta["harness.commands"]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """A built-in command, else one a plugin adds (plugins load only for a name that is not built in)."""

@@ -211,6 +211,9 @@ def harness_commands(cli: click.Group) -> None:
         this way (plugins/harness_tools). Plugins that are not loaded
         (``--no-plugin-autoload``, ``--disable-plugin``) add no commands.
 
+    Returns:
+        Nothing: the commands are added to ``cli``.
+
     .. versionadded:: 0.2
 
     """

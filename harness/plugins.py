@@ -109,14 +109,10 @@ class Plugins:
         self._registries: dict[str, dict[str, Any]] = {kind: {} for kind in REGISTRATION_HOOKS}
         for module_name in DEFAULT_PLUGINS:
             self._register(importlib.import_module(module_name), module_name, "built-in", _harness_version())
-        if autoload is None:
-            autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
-        if disabled is None:
-            disabled = {n.strip() for n in os.environ.get(DISABLE_PLUGINS_ENV, "").split(",") if n.strip()}
-        self.disabled = set(disabled)
+        autoload, self.disabled = _choice(autoload, disabled)
         if autoload:
             self._load_entry_points()
-        for module_name in [m.strip() for m in os.environ.get(EXTRA_PLUGINS_ENV, "").split(",") if m.strip()]:
+        for module_name in _extra_modules():
             self._load_module(module_name)
         self.manager.check_pending()
 
@@ -129,12 +125,7 @@ class Plugins:
         self._register(module, module_name, EXTRA_PLUGINS_ENV, str(getattr(module, "__version__", "0")))
 
     def _load_entry_points(self) -> None:
-        found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-        for name in sorted(self.disabled - {ep.name for ep in found}):
-            raise HarnessError(unknown_name_message("plugin to disable", name, [ep.name for ep in found]))
-        for ep in found:
-            if ep.name in self.disabled:
-                continue
+        for ep in _entry_points(self.disabled):
             dist = getattr(ep, "dist", None)
             version = dist.version if dist is not None else "?"
             source = dist.name if dist is not None else ep.value
@@ -262,6 +253,49 @@ class Plugins:
         if failed:
             message += "; plugins that failed to load: " + ", ".join(f"{i.name} ({i.error})" for i in failed)
         raise HarnessError(f"{key}: {message}" if key else message)
+
+
+def _choice(autoload: bool | None, disabled: set[str] | frozenset[str] | None) -> tuple[bool, set[str]]:
+    """Whether to load entry points, and which not to: as given, else from the environment."""
+    if autoload is None:
+        autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+    if disabled is None:
+        disabled = {n.strip() for n in os.environ.get(DISABLE_PLUGINS_ENV, "").split(",") if n.strip()}
+    return autoload, set(disabled)
+
+
+def _extra_modules() -> list[str]:
+    return [m.strip() for m in os.environ.get(EXTRA_PLUGINS_ENV, "").split(",") if m.strip()]
+
+
+def _entry_points(disabled: set[str]) -> list[Any]:
+    """The ``harness.plugins`` entry points by name, less the disabled ones (an unknown name raises)."""
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    for name in sorted(disabled - {ep.name for ep in found}):
+        raise HarnessError(unknown_name_message("plugin to disable", name, [ep.name for ep in found]))
+    return [ep for ep in found if ep.name not in disabled]
+
+
+def command_hooks() -> pluggy.PluginManager:
+    """The plugin manager whose ``harness_commands`` the CLI calls: the process's, once it is loaded.
+
+    Before that (``harness --help``, ``harness compare``), a manager of the installed and
+    ``HARNESS_PLUGINS`` plugins only: built-in plugins add no commands and their imports are what
+    running a protocol needs, not listing commands. A plugin that fails to import adds none
+    (``harness plugins`` says why).
+    """
+    if get_plugins.cache_info().currsize:
+        return get_plugins().manager
+    manager = pluggy.PluginManager("harness")
+    manager.add_hookspecs(hookspecs)
+    autoload, disabled = _choice(_settings.get("autoload"), _settings.get("disabled"))  # type: ignore[arg-type]
+    loaders = [(ep.name, ep.load) for ep in _entry_points(disabled)] if autoload else []
+    for name, load in [*loaders, *[(m, lambda m=m: importlib.import_module(m)) for m in _extra_modules()]]:
+        try:
+            manager.register(load(), name=name)
+        except Exception:  # reported by `harness plugins`, never fatal here
+            continue
+    return manager
 
 
 def _harness_version() -> str:

@@ -9,12 +9,13 @@ import pytest
 import harness
 
 REPO = Path(__file__).resolve().parents[2]
-PUBLIC_MODULES = {"harness", "harness.testing", "harness.analysis", "harness.datasets"}
+PUBLIC_MODULES = {"harness", "harness.testing", "harness.analysis", "harness.datasets", "harness.runs"}
 """Core modules a plugin may import from; ``harness.cli`` too, in a plugin's tests (to run the command).
 
 ``harness.analysis`` is the kind-author API: what a protocol kind builds on (AnalysisSpec and its
 context, job data, figures, metrics, calibrations, findings); the paradigm kinds use nothing else.
-``harness.datasets`` is the layout-author API (records, categories, the MVTec layout, folder helpers)."""
+``harness.datasets`` is the layout-author API (records, categories, the MVTec layout, folder helpers).
+``harness.runs`` is the command-author API (finished runs, their scores and tables; plugins/harness_tools)."""
 
 KNOWN_PRIVATE_IMPORTS: dict[tuple[str, str], str] = {}
 """Declared exceptions with their reason; a declaration that no longer matches fails the test too."""
@@ -88,7 +89,7 @@ def test_every_package_ships_and_templates_are_found():
     assert templates_dir() == REPO / "reports" and (templates_dir() / "report.tex.j2").is_file()
 
 
-@pytest.mark.parametrize("module", ["harness.analysis", "harness.datasets"])
+@pytest.mark.parametrize("module", ["harness.analysis", "harness.datasets", "harness.runs"])
 def test_every_extension_api_name_resolves(module):
     api = importlib.import_module(module)
     assert api.__all__ and all(getattr(api, name) is not None for name in api.__all__)
