@@ -1,8 +1,9 @@
 """The dataset audit inside a run: computed once per dataset content, stored as ``audit.json``, shown in the report.
 
-``harness run`` audits the categories it evaluates (:mod:`harness.audit`: near-duplicates across
-train and test, the same image under two defect types, empty masks on defect images, masks on
-good images, unreadable files) unless ``dataset.audit`` says otherwise, and writes what it found
+``harness run`` audits the categories it evaluates (the ``harness_dataset_audit`` hook, implemented
+by plugins/harness_datasets: near-duplicates across train and test, the same image under two defect
+types, empty masks on defect images, masks on good images, unreadable files) unless ``dataset.audit``
+says otherwise, and writes what it found
 to ``audit.json`` beside ``results.csv``. ``harness report`` renders that file again without
 auditing. Findings are warnings: the audit never removes an image or changes a number.
 
@@ -20,13 +21,14 @@ import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.audit import MAX_DISTANCE, Finding, audit
 from harness.data.base import Category, absolute
+from harness.errors import HarnessError
 
+MAX_DISTANCE = 4
+"""Hamming distance (of 64 bits) at or below which two images count as near-duplicates."""
 AUDIT_FILE = "audit.json"
 AUDIT_VERSION = 1
 """Bump when the audit's checks change what they find (invalidates cached audits)."""
@@ -67,10 +69,41 @@ def _root(categories: Sequence[Category]) -> Path:
     return Path(os.path.commonpath(paths)) if paths else Path("/")
 
 
-def _relative(finding: Finding, root: Path) -> dict[str, str]:
+def _relative(finding: dict[str, str], root: Path) -> dict[str, str]:
     prefix = f"{root}{os.sep}"
-    row = asdict(finding)
-    return {k: v.replace(prefix, "") if k in ("path", "detail") else v for k, v in row.items()}
+    return {k: str(finding.get(k, "")).replace(prefix, "") for k in FINDING_FIELDS}
+
+
+def audit(categories: Sequence[Category], max_distance: int = MAX_DISTANCE) -> list[dict[str, str]]:
+    """Every finding in ``categories`` (``kind``, ``category``, ``path``, ``detail``): the audit plugin's."""
+    from harness.plugins import get_plugins
+
+    found = get_plugins().manager.hook.harness_dataset_audit(categories=list(categories), max_distance=max_distance)
+    if found is None:
+        raise HarnessError("no installed plugin audits datasets (harness_dataset_audit; plugins/harness_datasets)")
+    return [{k: str(f.get(k, "")) for k in FINDING_FIELDS} for f in found]
+
+
+def audit_protocol(protocol: Any, csv_path: Path | None, echo: Any) -> list[dict[str, str]]:
+    """``harness validate --audit``: the protocol's categories as the layout lists them, printed, ``csv_path``."""
+    import csv
+
+    from harness.data.shaping import open_dataset
+    from harness.plugins import get_plugins
+
+    source = open_dataset(protocol.dataset, get_plugins())
+    findings = audit([source.load(name) for name in list(protocol.dataset.categories or source.categories())])
+    echo(f"audit: {len(findings)} finding(s)" + (":" if findings else " (no duplicates, label or mask problems)"))
+    for f in findings:
+        echo(f"  {f['kind']:18s} {f['category']}: {f['path']}" + (f" ({f['detail']})" if f["detail"] else ""))
+    if csv_path is not None:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(FINDING_FIELDS))
+            writer.writeheader()
+            writer.writerows(findings)
+        echo(f"wrote {csv_path}")
+    return findings
 
 
 def _read_cached(path: Path) -> list[dict[str, str]] | None:

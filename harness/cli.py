@@ -239,9 +239,9 @@ def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) 
 
     config = load_protocol(resolve_protocol_path(protocol), overrides)
     if audit_csv is not None:  # before the checks: an audit lists every problem, validation stops at the first
-        from harness.audit import audit_dataset
+        from harness.audit_report import audit_protocol
 
-        audit_dataset(config, None if audit_csv == "-" else Path(audit_csv), click.echo)
+        audit_protocol(config, None if audit_csv == "-" else Path(audit_csv), click.echo)
     jobs, calibrations, _ = plan(config)  # checks every name and option (harness.config.check) and the dataset
     categories = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
     click.echo(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from harness.analyses.base import AnalysisSpec
     from harness.calibration import Calibrator
     from harness.contract import MetricSpec, ModelSpec, ReportSection
+    from harness.data.base import Category as DatasetCategory
     from harness.data.base import DatasetSource
     from harness.types import DetectorFactory
 
@@ -145,6 +146,31 @@ def harness_protocols() -> Mapping[str, AnalysisSpec]:
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
         Entries may subclass :class:`harness.AnalysisSpec`, which documents every extension point.
+
+    """
+
+
+@hookspec(firstresult=True)
+def harness_dataset_audit(categories: list[DatasetCategory], max_distance: int) -> Iterable[Mapping[str, str]] | None:
+    """Audit a dataset's categories: what in them would make the results wrong.
+
+    Called by ``harness run`` (unless ``dataset.audit`` is false; cached by the categories'
+    content) and ``harness validate --audit``. The first plugin that returns a result wins;
+    plugins/harness_datasets implements it (near-duplicates across train and test by perceptual
+    hash, the same image under two defect types, empty masks on defect images, masks on good
+    images, unreadable files). The harness stores the findings (``audit.json``), prints them and
+    shows them in the report; they are warnings, never a change to a number.
+
+    :param categories: the :class:`harness.datasets.Category` objects the protocol uses.
+    :param max_distance: Hamming distance (of 64 hash bits) at or below which two images are
+        near-duplicates.
+
+    Returns:
+        One mapping per finding with the strings ``kind`` (``near_duplicate``,
+        ``conflicting_labels``, ``empty_mask``, ``mask_on_good``, ``unreadable`` or a new kind),
+        ``category``, ``path`` and ``detail``; or ``None`` to leave the audit to another plugin.
+
+    .. versionadded:: 0.2
 
     """
 

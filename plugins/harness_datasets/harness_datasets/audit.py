@@ -1,4 +1,7 @@
-"""Dataset audit (``harness validate --audit``): what in a dataset would make its results wrong.
+"""Dataset audit (``harness validate --audit``, ``harness run``): what in a dataset would make its results wrong.
+
+The ``harness_dataset_audit`` hook of this plugin: the core caches, stores (``audit.json``),
+prints and reports the findings (``harness/audit_report.py``); the checks are here.
 
 Checks, per category, on the records the protocol would use:
 
@@ -15,16 +18,14 @@ Perceptual hash: ``imagehash.phash`` (64-bit DCT hash; Zauner 2010) on the full-
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from harness.data.base import Category, Record
+from harness.datasets import Category, Record
 
 MAX_DISTANCE = 4
 """Hamming distance (of 64 bits) at or below which two images count as near-duplicates."""
@@ -38,10 +39,6 @@ class Finding:
     category: str
     path: str
     detail: str = ""
-
-    def line(self) -> str:
-        """The finding as one printed line."""
-        return f"  {self.kind:18s} {self.category}: {self.path}" + (f" ({self.detail})" if self.detail else "")
 
 
 def _phash(path: Path) -> np.ndarray | None:
@@ -130,35 +127,4 @@ def audit(categories: Iterable[Category], max_distance: int = MAX_DISTANCE) -> l
         records, hashes = _hash_records(category, findings)
         findings.extend(_duplicates(category, records, hashes, max_distance))
         findings.extend(_masks(category))
-    return findings
-
-
-def write_csv(findings: Sequence[Finding], path: Path) -> None:
-    """The findings as a CSV (``kind, category, path, detail``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["kind", "category", "path", "detail"])
-        writer.writeheader()
-        writer.writerows(asdict(f) for f in findings)
-
-
-def audit_dataset(protocol: Any, csv_path: Path | None, echo: Callable[[str], None]) -> list[Finding]:
-    """Audit the protocol's categories as the layout lists them (before any check), print, write ``csv_path``."""
-    from harness.data.shaping import open_dataset
-    from harness.plugins import get_plugins
-
-    source = open_dataset(protocol.dataset, get_plugins())
-    names = list(protocol.dataset.categories or source.categories())
-    return run_audit([source.load(name) for name in names], csv_path, echo)
-
-
-def run_audit(categories: Sequence[Category], csv_path: Path | None, echo: Callable[[str], None]) -> list[Finding]:
-    """Audit ``categories``, print the findings with ``echo`` and write them to ``csv_path`` when given."""
-    findings = audit(categories)
-    echo(f"audit: {len(findings)} finding(s)" + (":" if findings else " (no duplicates, label or mask problems)"))
-    for finding in findings:
-        echo(finding.line())
-    if csv_path is not None:
-        write_csv(findings, csv_path)
-        echo(f"wrote {csv_path}")
     return findings
