@@ -63,9 +63,9 @@ def test_loading_every_plugin_imports_no_plotting_or_table_library():
     assert not loaded & set(ANALYSIS_LIBRARIES)
 
 
-def test_help_imports_no_plugin_and_no_heavy_library():
-    loaded = _modules(RUN_CLI, "--help")
-    assert not loaded & {*MODEL_LIBRARIES, *ANALYSIS_LIBRARIES, "scipy", "sklearn", "harness_anomalib"}
+def test_help_imports_no_heavy_library():
+    loaded = _modules(RUN_CLI, "--help")  # plugin packages load for their commands (harness_commands), nothing else
+    assert not loaded & {*MODEL_LIBRARIES, *ANALYSIS_LIBRARIES, "scipy", "sklearn", "harness_anomalib.detector"}
 
 
 def test_validate_checks_anomalib_options_without_importing_anomalib():
