@@ -1,4 +1,6 @@
-"""Where jobs run: this process or a local process pool (default), a Ray cluster, or SLURM via submitit.
+"""Where jobs run: this process or a local process pool (default); plugins add more (``harness_executors``).
+
+A Ray cluster and SLURM via submitit come from plugins/harness_executors.
 
 The unit of work is one :class:`~harness.scoring.Job`, keyed by its content hash. Every
 back-end calls :func:`execute_job`, which writes the job's result to the score cache
@@ -139,99 +141,20 @@ def _pin_gpu(slots: Any, gpus: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
 
 
-class RayExecutor:
-    """Jobs as Ray tasks on an existing cluster (``executor.address``, e.g. ``127.0.0.1:6379``).
-
-    ``cpus_per_job`` and ``gpus_per_job`` become the tasks' resource requests. The driver's plugin
-    settings and ``PYTHONPATH`` travel to the workers in the runtime environment.
-    """
-
-    def __init__(self, address: str | None = None, cpus_per_job: float = 1, gpus_per_job: float = 0) -> None:
-        self.address, self.cpus, self.gpus = address, cpus_per_job, gpus_per_job
-
-    def run(self, jobs: Sequence[Job], cache_root: Path) -> Iterator[Result]:
-        """Submit every job, then yield results as tasks finish."""
-        try:
-            import ray
-        except ImportError:
-            raise HarnessError("executor 'ray' needs Ray: pip install 'ray[default]'") from None
-        env = {name: os.environ[name] for name in PASS_ENV if name in os.environ}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH", ""), *sys.path] if p)
-        try:
-            ray.init(
-                address=self.address,
-                ignore_reinit_error=True,
-                log_to_driver=False,
-                logging_level="ERROR",
-                runtime_env={"env_vars": env},
-                include_dashboard=False,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise HarnessError(
-                f"cannot connect to the Ray cluster at executor.address={self.address!r}: "
-                f"{str(exc).splitlines()[0]}; start one with `ray start --head`"
-            ) from None
-        remote = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus)(execute_job)
-        progress = _progress(len(jobs))
-        try:
-            waiting = [remote.remote(job, str(cache_root)) for job in jobs]
-            while waiting:
-                done, waiting = ray.wait(waiting, num_returns=1)
-                progress.update()
-                yield ray.get(done[0])
-        finally:
-            progress.close()
-            ray.shutdown()
-
-
-class SubmititExecutor:
-    """Jobs as a SLURM job array through submitit (``cluster: slurm``), or submitit's ``local``/``debug`` runners.
-
-    ``folder`` holds submitit's logs (default ``OUT/.submitit`` via the runner); ``slurm`` passes
-    parameters such as ``{partition: gpu, timeout_min: 120, gpus_per_node: 1}``.
-    """
-
-    def __init__(
-        self, folder: str | None = None, cluster: str | None = None, slurm: Mapping[str, Any] | None = None
-    ) -> None:
-        self.folder, self.cluster, self.parameters = folder, cluster, dict(slurm or {})
-
-    def run(self, jobs: Sequence[Job], cache_root: Path) -> Iterator[Result]:
-        """Submit the jobs as one array and yield results as they come back."""
-        try:
-            import submitit
-        except ImportError:
-            raise HarnessError("executor 'submitit' needs submitit: pip install submitit") from None
-        folder = Path(self.folder or cache_root.parent / "submitit-logs")
-        executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
-        if self.parameters:
-            executor.update_parameters(**self.parameters)
-        submitted = executor.map_array(execute_job, list(jobs), [str(cache_root)] * len(jobs))
-        progress = _progress(len(submitted))
-        try:
-            for job in submitted:
-                try:
-                    result = job.result()
-                except submitit.core.utils.FailedJobError as exc:
-                    raise HarnessError(
-                        f"a submitit job failed outside the model: {str(exc).splitlines()[0]}; see the logs in {folder}"
-                    ) from None
-                progress.update()
-                yield result
-        finally:
-            progress.close()
-
-
-EXECUTORS: dict[str, Callable[..., Any]] = {"local": LocalExecutor, "ray": RayExecutor, "submitit": SubmititExecutor}
+EXECUTORS: dict[str, Callable[..., Any]] = {"local": LocalExecutor}
+"""The built-in executor; ``ray`` and ``submitit`` come from plugins/harness_executors (``harness_executors``)."""
 
 
 def build_executor(config: Mapping[str, Any]) -> Any:
     """The executor named by ``executor.name`` with the rest of ``executor:`` as options."""
+    from harness.plugins import get_plugins
+
     options = dict(config)
     name = str(options.pop("name", "local"))
-    if name not in EXECUTORS:
-        raise ProtocolError(unknown_name_message("executor", name, EXECUTORS), key="executor.name")
+    executors = {**get_plugins().registry("executors"), **EXECUTORS}
+    if name not in executors:
+        raise ProtocolError(unknown_name_message("executor", name, executors), key="executor.name")
     try:
-        return EXECUTORS[name](**options)
+        return executors[name](**options)
     except TypeError as exc:
         raise ProtocolError(f"invalid options for executor '{name}': {exc}", key="executor") from None

@@ -216,6 +216,23 @@ def harness_trackers() -> Mapping[str, Callable[..., str]]:
     """
 
 
+@hookspec
+def harness_executors() -> Mapping[str, Callable[..., Any]]:
+    """Register executors by name: where a run's jobs run (``executor: {name: NAME}``, ``--executor``).
+
+    Returns:
+        A mapping from executor name to a factory called with the protocol's other ``executor:``
+        keys as keywords; the executor's ``run(jobs, cache_root)`` yields one
+        ``(job key, "cached" | "fitted" | "failed", error or None)`` per job, each job run by
+        :func:`harness.runs.execute_job` in whatever process the executor chooses. ``local``
+        is built in and cannot be replaced; ``ray`` and ``submitit`` are registered this way
+        (plugins/harness_executors).
+
+    .. versionadded:: 0.2
+
+    """
+
+
 # -------------------------------------------------------------------------------------
 # Command line
 # -------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ REGISTRATION_HOOKS = {
     "protocols": "harness_protocols",
     "metrics": "harness_metrics",
     "trackers": "harness_trackers",
+    "executors": "harness_executors",
 }
 
 

@@ -1,8 +1,9 @@
-"""The API for command authors (``harness_commands``): finished runs, their scores and their tables.
+"""The API for command and executor authors: finished runs, their scores and tables; running one job.
 
 Public, like :mod:`harness` itself: ``harness compare``, ``harness export`` and ``harness new-plugin``
-(plugins/harness_tools) import from here and from ``harness`` only, so a third party's command can
-do everything they do. Every name is imported on first use. ::
+(plugins/harness_tools, ``harness_commands``) and the ``ray`` and ``submitit`` executors
+(plugins/harness_executors, ``harness_executors``) import from here and from ``harness`` only, so a
+third party's command or executor can do everything they do. Every name is imported on first use. ::
 
     from harness.runs import load_results, run_identity
 """
@@ -15,6 +16,7 @@ from typing import Any
 _NAMES = {
     "harness.data.shaping": "open_dataset",
     "harness.errors": "OutputError",
+    "harness.executors": "PASS_ENV execute_job job_progress",
     "harness.planning": "resolve",
     "harness.plugins": "get_plugins",
     "harness.protocol": "load_protocol",
@@ -27,8 +29,8 @@ _NAMES = {
     "harness.store": "ScoreCache",
 }
 _LAZY = {name: module for module, names in _NAMES.items() for name in names.split()}
-_PRIVATE = {"html_table": "_table", "run_identity": "identity"}
-"""Public spellings: a data frame's columns as the report's HTML table, a run record's identity."""
+_PRIVATE = {"html_table": "_table", "job_progress": "_progress", "run_identity": "identity"}
+"""Public spellings: a data frame's columns as the report's HTML table, the jobs' progress bar, a run's identity."""
 __all__ = sorted(_LAZY)
 
 

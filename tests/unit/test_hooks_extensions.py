@@ -1,4 +1,4 @@
-"""The ``harness_dataset_audit`` hook: a plugin's findings are what the core stores, prints and reports."""
+"""The audit and executor hooks: a plugin's findings are what the core stores; executors by name."""
 
 import pytest
 
@@ -39,3 +39,24 @@ def test_the_in_house_audit_is_the_datasets_plugin():
 
     hook = get_plugins().manager.hook.harness_dataset_audit
     assert "harness_datasets" in {impl.plugin.__name__ for impl in hook.get_hookimpls()}
+
+
+def test_hook_harness_executors():
+    """``ray`` and ``submitit`` come from plugins/harness_executors; ``local`` stays built in and first."""
+    from harness.executors import LocalExecutor, build_executor
+    from harness.plugins import get_plugins
+
+    class Inline:
+        @harness.hookimpl
+        def harness_executors(self):
+            return {"inline": lambda **options: ("inline", options), "local": object}
+
+    plugins = get_plugins()
+    plugins.register(Inline(), "inline_executor")
+    try:
+        assert build_executor({"name": "inline", "speed": 2}) == ("inline", {"speed": 2})
+        assert isinstance(build_executor({"name": "local"}), LocalExecutor)
+    finally:
+        plugins.unregister("inline_executor")
+    if pytest.importorskip("harness_executors"):
+        assert {"ray", "submitit"} <= set(plugins.registry("executors"))
