@@ -62,9 +62,8 @@ def _configure_plugins(ctx: click.Context) -> None:
     if params.get("no_plugin_autoload") or params.get("disabled"):
         from harness.plugins import configure
 
-        configure(
-            autoload=False if params.get("no_plugin_autoload") else None, disabled=set(params["disabled"]) or None
-        )
+        disabled = set(params.get("disabled") or ()) or None
+        configure(autoload=False if params.get("no_plugin_autoload") else None, disabled=disabled)
 
 
 class HarnessGroup(click.Group):
@@ -96,15 +95,17 @@ class HarnessGroup(click.Group):
     epilog="Example: harness run kde_vs_test   (a shipped protocol; `harness list protocols` shows them)",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-@click.option(
+@click.option(  # eager, as --help: `harness --no-plugin-autoload --help` lists no plugin's commands
     "--no-plugin-autoload",
     is_flag=True,
+    is_eager=True,
     help="Load only the built-in plugins (also: HARNESS_DISABLE_PLUGIN_AUTOLOAD=1).",
 )
 @click.option(
     "--disable-plugin",
     "disabled",
     multiple=True,
+    is_eager=True,
     metavar="NAME",
     help="Do not load this installed plugin; repeatable (also: HARNESS_DISABLE_PLUGINS=a,b).",
 )
