@@ -64,3 +64,13 @@ def test_disabled_plugins_add_no_commands(cli):
     pytest.importorskip("harness_tools")
     code, _, stderr = cli("--disable-plugin", "tools", "compare", "a", "b")
     assert code == 2 and "No such command 'compare'" in stderr
+
+
+def test_help_without_plugins_lists_only_the_built_in_commands(cli):
+    from harness.plugins import configure
+
+    try:
+        code, stdout, _ = cli("--no-plugin-autoload", "--help")
+    finally:
+        configure()  # back to the environment's defaults for the other tests
+    assert code == 0 and "validate" in stdout and "compare" not in stdout
