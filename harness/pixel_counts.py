@@ -62,7 +62,7 @@ def as_half(batch: np.ndarray, dtype: type = np.float32) -> np.ndarray | None:
     else:
         wide = np.asarray(batch, dtype=dtype)
         half = wide.astype(np.float16)
-        if not np.array_equal(half, wide):
+        if not (half == wide).all():  # NaN is never equal: such maps take the sort-based path
             return None
     return half if np.isfinite(half).all() else None
 
@@ -86,12 +86,15 @@ def value_counts(
         half = as_half(np.asarray(maps[part]), dtype)
         if half is None:
             return None
-        keys = order_keys(half).ravel()
         truth = np.asarray(masks[part], dtype=bool).ravel()
-        normal += np.bincount(keys[~truth], minlength=BINS)
+        keys = order_keys(half).ravel().astype(np.intp)
         if defect_weights is None:
-            defect += np.bincount(keys[truth], minlength=BINS)
+            keys[truth] += BINS  # one bincount: normal pixels in the first BINS bins, defect pixels after
+            both = np.bincount(keys, minlength=2 * BINS)
+            normal += both[:BINS]
+            defect += both[BINS:]
         else:
+            normal += np.bincount(keys[~truth], minlength=BINS)
             defect += np.bincount(keys[truth], weights=defect_weights(masks[part]), minlength=BINS)
     return normal, defect
 
