@@ -358,7 +358,7 @@ def proportion_localised(maps: np.ndarray, masks: np.ndarray) -> float:
     defective = masks.reshape(len(masks), -1).any(axis=1)
     if not defective.any():
         return float("nan")
-    heatmaps = _to_side(np.asarray(maps, dtype=np.float32)[defective], PL_SIDE, cv2.INTER_LINEAR)
+    heatmaps = _to_side(np.asarray(np.asarray(maps)[defective], dtype=np.float32), PL_SIDE, cv2.INTER_LINEAR)
     targets = _to_side(masks[defective].astype(np.uint8), PL_SIDE, cv2.INTER_NEAREST)
     return float(
         reference.calculate(heatmaps, targets, anomaly_likelihood_definitely_increasing=True, return_score_only=True)
