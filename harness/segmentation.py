@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_curve
 
 from harness.analyses.base import AnalysisContext, FigureRecord, JobData
 from harness.analyses.common import reference_calibration
+from harness.pixel_counts import batches, descending, key_values, value_counts
 
 SIGMAS = 3.0
 SIZE_BOUNDS = (0.001, 0.01)
@@ -41,17 +41,51 @@ def holdout_pixel_threshold(holdout_maps: np.ndarray | None) -> float:
 
 
 def seg_f1(maps: np.ndarray, masks: np.ndarray, threshold: float) -> float:
-    """Pixel F1 pooled over all images at ``threshold`` (a pixel is flagged when its score >= threshold)."""
+    """Pixel F1 pooled over all images at ``threshold`` (a pixel is flagged when its score >= threshold).
+
+    Counted a batch of images at a time (memory bounded whatever the number of images).
+    """
     if not np.isfinite(threshold):
         return float("nan")
-    flagged, truth = np.asarray(maps) >= threshold, np.asarray(masks, dtype=bool)
-    tp = int(np.sum(flagged & truth))
-    fp, fn = int(np.sum(flagged & ~truth)), int(np.sum(~flagged & truth))
+    tp = fp = fn = 0
+    for part in batches(len(maps), _image_pixels(maps)):
+        flagged, truth = np.asarray(maps[part]) >= threshold, np.asarray(masks[part], dtype=bool)
+        hits = int(np.count_nonzero(flagged & truth))
+        tp, fp, fn = tp + hits, fp + int(np.count_nonzero(flagged)) - hits, fn + int(np.count_nonzero(truth)) - hits
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
 
 
+def _image_pixels(maps: np.ndarray) -> int:
+    return int(np.prod(np.shape(maps)[1:])) if len(maps) else 0
+
+
 def oracle_pixel_threshold(maps: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
-    """(threshold, SegF1) maximising SegF1 on the test masks: an oracle, reported as such."""
+    """(threshold, SegF1) maximising SegF1 on the test masks: an oracle, reported as such.
+
+    scikit-learn's ``precision_recall_curve`` over every pixel, the lowest threshold among equal
+    best F1s; float16 maps are counted per distinct value (:mod:`harness.pixel_counts`) to the
+    same curve in bounded memory.
+    """
+    counts = value_counts(maps, masks, np.float64)
+    if counts is None:
+        return _oracle_sorted(maps, masks)
+    keys, fps, tps = descending(*counts)
+    if not tps.size or tps[-1] == 0:
+        return float("nan"), float("nan")
+    fps, tps = fps.astype(np.float64), tps.astype(np.float64)
+    precision, recall = tps / (tps + fps), tps / tps[-1]
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=precision + recall > 0
+    )
+    best = int(np.argmax(f1[::-1]))  # ascending thresholds, as scikit-learn orders them: the lowest best
+    index = f1.size - 1 - best
+    return float(key_values()[keys[index]]), float(f1[index])
+
+
+def _oracle_sorted(maps: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
+    """:func:`oracle_pixel_threshold` by scikit-learn over every pixel (maps that are not float16 values)."""
+    from sklearn.metrics import precision_recall_curve
+
     truth = np.asarray(masks, dtype=bool).ravel()
     if not truth.any():
         return float("nan"), float("nan")
@@ -89,22 +123,39 @@ def recall_at_operating_point(job: JobData, image_threshold: float, pixel_thresh
     test = job.test
     defective = np.flatnonzero(test["label"].to_numpy(int) == 1)
     masks, maps = job.load_masks(), job.load_maps()
-    rows = []
-    for index in defective:
-        mask = masks[index] if masks is not None else None
-        area = float(mask.mean()) if mask is not None else float("nan")
-        pixels = np.nan
-        if mask is not None and maps is not None and mask.any() and np.isfinite(pixel_threshold):
-            pixels = float(np.mean(maps[index][mask] >= pixel_threshold))
-        rows.append(
-            {
-                "defect_type": test["defect_type"].iloc[index],
-                "size": size_class(area) if np.isfinite(area) and area > 0 else "no mask",
-                "detected": float(test["score"].iloc[index] >= image_threshold),
-                "pixel_recall": pixels,
-            }
-        )
-    return pd.DataFrame(rows, columns=["defect_type", "size", "detected", "pixel_recall"])
+    area, pixels = np.full(defective.size, np.nan), np.full(defective.size, np.nan)
+    if masks is not None:
+        area, pixels = _defect_pixels(maps, masks, defective, pixel_threshold)
+    sizes = [size_class(a) if np.isfinite(a) and a > 0 else "no mask" for a in area]
+    return pd.DataFrame(
+        {
+            "defect_type": test["defect_type"].to_numpy()[defective],
+            "size": sizes,
+            "detected": (test["score"].to_numpy()[defective] >= image_threshold).astype(float),
+            "pixel_recall": pixels,
+        },
+        columns=["defect_type", "size", "detected", "pixel_recall"],
+    )
+
+
+def _defect_pixels(
+    maps: np.ndarray | None, masks: np.ndarray, images: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mask share of the image, share of defect pixels >= ``threshold``) of each of ``images``, a batch at a time.
+
+    The share is NaN without maps, without a finite threshold, or for an image without defect pixels.
+    """
+    area, pixels = np.full(images.size, np.nan), np.full(images.size, np.nan)
+    scored = maps is not None and np.isfinite(threshold)
+    for part in batches(images.size, _image_pixels(masks)):
+        truth = np.asarray(masks[images[part]], dtype=bool).reshape(len(images[part]), -1)
+        defect = truth.sum(axis=1)
+        area[part] = defect / truth.shape[1]
+        if scored:
+            flagged = np.asarray(maps[images[part]]).reshape(truth.shape) >= threshold
+            hits = (flagged & truth).sum(axis=1)
+            pixels[part] = np.where(defect > 0, hits / np.maximum(defect, 1), np.nan)
+    return area, pixels
 
 
 def _grouped(per_image: pd.DataFrame, job: JobData, calibration: str) -> pd.DataFrame:

@@ -26,6 +26,14 @@ def pytest_configure(config):
     spreads every other test one by one as ``load`` does."""
     if getattr(config.option, "dist", None) == "load":
         config.option.dist = "loadgroup"
+    if getattr(config, "workerinput", {}).get("harness_loadgroup"):
+        config.option.loadgroup = True  # a worker reads the command line again: name grouped tests by group
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist's hook on the controller: tell each worker that ``loadgroup`` is on."""
+    node.workerinput["harness_loadgroup"] = node.config.getvalue("dist") == "loadgroup"
 
 
 @pytest.fixture(scope="session")

@@ -211,3 +211,124 @@ def test_pl_on_magnetic_tile_masks_matches_the_package():
     expected = pl_reference.calculate(maps, masks, anomaly_likelihood_definitely_increasing=True)[0]
     assert proportion_localised(maps, masks) == pytest.approx(expected)
     assert 0.0 < expected <= 1.0
+
+
+def _half_maps_with_ties(seed: int, shape: tuple[int, int, int] = (12, 24, 24)) -> tuple[np.ndarray, np.ndarray]:
+    """float16 maps (as the score cache keeps them) with many ties, -0.0 beside +0.0, negatives; masks with regions."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros(shape, dtype=bool)
+    for index in range(shape[0] - 3):
+        y, x = rng.integers(0, shape[1] - 6, 2)
+        masks[index, y : y + rng.integers(1, 6), x : x + rng.integers(1, 6)] = True
+    maps = (np.round(rng.normal(0, 1, shape) * 4) / 4 + masks * rng.uniform(0, 1.5)).astype(np.float16)
+    maps[0, 0, :3] = [-0.0, 0.0, -0.0]
+    return maps, masks
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches of a few images, so the counting crosses batch boundaries."""
+    from harness import pixel_counts
+
+    monkeypatch.setattr(pixel_counts, "BATCH_PIXELS", 3 * 24 * 24 + 5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_pixel_auroc_and_aupr_counted_per_float16_value_equal_scikit_learn(seed, small_batches):
+    from sklearn.metrics import roc_auc_score
+
+    maps, masks = _half_maps_with_ties(seed)
+    truth, scores = masks.ravel(), maps.astype(np.float32).ravel()
+    assert pixel_auroc(maps, masks) == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)
+    assert pixel_aupr(maps, masks) == pytest.approx(average_precision_score(truth, scores), abs=1e-12)
+    # the same values handed over as float32 or float64 (still float16 values): the same counting
+    assert pixel_auroc(maps.astype(np.float64), masks) == pytest.approx(roc_auc_score(truth, scores), abs=1e-12)
+
+
+def test_pixel_auroc_and_aupr_of_maps_that_are_not_float16_values_use_scikit_learn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    masks = rng.random((3, 8, 8)) > 0.8
+    maps = (rng.random((3, 8, 8)) + masks * 0.3).astype(np.float32)
+    truth = masks.ravel()
+    assert pixel_auroc(maps, masks) == roc_auc_score(truth, maps.ravel())
+    assert pixel_aupr(maps, masks) == average_precision_score(truth, maps.ravel())
+
+
+def test_pixel_ranking_metrics_with_one_class_are_nan_and_nan_maps_fail_as_scikit_learn_does():
+    maps, masks = _half_maps_with_ties(0)
+    for truth in (np.zeros_like(masks), np.ones_like(masks)):
+        assert np.isnan(pixel_auroc(maps, truth))
+        assert np.isnan(pixel_aupr(maps, truth))
+        assert np.isnan(aupro(maps, truth))
+    broken = maps.copy()
+    broken[1, 2, 3] = np.nan
+    with pytest.raises(ValueError):
+        pixel_auroc(broken, masks)
+    with pytest.raises(ValueError):
+        pixel_aupr(broken, masks)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_aupro_counted_per_float16_value_equals_the_sorted_path(seed, small_batches):
+    from harness.metrics import _aupro_sorted
+
+    maps, masks = _half_maps_with_ties(seed)
+    for limit in (0.3, 0.05, 1.0):
+        assert aupro(maps, masks, limit) == pytest.approx(_aupro_sorted(maps, masks, limit), abs=1e-12)
+        assert aupro(maps, masks, limit) == pytest.approx(reference_aupro(maps.astype(float), masks, limit), abs=1e-9)
+
+
+def _anomalib_pro(maps: np.ndarray, masks: np.ndarray) -> float:
+    """anomalib's ``pro_score`` on the min-max normalised maps (what :func:`pro` computed through anomalib before)."""
+    torch = pytest.importorskip("torch")
+    pro_module = pytest.importorskip("anomalib.metrics.pro")
+    from anomalib.utils.cv import connected_components_cpu
+
+    values = np.asarray(maps, dtype=np.float64)
+    normalised = (values - values.min()) / (values.max() - values.min())
+    components = connected_components_cpu(torch.from_numpy(masks[:, None].astype(np.float32)))
+    predictions = torch.from_numpy(normalised[:, None].astype(np.float32))
+    return float(pro_module.pro_score(predictions, components, threshold=0.5))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pro_matches_anomalibs_pro_score(seed, small_batches):
+    maps, masks = _half_maps_with_ties(seed)
+    masks[4, 10:12, 10:12] = True  # touching diagonally: one 8-connected region
+    masks[4, 12:14, 12:14] = True
+    assert pro(maps, masks) == pytest.approx(_anomalib_pro(maps, masks), abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MAGNETIC_TILE.is_dir(), reason="shared/data/magnetic_tile not present")
+def test_pro_on_magnetic_tile_masks_matches_anomalib():
+    """Real defect shapes ("Saliency of magnetic tile surface defects", Huang, Qiu, Yuan, 2020)."""
+    masks = []
+    for folder in ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven"):
+        for path in sorted((MAGNETIC_TILE / folder / "Imgs").glob("*.png"))[:4]:
+            mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            masks.append(cv2.resize(mask, (256, 256), interpolation=cv2.INTER_NEAREST) > 127)
+    masks = np.stack(masks)
+    maps = _map_of(masks, np.random.default_rng(0)).astype(np.float16)
+    assert pro(maps, masks) == pytest.approx(_anomalib_pro(maps, masks), abs=1e-6)
+    assert aupro(maps, masks) == pytest.approx(reference_aupro(maps.astype(float), masks), abs=1e-9)
+
+
+def test_pl_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from harness.metrics import proportion_localised\n"
+        "masks = np.zeros((1, 32, 32), bool); masks[0, 4:9, 4:9] = True\n"
+        "value = proportion_localised(masks.astype(float), masks)\n"
+        "assert value == 1.0, value\n"
+        "assert 'torch' not in sys.modules\n"
+        "import torch  # the real one still imports afterwards\n"
+        "assert hasattr(torch, 'zeros')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
