@@ -9,8 +9,7 @@ is imported on first use: a plugin importing one name pays only for that name's 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from harness.lazy import lazy_names
 
 _NAMES = {
     "harness.analyses.base": (
@@ -27,31 +26,7 @@ _NAMES = {
     "harness.report.finding": "Finding fraction_finding left_out_finding",
     "harness.scoring": "TrainingSubset",
 }
-_LAZY = {name: module for module, names in _NAMES.items() for name in names.split()}
-
 _ON_CALL = {"save", "ranking_metrics", "threshold_metrics", "fraction_finding", "left_out_finding"}
 """Functions whose modules (matplotlib, scikit-learn) load on their first call, not on import."""
 
-__all__ = sorted(_LAZY)
-
-
-def _on_call(module: str, name: str) -> Any:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
-
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = f"``{module}.{name}``, imported on the first call."
-    return call
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harness.analysis' has no attribute {name!r}")
-    value = _on_call(module, name) if name in _ON_CALL else getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_names("harness.analysis", _NAMES, on_call=_ON_CALL)

@@ -9,29 +9,14 @@ party's layout can do everything they do. Every name is imported on first use. :
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from harness.lazy import lazy_names
 
 _NAMES = {
     "harness.config.types": "Bool Float NonNegativeInt OptionsModel PositiveInt Str",
     "harness.data.base": "IMAGE_SUFFIXES NORMAL Category Record load_image",
     "harness.data.layouts": "MVTecLayout families_from images_in",
 }
-_LAZY = {name: module for module, names in _NAMES.items() for name in names.split()}
 _PRIVATE = {"families_from": "_families_from", "images_in": "_images"}
 """Public spellings of the folder layouts' helpers: a ``{type: family}`` mapping, a folder's images."""
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harness.datasets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _PRIVATE.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_names("harness.datasets", _NAMES, _PRIVATE)

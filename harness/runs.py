@@ -10,8 +10,7 @@ third party's command or executor can do everything they do. Every name is impor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from harness.lazy import lazy_names
 
 _NAMES = {
     "harness.data.shaping": "open_dataset",
@@ -28,20 +27,7 @@ _NAMES = {
     "harness.segmentation": "holdout_pixel_threshold",
     "harness.store": "ScoreCache",
 }
-_LAZY = {name: module for module, names in _NAMES.items() for name in names.split()}
 _PRIVATE = {"html_table": "_table", "job_progress": "_progress", "run_identity": "identity"}
 """Public spellings: a data frame's columns as the report's HTML table, the jobs' progress bar, a run's identity."""
-__all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harness.runs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _PRIVATE.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_names("harness.runs", _NAMES, _PRIVATE)

@@ -1,0 +1,46 @@
+"""Public modules whose names are imported on first use (PEP 562), so a plugin pays only for what it uses."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+
+def _on_call(module: str, name: str) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"``{module}.{name}``, imported on the first call."
+    return call
+
+
+def lazy_names(
+    public_module: str,
+    names: Mapping[str, str],
+    private: Mapping[str, str] | None = None,
+    on_call: Collection[str] = (),
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__all__, __getattr__, __dir__)`` for ``public_module`` from ``{module: "name name ..."}``.
+
+    ``private`` maps a public spelling to the name it has in its module; names in ``on_call`` are
+    functions whose module loads on their first call rather than on attribute access.
+    """
+    where = {name: module for module, spaced in names.items() for name in spaced.split()}
+    spelled = dict(private or {})
+    namespace = importlib.import_module(public_module).__dict__
+
+    def getattr_(name: str) -> Any:
+        module = where.get(name)
+        if module is None:
+            raise AttributeError(f"module {public_module!r} has no attribute {name!r}")
+        real = spelled.get(name, name)
+        value = _on_call(module, real) if name in on_call else getattr(importlib.import_module(module), real)
+        namespace[name] = value
+        return value
+
+    def dir_() -> list[str]:
+        return sorted(set(namespace) | set(where))
+
+    return sorted(where), getattr_, dir_
