@@ -12,10 +12,12 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from harness.errors import OutputError
 from harness.integrity import sha256_file
@@ -225,6 +227,8 @@ class ScoreCache:
 
     def scores(self, key: str) -> pd.DataFrame:
         """Per-image scores of one entry."""
+        import pandas as pd
+
         return self._read(key, lambda folder: pd.read_csv(folder / "scores.csv", keep_default_na=False))
 
     def maps(self, key: str) -> np.ndarray | None:
@@ -382,6 +386,8 @@ def verify_entry(folder: Path) -> None:
 
 def _verify_counts(folder: Path, meta: dict[str, Any], integrity: dict[str, Any]) -> None:
     """Rows and splits of scores.csv and the maps' shape against meta.json's counts."""
+    import pandas as pd
+
     try:
         scores = pd.read_csv(folder / "scores.csv", keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:

@@ -10,11 +10,9 @@ import base64
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from harness.analyses.base import DETAIL_COLUMNS as _DETAIL
 from harness.analyses.base import LATEX_COLUMNS as _LATEX
@@ -26,6 +24,10 @@ from harness.report.latex_tables import render_latex
 from harness.report.layout import column_groups, fmt, fold_intervals, split_cost, sticky_count
 from harness.report.readable import quantity
 from harness.store import write_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from jinja2 import Environment
 
 LEADERBOARD_COLUMNS = list(_LEADERBOARD)
 DETAIL_COLUMNS = list(_DETAIL)
@@ -72,6 +74,8 @@ def _cell(value: Any) -> str:
 
 def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
     """Add "x_ci" text columns ("[low, high]") for every x_ci_low / x_ci_high pair."""
+    import pandas as pd
+
     frame = frame.copy()
     for low in [c for c in frame.columns if c.endswith("_ci_low")]:
         base = low[: -len("_low")]
@@ -96,6 +100,8 @@ def _value(row: pd.Series, column: str) -> str:
 
 def _mark(row: pd.Series, column: str) -> str:
     """'*' after a value whose lead over the next-ranked model holds (a ``<column>_significant`` flag)."""
+    import pandas as pd
+
     flag = row.get(f"{column}_significant")
     if isinstance(flag, str):
         return "*" if flag == "True" else ""
@@ -125,6 +131,8 @@ def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
 
 
 def _environment() -> Environment:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     return Environment(
         loader=FileSystemLoader(templates_dir()),
         autoescape=select_autoescape(["html", "j2"]),
@@ -137,6 +145,8 @@ def render_reports(
     out: Path, formats: tuple[str, ...] | list[str], figure_dir: Path | None = None, target: Path | None = None
 ) -> list[Path]:
     """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
+    import pandas as pd
+
     from harness.analyses.base import successful
     from harness.audit_report import audit_view
     from harness.plugins import get_plugins
@@ -178,6 +188,8 @@ def render_reports(
 
 def _figure_data(manifest: list[dict[str, Any]], figure_dir: Path) -> list[dict[str, Any]]:
     """Figures as inline PNG data, tables as rendered rows."""
+    import pandas as pd
+
     items = []
     for entry in manifest:  # checked by load_results: plain names of files inside figure_dir
         path = figure_dir / entry["file"]
