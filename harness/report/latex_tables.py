@@ -77,13 +77,13 @@ def latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     """Column spec, escaped headers and cells of ``frame[columns]`` (oracle rows marked)."""
     import pandas as pd
 
-    from harness.report import _header, _value, _with_intervals
+    from harness.report import _header, _value, _with_intervals, row_records
 
     frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in columns]
     body = []
-    for _, row in frame.iterrows():
+    for row in row_records(frame):
         cells = [tex(_value(row, c)).replace("–", "--") for c in columns]
         if row.get("oracle", False) is True and "calibration" in columns:
             cells[columns.index("calibration")] += " (oracle)"
