@@ -218,13 +218,14 @@ class KdeVsTest(AnalysisSpec):
         if ok.empty:
             return pd.DataFrame()
         grouped = ok.groupby(["model", "calibration"], sort=False)
-        summary = grouped[SUMMARY_MEANS].mean()
-        summary[SUMMARY_SUMS] = grouped[SUMMARY_SUMS].sum()
-        summary["oracle"] = grouped["oracle"].first()
-        summary["weights"] = grouped["weights"].agg(lambda w: ", ".join(sorted(set(map(str, w)))))
-        summary["categories"] = grouped["category"].nunique()
-        summary["seeds"] = grouped["seed"].nunique()
-        return oracle_gap(summary.reset_index())
+        extra = {
+            "oracle": grouped["oracle"].first(),
+            "weights": grouped["weights"].agg(lambda w: ", ".join(sorted(set(map(str, w))))),
+            "categories": grouped["category"].nunique(),
+            "seeds": grouped["seed"].nunique(),
+        }  # joined in one step: adding columns one by one copies the (Arrow string) column index each time
+        parts = [grouped[SUMMARY_MEANS].mean(), grouped[SUMMARY_SUMS].sum(), pd.DataFrame(extra)]
+        return oracle_gap(pd.concat(parts, axis=1).reset_index())
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
         """Per model: the deployable calibration's recall and F1 beside the oracle's, the gap, the misses."""
