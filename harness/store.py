@@ -161,7 +161,7 @@ class ScoreCache:
             try:
                 state = tuple(_stat(folder / name) for name in ("meta.json", *ENTRY_FILES))
                 if self._verified.get(key) != (folder, state):
-                    verify_entry(folder)
+                    verify_entry_once(folder)
                     self._verified[key] = (folder, state)
                 return folder
             except (CacheEntryDamaged, FileNotFoundError):
@@ -352,6 +352,17 @@ def write_entry(
         "maps_shape": list(maps.shape) if maps is not None else None,
     }
     (folder / "meta.json").write_text(json_dumps({**meta, "integrity": integrity}))
+
+
+def verify_entry_once(folder: Path) -> None:
+    """:func:`verify_entry`, skipped where the same files (by stat identity, see harness.data.memo) passed before.
+
+    Checksumming every entry (its maps included) on every cached rerun costs more than the rerun's own work.
+    """
+    from harness.data.memo import checked_once
+
+    paths = [folder / name for name in ("meta.json", *ENTRY_FILES)]
+    checked_once(f"cache-entry:{folder}", paths, lambda: verify_entry(folder))
 
 
 def verify_entry(folder: Path) -> None:
