@@ -130,7 +130,9 @@ class Job:
     def data_root(self) -> Path:
         """The deepest folder holding every image of this job; cached rows name images relative to it."""
         if "_data_root" not in self.__dict__:
-            paths = [str(absolute(r.path).parent) for c in (self.category, *self.evaluated) for r in c.records]
+            paths = [
+                os.path.dirname(_absolute_text(r.path)) for c in (self.category, *self.evaluated) for r in c.records
+            ]
             object.__setattr__(self, "_data_root", Path(os.path.commonpath(paths)) if paths else Path("/"))
         return self.__dict__["_data_root"]
 
@@ -139,11 +141,33 @@ class Job:
         return absolute(record.path).relative_to(self.data_root()).as_posix()
 
 
+def _absolute_text(path: Path | str) -> str:
+    """:func:`harness.data.base.absolute` as a string, without building Path objects (hot: once per image)."""
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
+def record_ids(job: Job) -> dict[str, str]:
+    """:meth:`Job.record_id` of every record of ``job`` mapped to its path as given (string work, no Path per image)."""
+    root = str(job.data_root())
+    ids: dict[str, str] = {}
+    for category in (job.category, *job.evaluated):
+        for r in category.records:
+            text = _absolute_text(r.path)
+            if root == os.sep:
+                name = text[1:]
+            elif text.startswith(root + os.sep):
+                name = text[len(root) + 1 :]
+            else:  # not under the root (cannot happen for the job's own records): the exact rule
+                name = job.record_id(r)
+            ids[name] = str(r.path)
+    return ids
+
+
 def cached_scores(job: Job, cache: ScoreCache) -> pd.DataFrame:
     """The job's cached rows with ``path`` joined back to the current records (the dataset may have moved)."""
     table = cache.scores(job.key)
     root = job.data_root()
-    current = {job.record_id(r): str(r.path) for c in (job.category, *job.evaluated) for r in c.records}
+    current = record_ids(job)
     table["path"] = [current.get(str(name), str(root / str(name))) for name in table["path"]]
     return table
 

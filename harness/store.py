@@ -12,10 +12,12 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from harness.errors import OutputError
 from harness.integrity import sha256_file
@@ -159,7 +161,7 @@ class ScoreCache:
             try:
                 state = tuple(_stat(folder / name) for name in ("meta.json", *ENTRY_FILES))
                 if self._verified.get(key) != (folder, state):
-                    verify_entry(folder)
+                    verify_entry_once(folder)
                     self._verified[key] = (folder, state)
                 return folder
             except (CacheEntryDamaged, FileNotFoundError):
@@ -225,6 +227,8 @@ class ScoreCache:
 
     def scores(self, key: str) -> pd.DataFrame:
         """Per-image scores of one entry."""
+        import pandas as pd
+
         return self._read(key, lambda folder: pd.read_csv(folder / "scores.csv", keep_default_na=False))
 
     def maps(self, key: str) -> np.ndarray | None:
@@ -350,6 +354,17 @@ def write_entry(
     (folder / "meta.json").write_text(json_dumps({**meta, "integrity": integrity}))
 
 
+def verify_entry_once(folder: Path) -> None:
+    """:func:`verify_entry`, skipped where the same files (by stat identity, see harness.data.memo) passed before.
+
+    Checksumming every entry (its maps included) on every cached rerun costs more than the rerun's own work.
+    """
+    from harness.data.memo import checked_once
+
+    paths = [folder / name for name in ("meta.json", *ENTRY_FILES)]
+    checked_once(f"cache-entry:{folder}", paths, lambda: verify_entry(folder))
+
+
 def verify_entry(folder: Path) -> None:
     """Raise :class:`CacheEntryDamaged` naming the first check ``folder`` fails."""
     try:
@@ -382,6 +397,8 @@ def verify_entry(folder: Path) -> None:
 
 def _verify_counts(folder: Path, meta: dict[str, Any], integrity: dict[str, Any]) -> None:
     """Rows and splits of scores.csv and the maps' shape against meta.json's counts."""
+    import pandas as pd
+
     try:
         scores = pd.read_csv(folder / "scores.csv", keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:

@@ -8,14 +8,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel
 
 from harness.calibration import Calibrator
 from harness.contract import MetricSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -83,6 +85,8 @@ class JobData:
         the test rows this view keeps (paths, labels, scores): what a metric or figure of the job
         depends on, so derived artefacts can be reused while it stays the same.
         """
+        import pandas as pd
+
         from harness.derived_cache import digest
 
         files = (self.meta.get("integrity") or {}).get("files") if isinstance(self.meta, Mapping) else None
@@ -245,7 +249,7 @@ DETAIL_COLUMNS: tuple[str, ...] = ("model", "seed", "calibration", "threshold", 
 LATEX_COLUMNS: tuple[str, ...] = ("model", "calibration", *_AT_THRESHOLD, *_THRESHOLD_FREE)
 """The LaTeX summary table, unless a protocol kind declares its own ``latex_columns``."""
 
-Columns = Sequence[str] | Callable[[pd.DataFrame], Sequence[str]]
+Columns = Sequence[str] | Callable[["pd.DataFrame"], Sequence[str]]
 """A column list, or a function of the summary table for data-dependent columns."""
 
 

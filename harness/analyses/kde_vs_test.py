@@ -14,15 +14,13 @@ Analysis options (``analysis:`` in the protocol): ``bootstrap`` (resamples, defa
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
 from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
 from harness.analyses.options import KdeVsTestOptions
 from harness.analyses.review import map_panel_figure, review_candidates, review_figure
-from harness.analyses.segmentation_cache import segmentation_report_once
 from harness.calibration import tie_note
 from harness.figures import (
     array_digest,
@@ -35,6 +33,9 @@ from harness.figures import (
 )
 from harness.metrics import bootstrap_intervals_many, threshold_metrics
 from harness.report.finding import Finding, oracle_gap_finding
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUMMARY_MEANS = [
     "accuracy",
@@ -149,6 +150,8 @@ class KdeVsTest(AnalysisSpec):
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
         """Rows per calibration and the distribution, confusion, review and map figures."""
+        import pandas as pd
+
         rows: list[dict[str, object]] = []
         figures: list[FigureRecord] = []
         first_seed = min((job.seed for job in context.jobs), default=0)
@@ -172,6 +175,8 @@ class KdeVsTest(AnalysisSpec):
                 figures.extend([figure] if figure else [])
         if reviews:
             pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
+        from harness.analyses.segmentation_cache import segmentation_report_once
+
         table, segmentation_tables = segmentation_report_once(context, pd.DataFrame(rows))
         figures.extend(segmentation_tables)
         if not table.empty:
@@ -207,17 +212,20 @@ class KdeVsTest(AnalysisSpec):
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Mean over categories and seeds per (model, calibration); error counts summed."""
+        import pandas as pd
+
         ok = successful(rows)
         if ok.empty:
             return pd.DataFrame()
         grouped = ok.groupby(["model", "calibration"], sort=False)
-        summary = grouped[SUMMARY_MEANS].mean()
-        summary[SUMMARY_SUMS] = grouped[SUMMARY_SUMS].sum()
-        summary["oracle"] = grouped["oracle"].first()
-        summary["weights"] = grouped["weights"].agg(lambda w: ", ".join(sorted(set(map(str, w)))))
-        summary["categories"] = grouped["category"].nunique()
-        summary["seeds"] = grouped["seed"].nunique()
-        return oracle_gap(summary.reset_index())
+        extra = {
+            "oracle": grouped["oracle"].first(),
+            "weights": grouped["weights"].agg(lambda w: ", ".join(sorted(set(map(str, w))))),
+            "categories": grouped["category"].nunique(),
+            "seeds": grouped["seed"].nunique(),
+        }  # joined in one step: adding columns one by one copies the (Arrow string) column index each time
+        parts = [grouped[SUMMARY_MEANS].mean(), grouped[SUMMARY_SUMS].sum(), pd.DataFrame(extra)]
+        return oracle_gap(pd.concat(parts, axis=1).reset_index())
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
         """Per model: the deployable calibration's recall and F1 beside the oracle's, the gap, the misses."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from harness.analyses.base import FigureRecord, JobData
 from harness.analyses.common import slug
 from harness.figures import pyplot, render_once, save
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 THUMBNAIL = (112, 112)
 
@@ -20,6 +23,8 @@ def review_candidates(job: JobData, threshold: float, count: int = 6) -> pd.Data
     Papers 000 and 001 found mislabelled images this way: a "good" image far above a threshold
     set on normals, or a "defect" far below it, is worth a second look.
     """
+    import pandas as pd
+
     test = job.test
     suspicious_good = test[(test["label"] == 0) & (test["score"] >= threshold)].nlargest(count, "score")
     quiet_defects = test[test["label"] == 1].nsmallest(count, "score")

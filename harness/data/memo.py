@@ -6,7 +6,9 @@ changes when a file does. Both are remembered in ``$HARNESS_HOME/data-memo.json`
 made of each file's path, split, defect type and ``os.stat`` identity (device, inode, size,
 mtime and ctime in nanoseconds). Any write to a file changes its ctime, which no user call can
 set back, so a changed, replaced, moved or re-linked file gives a new key and the work is
-redone; so does a new harness version. Only successful checks are remembered.
+redone; so does a new harness version. Only successful checks are remembered. The score
+cache's entry checks (checksums of scores and maps) are remembered the same way
+(:func:`checked_once`), by the entry files' stat identity.
 
 The memo is a plain JSON file of hex digests (no pickle); it is read once per process, holds the
 latest :data:`LIMIT` answers and is written atomically. It is written only into a
@@ -21,14 +23,18 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 MEMO_FILE = "data-memo.json"
-LIMIT = 512
+LIMIT = 4096
 VERSION = 1
 """Bumped when what is remembered (the fingerprint's or the checks' definition) changes."""
+
+SETTLE_SECONDS = 2
+"""Files changed more recently than this are checked again rather than remembered (ctime ticks are coarse)."""
 
 _LOADED: dict[str, Any] = {}
 
@@ -63,6 +69,42 @@ def remembered(purpose: str, records: Sequence[Any], compute: Callable[[], str])
     if key is not None:
         _remember(key, value)
     return value
+
+
+def files_key(purpose: str, paths: Sequence[Path]) -> str | None:
+    """A key naming ``paths`` by stat identity (an absent one as absent); ``None`` while one changed too recently.
+
+    A file whose ctime is under :data:`SETTLE_SECONDS` old could still be rewritten within the same
+    ctime tick without a visible change, so its answer is not remembered yet (git's "racily clean" rule).
+    """
+    from harness import __version__
+
+    digest = hashlib.blake2b(digest_size=16, person=b"harness-memo")
+    digest.update(f"{purpose}|{VERSION}|{__version__}|{len(paths)}\n".encode())
+    now = time.time_ns()
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            digest.update(f"{os.path.abspath(path)}|absent\n".encode())
+            continue
+        except OSError:
+            return None
+        if now - st.st_ctime_ns < SETTLE_SECONDS * 1_000_000_000:
+            return None
+        line = f"{os.path.abspath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}\n"
+        digest.update(line.encode())
+    return f"{purpose}:{digest.hexdigest()}"
+
+
+def checked_once(purpose: str, paths: Sequence[Path], check: Callable[[], None]) -> None:
+    """Run ``check()`` (which raises on failure) unless it passed before for the same files (see :func:`files_key`)."""
+    key = files_key(purpose, paths)
+    if key is not None and _memo().get(key) == "ok":
+        return
+    check()
+    if key is not None:
+        _remember(key, "ok")
 
 
 def _path() -> Path:
@@ -103,4 +145,4 @@ def _remember(key: str, value: str) -> None:
                 os.unlink(tmp)
 
 
-__all__ = ["remembered", "stat_key"]
+__all__ = ["checked_once", "files_key", "remembered", "stat_key"]

@@ -9,12 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from harness.analyses.base import DETAIL_COLUMNS as _DETAIL
 from harness.analyses.base import LATEX_COLUMNS as _LATEX
@@ -26,6 +25,10 @@ from harness.report.latex_tables import render_latex
 from harness.report.layout import column_groups, fmt, fold_intervals, split_cost, sticky_count
 from harness.report.readable import quantity
 from harness.store import write_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from jinja2 import Environment
 
 LEADERBOARD_COLUMNS = list(_LEADERBOARD)
 DETAIL_COLUMNS = list(_DETAIL)
@@ -72,6 +75,8 @@ def _cell(value: Any) -> str:
 
 def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
     """Add "x_ci" text columns ("[low, high]") for every x_ci_low / x_ci_high pair."""
+    import pandas as pd
+
     frame = frame.copy()
     for low in [c for c in frame.columns if c.endswith("_ci_low")]:
         base = low[: -len("_low")]
@@ -83,7 +88,7 @@ def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _value(row: pd.Series, column: str) -> str:
+def _value(row: Mapping[str, Any], column: str) -> str:
     """A cell's text: ranks as whole numbers, a '*' where a lead is significant."""
     value = row[column]
     readable = quantity(column, value)
@@ -94,13 +99,21 @@ def _value(row: pd.Series, column: str) -> str:
     return _cell(value) + _mark(row, column)
 
 
-def _mark(row: pd.Series, column: str) -> str:
+def _mark(row: Mapping[str, Any], column: str) -> str:
     """'*' after a value whose lead over the next-ranked model holds (a ``<column>_significant`` flag)."""
+    import pandas as pd
+
     flag = row.get(f"{column}_significant")
     if isinstance(flag, str):
         return "*" if flag == "True" else ""
     significant = isinstance(flag, (bool, np.bool_, int, float, np.number)) and not pd.isna(flag) and bool(flag)
     return "*" if significant else ""  # 1.0 where summary.csv's flags met NaN of per-job rows
+
+
+def row_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each row as a dict holding the values ``frame.iterrows()`` gives (both read ``frame.values``), ~50x faster."""
+    columns = list(frame.columns)
+    return [dict(zip(columns, values, strict=True)) for values in frame.values]
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
@@ -110,7 +123,7 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
 def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
-    records = [row for _, row in frame.iterrows()]  # one pass over the rows for cells and oracle marks
+    records = row_records(frame)  # one pass over the rows for cells and oracle marks
     return {
         "columns": columns,
         "headers": [_header(c) for c in columns],
@@ -125,6 +138,8 @@ def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
 
 
 def _environment() -> Environment:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
     return Environment(
         loader=FileSystemLoader(templates_dir()),
         autoescape=select_autoescape(["html", "j2"]),
@@ -137,6 +152,8 @@ def render_reports(
     out: Path, formats: tuple[str, ...] | list[str], figure_dir: Path | None = None, target: Path | None = None
 ) -> list[Path]:
     """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
+    import pandas as pd
+
     from harness.analyses.base import successful
     from harness.audit_report import audit_view
     from harness.plugins import get_plugins
@@ -178,6 +195,8 @@ def render_reports(
 
 def _figure_data(manifest: list[dict[str, Any]], figure_dir: Path) -> list[dict[str, Any]]:
     """Figures as inline PNG data, tables as rendered rows."""
+    import pandas as pd
+
     items = []
     for entry in manifest:  # checked by load_results: plain names of files inside figure_dir
         path = figure_dir / entry["file"]

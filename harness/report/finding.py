@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from harness.metrics import HIGHER_IS_BETTER
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GROUP_COLUMNS = ("setting", "fraction", "mode")
 """Leaderboard columns that split a model's rows into settings the finding keeps apart."""
@@ -144,6 +145,8 @@ def _gap_text(gaps: Sequence[float]) -> str:
 
 def primary_metric(summary: pd.DataFrame) -> str | None:
     """The first of :data:`PRIMARY_METRICS` (then any ``auroc_*``) the leaderboard has as numbers."""
+    import pandas as pd
+
     candidates = [*PRIMARY_METRICS, *sorted(c for c in summary.columns if c.startswith("auroc_"))]
     for column in candidates:
         numeric = column in summary.columns and pd.api.types.is_numeric_dtype(summary[column])

@@ -13,12 +13,13 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import OutputError
 from harness.ownership import check_unchanged
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_FIELDS = ("protocol", "counts", "jobs", "dataset", "versions")
 RESULT_COLUMNS = ("model", "category")
@@ -32,6 +33,8 @@ def _refuse(path: Path, why: str) -> OutputError:
 
 def read_results(path: Path) -> pd.DataFrame:
     """results.csv, whole and parseable: a header, at least one row, every row as long as the header."""
+    import pandas as pd
+
     text = path.read_text(errors="replace")
     if not text.strip():
         raise _refuse(path, "is empty")
@@ -130,6 +133,8 @@ def _figure(entry: Any, figure_dir: Path, manifest: Path) -> dict[str, Any] | No
 
 def load_results(out: Path) -> tuple[pd.DataFrame, dict[str, Any], list[dict[str, Any]]]:
     """``results.csv``, ``run.json`` and the figure manifest of a results folder, each checked whole."""
+    import pandas as pd
+
     results_path, run_path = out / "results.csv", out / "run.json"
     if not results_path.is_file() or not run_path.is_file():
         raise OutputError(

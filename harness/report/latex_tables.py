@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from harness.store import write_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLES = "tables"
 _T1_SAFE = re.compile(r"[\u0000-\u017f\u2013\u2014\u2018\u2019\u201c\u201d]")
@@ -74,13 +75,15 @@ def table_tex(table: dict[str, Any], caption: str, label: str) -> str:
 
 def latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     """Column spec, escaped headers and cells of ``frame[columns]`` (oracle rows marked)."""
-    from harness.report import _header, _value, _with_intervals
+    import pandas as pd
+
+    from harness.report import _header, _value, _with_intervals, row_records
 
     frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in columns]
     body = []
-    for _, row in frame.iterrows():
+    for row in row_records(frame):
         cells = [tex(_value(row, c)).replace("–", "--") for c in columns]
         if row.get("oracle", False) is True and "calibration" in columns:
             cells[columns.index("calibration")] += " (oracle)"
@@ -133,6 +136,8 @@ class LatexWriter:
 
     def items(self, manifest: list[dict[str, Any]], category: str | None, figure_dir: Path) -> list[dict[str, str]]:
         """The figures (PDF where written) and tables (CSV rendered to ``tables/``) of one section."""
+        import pandas as pd
+
         items = []
         for entry in [e for e in manifest if e.get("category") == category]:
             caption = tex(entry["caption"])

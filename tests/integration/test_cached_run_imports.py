@@ -80,11 +80,6 @@ def test_cached_rerun_builds_no_detector(cached_rerun):
     assert not {"ultralytics", "timm"} & {name.split(".")[0] for name in second}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="harness.metrics computes PRO with anomalib.metrics.pro (torch, anomalib, lightning) and PL with "
-    "proportion_localised (imports torch) from the cached maps; see the m-imports report",
-)
 def test_cached_rerun_imports_no_torch_anomalib_or_ultralytics(cached_rerun):
     _, second, _ = cached_rerun
     assert not {"torch", "anomalib", "ultralytics"} & {name.split(".")[0] for name in second}
