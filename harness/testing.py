@@ -16,12 +16,12 @@ what to fix. A property a detector cannot meet is declared with a reason
 (``expected_failures={"batch_invariance": "batch norm uses batch statistics"}``): the check
 then must fail (an unexpected pass is reported too, so stale declarations get noticed).
 
-Checks that only score (one score per image, maps size, batch and order invariance, the
-embedded dataset, scoring leaves the detector unchanged) share one fitted detector per process
-and per subject (name, factory, options, image size, category, seed): the fit is the costly part,
-and it is the same fit for each of them. That is sound because ``score()`` must not change the
-detector, and the check ``score_leaves_detector_unchanged`` asserts exactly that. Checks about
-fitting (deterministic fit, never receives labels) fit their own detectors. A subject that declares
+Checks that only score (one score per image, maps size, batch and order invariance, never
+receives labels, the embedded dataset, scoring leaves the detector unchanged) share one fitted
+detector per process and per subject (name, factory, options, image size, category, seed): the
+fit is the costly part, and it is the same fit for each of them. That is sound because ``score()`` must not change the
+detector, and the check ``score_leaves_detector_unchanged`` asserts exactly that. The
+deterministic-fit check compares two fits of its own. A subject that declares
 ``score_leaves_detector_unchanged`` an expected failure gets a fresh fit in every check.
 """
 
@@ -255,9 +255,9 @@ def check_no_labels(subject: Subject) -> None:
     same test images under two sets of names that suggest opposite labels (``test/good/...``
     for the defects and ``test/scratch/...`` for the normals, then the reverse), each in another
     order, and asks for the same score per image. The samples carry no label attribute at all.
-    It fits a detector of its own.
+    It only scores, so it uses the subject's shared fit (fitted on the usual opaque names).
     """
-    detector = subject.fitted()
+    detector = subject.shared_fit()
     records = subject.records("test")
     test = subject.samples("test")
     for attribute in ("label", "defect_type", "mask", "split"):

@@ -122,7 +122,7 @@ def test_score_only_checks_share_one_fit():
             super().fit(samples)
 
     check_detector("counted", Counted)
-    assert len(fits) == 4  # one shared by the score-only checks, two for determinism, one for labels
+    assert len(fits) == 3  # one shared by the checks that only score, two for determinism
     fits.clear()
     with pytest.raises(ConformanceError, match="remove the declaration"):
         check_detector("counted", Counted, expected_failures={"score_leaves_detector_unchanged": "stale"})
