@@ -19,9 +19,9 @@ then must fail (an unexpected pass is reported too, so stale declarations get no
 Checks that only score (one score per image, maps size, batch and order invariance, never
 receives labels, the embedded dataset, scoring leaves the detector unchanged) share one fitted
 detector per process and per subject (name, factory, options, image size, category, seed): the
-fit is the costly part, and it is the same fit for each of them. That is sound because ``score()`` must not change the
-detector, and the check ``score_leaves_detector_unchanged`` asserts exactly that. The
-deterministic-fit check compares two fits of its own. A subject that declares
+fit is the costly part, and it is the same fit for each of them. That is sound because
+``score()`` must not change the detector, and the check ``score_leaves_detector_unchanged``
+asserts exactly that. The deterministic-fit check compares two fits of its own. A subject that declares
 ``score_leaves_detector_unchanged`` an expected failure gets a fresh fit in every check.
 """
 
