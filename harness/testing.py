@@ -15,6 +15,14 @@ Each check asserts one property and, when it fails, names the detector, the prop
 what to fix. A property a detector cannot meet is declared with a reason
 (``expected_failures={"batch_invariance": "batch norm uses batch statistics"}``): the check
 then must fail (an unexpected pass is reported too, so stale declarations get noticed).
+
+Checks that only score (one score per image, maps size, batch and order invariance, never
+receives labels, the embedded dataset, scoring leaves the detector unchanged) share one fitted
+detector per process and per subject (name, factory, options, image size, category, seed): the
+fit is the costly part, and it is the same fit for each of them. That is sound because
+``score()`` must not change the detector, and the check ``score_leaves_detector_unchanged``
+asserts exactly that. The deterministic-fit check compares two fits of its own. A subject that declares
+``score_leaves_detector_unchanged`` an expected failure gets a fresh fit in every check.
 """
 
 from __future__ import annotations
@@ -44,6 +52,10 @@ EMBEDDED = {"n_train": 12, "n_test_good": 4, "n_per_defect": 2, "size": 48, "see
 
 _SAMPLE_FOLDERS: dict[int, SampleFolder] = {}
 
+_SHARED_FITS: dict[tuple[Any, ...], tuple[Callable[..., Any], Any]] = {}
+"""Fitted detectors shared by the score-only checks, newest last (the factory pins its id)."""
+_SHARED_FITS_KEPT = 2
+
 
 class ConformanceError(AssertionError):
     """A detector does not have a property of the contract."""
@@ -59,6 +71,7 @@ class Subject:
     image_size: int
     category: str = "weave"
     folder: SampleFolder | None = None
+    share_fits: bool = True
 
     def build(self) -> Any:
         return self.factory(**dict(self.options))
@@ -92,6 +105,25 @@ class Subject:
             detector.fit(self.samples("train"))
         return detector
 
+    def shared_fit(self, seed: int = 0) -> Any:
+        """A detector fitted as :meth:`fitted` does, fitted once per process for this subject.
+
+        For checks that only call ``score()``, which must leave the detector unchanged. The key is
+        the subject's identity (name, factory, options, image size, category, seed); the last few
+        fits are kept, so a session does not hold every plugin's model at once.
+        """
+        if not self.share_fits:
+            return self.fitted(seed)
+        options = repr(sorted((str(k), repr(v)) for k, v in self.options.items()))
+        key = (self.name, id(self.factory), options, self.image_size, self.category, seed)
+        if key not in _SHARED_FITS:
+            detector = self.fitted(seed)  # a failed fit is not kept: each check reports it
+            while len(_SHARED_FITS) >= _SHARED_FITS_KEPT:
+                del _SHARED_FITS[next(iter(_SHARED_FITS))]
+            _SHARED_FITS[key] = (self.factory, detector)
+        _SHARED_FITS[key] = _SHARED_FITS.pop(key)  # most recently used last
+        return _SHARED_FITS[key][1]
+
     def fail(self, prop: str, problem: str, fix: str) -> ConformanceError:
         return ConformanceError(f"detector '{self.name}' fails '{prop}': {problem}. Fix: {fix}")
 
@@ -106,9 +138,9 @@ def _scores(subject: Subject, detector: Any, samples: Sequence[Sample], prop: st
 
 
 def check_one_finite_score_per_image(subject: Subject) -> None:
-    """score() returns exactly one finite image score per sample."""
+    """score() returns exactly one finite image score per sample (on the subject's shared fit)."""
     test = subject.samples("test")
-    scores = _scores(subject, subject.fitted(), test, "one finite score per image")
+    scores = _scores(subject, subject.shared_fit(), test, "one finite score per image")
     if scores.image.shape != (len(test),):
         raise subject.fail(
             "one finite score per image",
@@ -124,9 +156,9 @@ def check_one_finite_score_per_image(subject: Subject) -> None:
 
 
 def check_maps_match_input_size(subject: Subject) -> None:
-    """Maps, when given, are (N, H, W) at the input image size and finite."""
+    """Maps, when given, are (N, H, W) at the input image size and finite (shared fit)."""
     test = subject.samples("test")
-    scores = _scores(subject, subject.fitted(), test, "maps match the input size")
+    scores = _scores(subject, subject.shared_fit(), test, "maps match the input size")
     if scores.maps is None:
         return
     expected = (len(test), subject.image_size, subject.image_size)
@@ -141,8 +173,8 @@ def check_maps_match_input_size(subject: Subject) -> None:
 
 
 def check_batch_invariance(subject: Subject) -> None:
-    """Scoring all images at once or in batches of one gives the same scores."""
-    detector = subject.fitted()
+    """Scoring all images at once or in batches of one gives the same scores (shared fit)."""
+    detector = subject.shared_fit()
     test = subject.samples("test")
     together = _scores(subject, detector, test, "batch invariance").image
     alone = np.concatenate([_scores(subject, detector, [s], "batch invariance").image for s in test])
@@ -156,8 +188,8 @@ def check_batch_invariance(subject: Subject) -> None:
 
 
 def check_order_invariance(subject: Subject) -> None:
-    """Reversing the samples reverses the scores and changes nothing else."""
-    detector = subject.fitted()
+    """Reversing the samples reverses the scores and changes nothing else (shared fit)."""
+    detector = subject.shared_fit()
     test = subject.samples("test")
     forward = _scores(subject, detector, test, "order invariance").image
     backward = _scores(subject, detector, test[::-1], "order invariance").image[::-1]
@@ -169,8 +201,31 @@ def check_order_invariance(subject: Subject) -> None:
         )
 
 
+def check_score_leaves_detector_unchanged(subject: Subject) -> None:
+    """Scoring changes nothing: the same images score the same after other scoring in between.
+
+    The score-only checks share one fitted detector on this property; a detector that learns,
+    counts or caches something in ``score()`` that changes later scores fails here.
+    """
+    detector = subject.shared_fit()
+    test = subject.samples("test")
+    first = _scores(subject, detector, test, "score leaves the detector unchanged")
+    for batch in ([test[0]], test[::-1], test[1:] or test):
+        _scores(subject, detector, batch, "score leaves the detector unchanged")
+    again = _scores(subject, detector, test, "score leaves the detector unchanged")
+    same = np.allclose(first.image, again.image, rtol=1e-4, atol=1e-6)
+    if same and first.maps is not None and again.maps is not None and first.maps.shape == again.maps.shape:
+        same = np.allclose(first.maps, again.maps, rtol=1e-4, atol=1e-6)
+    if not same or (first.maps is None) != (again.maps is None):
+        raise subject.fail(
+            "score leaves the detector unchanged",
+            "the same images score differently after the detector scored other batches",
+            "learn only in fit(); keep score() free of updates to the detector's state",
+        )
+
+
 def check_deterministic_fit(subject: Subject) -> None:
-    """Two fits with the same seed give the same scores."""
+    """Two fits with the same seed give the same scores (two fits of its own, never shared)."""
     test = subject.samples("test")
     first = _scores(subject, subject.fitted(seed=0), test, "deterministic fit").image
     second = _scores(subject, subject.fitted(seed=0), test, "deterministic fit").image
@@ -200,8 +255,9 @@ def check_no_labels(subject: Subject) -> None:
     same test images under two sets of names that suggest opposite labels (``test/good/...``
     for the defects and ``test/scratch/...`` for the normals, then the reverse), each in another
     order, and asks for the same score per image. The samples carry no label attribute at all.
+    It only scores, so it uses the subject's shared fit (fitted on the usual opaque names).
     """
-    detector = subject.fitted()
+    detector = subject.shared_fit()
     records = subject.records("test")
     test = subject.samples("test")
     for attribute in ("label", "defect_type", "mask", "split"):
@@ -227,9 +283,12 @@ def check_no_labels(subject: Subject) -> None:
 
 
 def check_embedded_dataset(subject: Subject) -> None:
-    """Fits and scores a category of the embedded dataset at small size, with a usable ranking."""
+    """Fits and scores a category of the embedded dataset at small size, with a usable ranking.
+
+    It scores the subject's shared fit, which is a fit on that category's training images.
+    """
     test = subject.samples("test")
-    scores = _scores(subject, subject.fitted(), test, "works on the embedded dataset").image
+    scores = _scores(subject, subject.shared_fit(), test, "works on the embedded dataset").image
     if np.ptp(scores) == 0:
         raise subject.fail(
             "works on the embedded dataset",
@@ -243,6 +302,7 @@ CHECKS: dict[str, Callable[[Subject], None]] = {
     "maps_match_input_size": check_maps_match_input_size,
     "batch_invariance": check_batch_invariance,
     "order_invariance": check_order_invariance,
+    "score_leaves_detector_unchanged": check_score_leaves_detector_unchanged,
     "deterministic_fit": check_deterministic_fit,
     "never_receives_labels": check_no_labels,
     "embedded_dataset": check_embedded_dataset,
@@ -283,7 +343,9 @@ def suite(
     unknown = set(expected) - set(CHECKS)
     if unknown:
         raise ValueError(f"unknown checks in expected_failures: {sorted(unknown)}; known: {sorted(CHECKS)}")
-    subject = Subject(name, factory, dict(options or {}), image_size)
+    # a detector declared to change while scoring cannot share one fit between the checks
+    shared = "score_leaves_detector_unchanged" not in expected
+    subject = Subject(name, factory, dict(options or {}), image_size, share_fits=shared)
 
     def guarded(check_name: str) -> None:
         try:

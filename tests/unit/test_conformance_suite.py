@@ -69,6 +69,13 @@ class ReadsParentFolder(Good):
         return harness.Scores(image + np.array([s.path.parent.name == "good" for s in samples], float))
 
 
+class LearnsWhileScoring(Good):
+    def score(self, samples):
+        result = super().score(samples)
+        self.mean = self.mean + 1.0  # state changed by scoring: later scores differ
+        return result
+
+
 class Constant(Good):
     def score(self, samples):
         return harness.Scores(np.zeros(len(samples)))
@@ -90,6 +97,7 @@ def test_a_conforming_detector_passes():
         (ReadsPaths, "never receives labels", "never read labels from paths"),
         (ReadsParentFolder, "never receives labels", "never read labels from paths"),
         (Constant, "works on the embedded dataset", "learns from the samples"),
+        (LearnsWhileScoring, "score leaves the detector unchanged", "learn only in fit()"),
     ],
 )
 def test_a_broken_detector_fails_with_what_to_fix(detector, prop, fix):
@@ -103,6 +111,22 @@ def test_expected_failures_are_declared_with_a_reason_and_must_fail():
     check_detector("batch", BatchNormalised, expected_failures={"batch_invariance": "normalises per batch"})
     with pytest.raises(ConformanceError, match="remove the declaration"):
         check_detector("good", Good, expected_failures={"batch_invariance": "stale"})
+
+
+def test_score_only_checks_share_one_fit():
+    fits = []
+
+    class Counted(Good):
+        def fit(self, samples):
+            fits.append(1)
+            super().fit(samples)
+
+    check_detector("counted", Counted)
+    assert len(fits) == 3  # one shared by the checks that only score, two for determinism
+    fits.clear()
+    with pytest.raises(ConformanceError, match="remove the declaration"):
+        check_detector("counted", Counted, expected_failures={"score_leaves_detector_unchanged": "stale"})
+    assert len(fits) == len(CHECKS) + 1  # declared to change while scoring: a fresh fit per check
 
 
 @parametrize_checks("good", Good)
@@ -120,7 +144,16 @@ def test_every_check_is_listed():
     defined = {f for name, f in inspect.getmembers(testing, inspect.isfunction) if name.startswith("check_")}
     defined.discard(testing.check_detector)  # the runner, not a property
     assert defined == set(CHECKS.values())
-    broken = (WrongCount, SmallMaps, BatchNormalised, OrderDependent, Unseeded, ReadsPaths, Constant)
+    broken = (
+        WrongCount,
+        SmallMaps,
+        BatchNormalised,
+        OrderDependent,
+        Unseeded,
+        ReadsPaths,
+        Constant,
+        LearnsWhileScoring,
+    )
     failed = set()
     for detector in broken:
         for name, call in testing.suite(detector.__name__, detector):

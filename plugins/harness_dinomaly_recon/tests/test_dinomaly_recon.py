@@ -34,13 +34,12 @@ def test_the_reconstruction_head_learns(monkeypatch):
         torch.stack([torch.from_numpy(s.image).permute(2, 0, 1) / 255 for s in subject.samples("train")]), 14
     ).to(next(model.parameters()).device)  # the detector's device: CPU or GPU alike
     model.eval()
-    with torch.no_grad():
-        before = float(
-            torch.nn.functional.mse_loss(model.head(model.dinomaly.get_encoder_decoder_outputs(images)[1]), images)
-        )
+    with torch.no_grad():  # only the head trains: its input, the decoder's output, is computed once
+        decoded = model.dinomaly.get_encoder_decoder_outputs(images)[1]
+        before = float(torch.nn.functional.mse_loss(model.head(decoded), images))
     optimiser = torch.optim.Adam(model.head.parameters(), lr=1e-3)
     for _ in range(30):
-        loss = torch.nn.functional.mse_loss(model.head(model.dinomaly.get_encoder_decoder_outputs(images)[1]), images)
+        loss = torch.nn.functional.mse_loss(model.head(decoded), images)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -72,7 +71,7 @@ def test_training_uses_every_training_normal_given(monkeypatch):
 
 def test_plain_has_no_head_and_same_encoder():
     torch.manual_seed(0)
-    subject = Subject("dinomaly_plain", dinomaly_plain, SMALL, 42)
+    subject = Subject("dinomaly_plain", dinomaly_plain, {**SMALL, "iterations": 1}, 42)
     plain = subject.fitted()
     assert plain.model.head is None and plain.name == "dinomaly_plain" and plain.weights == "random-init"
     assert "reconstruction head" not in plain.fit_note
