@@ -173,7 +173,7 @@ def test_a_model_asking_for_xyz_gets_the_point_clouds_as_depth_maps(cli, tmp_pat
 def test_xyz_hand_over_names_reveal_nothing(cli, tmp_path):
     from sklearn.metrics import roc_auc_score
 
-    from harness.data.public_layouts import MVTec3DLayout
+    from harness_datasets.layouts import MVTec3DLayout
 
     out = tmp_path / "out"
     protocol = _protocol(tmp_path, "mvtec_3d", "xyz_cheat")
