@@ -50,6 +50,10 @@ class ModelSpec:
             loaded on access, handed over under an opaque name like the image). A dataset whose
             layout does not offer an input is refused with one line before anything is fitted.
             Known inputs: :data:`harness.data.extra_inputs.INPUTS`. Default: none.
+        preload: modules the detector imports when built (e.g. ``("anomalib.models",)``): the harness
+            imports them once in its own process before it forks the jobs that fit this model, so
+            each job's process does not pay for the import again. Never imported for a run whose
+            jobs are all cached, nor when the plugin is only listed. Default: none.
 
     """
 
@@ -63,12 +67,14 @@ class ModelSpec:
     check_options: Callable[..., Any] | None = None
     description: str = ""
     inputs: tuple[str, ...] = ()
+    preload: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not callable(self.factory):
             raise TypeError(f"ModelSpec.factory must be callable, got {type(self.factory).__name__}")
         _check_inputs(self.inputs)
         object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "preload", tuple(self.preload))
         if self.options is not None and not (isinstance(self.options, type) and issubclass(self.options, BaseModel)):
             raise TypeError("ModelSpec.options must be a pydantic BaseModel subclass or None")
 
@@ -149,11 +155,12 @@ def model_spec(entry: object) -> ModelSpec:
         check_options=getattr(entry, "check_options", None),
         description=_first_line(getattr(entry, "__doc__", None)),
         inputs=_declared_inputs(getattr(entry, "inputs", ())),
+        preload=_declared_inputs(getattr(entry, "preload", ())),
     )
 
 
 def _declared_inputs(value: object) -> tuple[str, ...]:
-    """A plain factory's ``inputs`` attribute when it is a sequence of names (anything else: none)."""
+    """A plain factory's ``inputs`` (or ``preload``) attribute when it is a sequence of names (anything else: none)."""
     if isinstance(value, (tuple, list)) and all(isinstance(name, str) for name in value):
         return tuple(value)
     return ()

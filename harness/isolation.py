@@ -8,13 +8,14 @@ Measured on a 2-core CPU machine (9 trivial jobs against in-process), a job's pr
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -50,6 +51,22 @@ def _import_torch() -> None:
     """Import torch (when installed) once here, not in every job's process: importing starts no threads."""
     if "torch" not in sys.modules and importlib.util.find_spec("torch") is not None:
         import torch  # noqa: F401
+
+
+def preload_models(names: Iterable[str]) -> None:
+    """Import here, once, the modules that these models declare in ``ModelSpec.preload`` (forked jobs inherit them).
+
+    A module that fails to import is left to fail its own job, with the real error, in the job's process.
+    """
+    from harness.plugins import get_plugins
+
+    plugins = get_plugins()
+    for name in dict.fromkeys(names):
+        try:
+            for module in plugins.model(name).preload:
+                importlib.import_module(module)
+        except Exception as exc:  # reported by the job that needs it, in its own process
+            logger.debug("preloading model %s: %s", name, exc)
 
 
 def _cuda_initialised() -> bool:
@@ -140,6 +157,7 @@ class IsolatedJobs:
         if not pending:
             return
         _import_torch()
+        preload_models(job.model.name for job in pending)
         if _cuda_initialised():  # CUDA cannot be used in a forked child of a process that initialised it
             self.context = get_context("spawn")
         self.one_thread = self.context.get_start_method() == "fork" and not torch_survives_fork(self.context)

@@ -293,3 +293,29 @@ def test_options_models_are_part_of_both_specs():
 
     build.options_model = Options
     assert model_spec(build).options is Options
+
+
+def test_preload_is_read_from_a_spec_or_a_plain_factory_and_imported_once_before_forking(monkeypatch):
+    import sys
+
+    from harness.contract import ModelSpec, model_spec
+    from harness.isolation import preload_models
+
+    class Factory:
+        preload = ("colorsys",)
+
+        def __call__(self, **options):
+            raise AssertionError("preloading never builds a detector")
+
+    assert model_spec(Factory()).preload == ("colorsys",)
+    assert ModelSpec(factory=Factory(), preload=["colorsys"]).preload == ("colorsys",)
+
+    class Plugins:
+        def model(self, name):
+            broken = ModelSpec(factory=Factory(), preload=("no_such_module_x",))
+            return {"ok": model_spec(Factory()), "broken": broken}[name]
+
+    monkeypatch.setattr("harness.plugins.get_plugins", lambda: Plugins())
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    preload_models(["broken", "ok", "ok"])  # a module that does not import is left to its job
+    assert "colorsys" in sys.modules

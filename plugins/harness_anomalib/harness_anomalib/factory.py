@@ -28,6 +28,9 @@ def library_versions() -> str:
 class AnomalibFactory:
     """Builds :class:`AnomalibDetector` for one anomalib model name."""
 
+    preload = ("harness_anomalib.detector", "anomalib.models")
+    """Imported once by the harness before it forks the jobs (``ModelSpec.preload``), not in each job."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.__doc__ = f"anomalib's {name} image model"
