@@ -39,21 +39,29 @@ SETTLE_SECONDS = 2
 _LOADED: dict[str, Any] = {}
 
 
-def stat_key(purpose: str, records: Sequence[Any]) -> str | None:
-    """A key naming ``records`` (paths, splits, types, masks) and each file's stat identity; ``None`` if one is gone."""
+def _new_digest(purpose: str, count: int) -> Any:
     from harness import __version__
 
     digest = hashlib.blake2b(digest_size=16, person=b"harness-memo")
-    digest.update(f"{purpose}|{VERSION}|{__version__}|{len(records)}\n".encode())
+    digest.update(f"{purpose}|{VERSION}|{__version__}|{count}\n".encode())
+    return digest
+
+
+def _identity(path: Path | str) -> tuple[str, int]:
+    """(a line naming ``path`` by its absolute path and full stat identity, its ctime in ns); raises OSError."""
+    st = os.stat(path)
+    line = f"{os.path.abspath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}\n"
+    return line, st.st_ctime_ns
+
+
+def stat_key(purpose: str, records: Sequence[Any]) -> str | None:
+    """A key naming ``records`` (paths, splits, types, masks) and each file's stat identity; ``None`` if one is gone."""
+    digest = _new_digest(purpose, len(records))
     try:
         for record in records:
             digest.update(f"{record.split}|{record.defect_type}|{len(record.mask_paths)}\n".encode())
             for path in (record.path, *record.mask_paths):
-                st = os.stat(path)
-                line = (
-                    f"{os.path.abspath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}\n"
-                )
-                digest.update(line.encode())
+                digest.update(_identity(path)[0].encode())
     except OSError:
         return None
     return f"{purpose}:{digest.hexdigest()}"
@@ -77,22 +85,18 @@ def files_key(purpose: str, paths: Sequence[Path]) -> str | None:
     A file whose ctime is under :data:`SETTLE_SECONDS` old could still be rewritten within the same
     ctime tick without a visible change, so its answer is not remembered yet (git's "racily clean" rule).
     """
-    from harness import __version__
-
-    digest = hashlib.blake2b(digest_size=16, person=b"harness-memo")
-    digest.update(f"{purpose}|{VERSION}|{__version__}|{len(paths)}\n".encode())
+    digest = _new_digest(purpose, len(paths))
     now = time.time_ns()
     for path in paths:
         try:
-            st = os.stat(path)
+            line, ctime = _identity(path)
         except FileNotFoundError:
             digest.update(f"{os.path.abspath(path)}|absent\n".encode())
             continue
         except OSError:
             return None
-        if now - st.st_ctime_ns < SETTLE_SECONDS * 1_000_000_000:
+        if now - ctime < SETTLE_SECONDS * 1_000_000_000:
             return None
-        line = f"{os.path.abspath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}\n"
         digest.update(line.encode())
     return f"{purpose}:{digest.hexdigest()}"
 
