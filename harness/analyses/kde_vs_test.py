@@ -18,24 +18,20 @@ from typing import TYPE_CHECKING
 
 from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
-from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
-from harness.analyses.options import KdeVsTestOptions
-from harness.analyses.review import map_panel_figure, review_candidates, review_figure
-from harness.calibration import tie_note
-from harness.figures import (
-    array_digest,
-    confusion_bars,
-    grouped_metric_bars,
-    pyplot,
-    render_once,
-    save,
-    score_distributions,
+from harness.analyses.common import (
+    Background,
+    cached_pixel_metrics,
+    job_rng,
+    reference_calibration,
+    slug,
+    thresholds_of,
 )
-from harness.metrics import bootstrap_intervals_many, threshold_metrics
-from harness.report.finding import Finding, oracle_gap_finding
+from harness.analyses.options import KdeVsTestOptions
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from harness.report.finding import Finding
 
 SUMMARY_MEANS = [
     "accuracy",
@@ -53,12 +49,17 @@ SUMMARY_MEANS = [
 SUMMARY_SUMS = ["false_negatives", "false_positives", "n_test", "n_anomalous"]
 
 
-def calibrate_rows(job: JobData, context: AnalysisContext) -> list[dict[str, object]]:
-    """One row per calibration for one job."""
+def calibrate_rows(
+    job: JobData, context: AnalysisContext, thresholds: dict[str, float] | None = None
+) -> list[dict[str, object]]:
+    """One row per calibration for one job (``thresholds``: the job's :func:`thresholds_of`, when known)."""
+    from harness.calibration import tie_note
+    from harness.metrics import bootstrap_intervals_many, threshold_metrics
+
     scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
     resamples = int(context.options.get("bootstrap", 1000))
     oracle = {spec.label: spec.oracle for spec in context.calibrations}
-    thresholds = thresholds_of(job, context)
+    thresholds = thresholds_of(job, context) if thresholds is None else thresholds
     # one resample matrix for every calibration of the job (seeded by the job: the same on every rerun)
     rng = job_rng(context, job, "bootstrap")
     every = bootstrap_intervals_many(scores, labels, list(thresholds.values()), rng, resamples) if resamples else []
@@ -149,45 +150,76 @@ class KdeVsTest(AnalysisSpec):
     )
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
-        """Rows per calibration and the distribution, confusion, review and map figures."""
+        """Rows per calibration and the distribution, confusion, review and map figures.
+
+        The jobs' pixel metrics are computed in child processes (:class:`Background`) while the
+        figures are drawn here; rows and figures are those of computing one after the other.
+        """
         import pandas as pd
+
+        from harness.analyses.segmentation_cache import segmentation_report_once
 
         rows: list[dict[str, object]] = []
         figures: list[FigureRecord] = []
         first_seed = min((job.seed for job in context.jobs), default=0)
-        reference = reference_calibration(context)
-        review_count = int(context.options.get("review", 6))
-        reviews = []
-        for job in context.jobs:
-            job_rows = calibrate_rows(job, context)
-            rows.extend(job_rows)
-            if job.seed != first_seed:
-                continue
-            figures.append(self._job_figure(job, pd.DataFrame(job_rows), context))
-            if reference is not None and review_count:
-                threshold = next(r["threshold"] for r in job_rows if r["calibration"] == reference.label)
-                candidates = review_candidates(job, float(threshold), review_count)
-                reviews.append(candidates)
-                figure = review_figure(job, candidates, context.figure_dir, reference.label)
-                figures.extend([figure] if figure else [])
-            if context.options.get("map_panels", True):
-                figure = map_panel_figure(job, context.figure_dir)
-                figures.extend([figure] if figure else [])
+        thresholds = [thresholds_of(job, context) for job in context.jobs]
+        background = Background()
+        try:
+            for index, job in enumerate(context.jobs):
+                if cached_pixel_metrics(job) is None:
+                    background.submit(str(index), lambda job=job: job.pixel_metrics)
+            reviews = []
+            for job, job_thresholds in zip(context.jobs, thresholds, strict=True):
+                if job.seed == first_seed:
+                    reviews.append(self._job_figures(job, job_thresholds, context, figures))
+                    background.poll()
+            for index, job in enumerate(context.jobs):
+                if "pixel_metrics" not in vars(job):
+                    job.pixel_metrics = background.result(str(index), lambda job=job: job.pixel_metrics)
+                rows.extend(calibrate_rows(job, context, thresholds[index]))
+        finally:
+            background.close()
+        reviews = [r for r in reviews if r is not None]
         if reviews:
             pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
-        from harness.analyses.segmentation_cache import segmentation_report_once
-
         table, segmentation_tables = segmentation_report_once(context, pd.DataFrame(rows))
         figures.extend(segmentation_tables)
         if not table.empty:
             figures.insert(0, self._summary_figure(table, context))
         return AnalysisResult(table, figures)
 
+    def _job_figures(
+        self, job: JobData, thresholds: dict[str, float], context: AnalysisContext, figures: list[FigureRecord]
+    ) -> pd.DataFrame | None:
+        """Append the job's score, review and map figures to ``figures``; its review candidates (or ``None``)."""
+        import pandas as pd
+
+        from harness.analyses.review import map_panel_figure, review_candidates, review_figure
+        from harness.metrics import threshold_metrics
+
+        scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
+        counts = [
+            {"calibration": c, "threshold": t, **threshold_metrics(scores, labels, t)} for c, t in thresholds.items()
+        ]
+        figures.append(self._job_figure(job, pd.DataFrame(counts), context))
+        reference, review_count = reference_calibration(context), int(context.options.get("review", 6))
+        candidates = None
+        if reference is not None and review_count:
+            candidates = review_candidates(job, float(thresholds[reference.label]), review_count)
+            figure = review_figure(job, candidates, context.figure_dir, reference.label)
+            figures.extend([figure] if figure else [])
+        if context.options.get("map_panels", True):
+            figure = map_panel_figure(job, context.figure_dir)
+            figures.extend([figure] if figure else [])
+        return candidates
+
     def _summary_figure(self, table: pd.DataFrame, context: AnalysisContext) -> FigureRecord:
         name, metrics, title = "summary_metrics.png", ["accuracy", "recall", "f1"], "Mean over categories and seeds"
         summary = self.summarise(table)
         shown = summary[["model", "calibration", *metrics]].astype(str).to_numpy().tolist()
         store = next((job.derived for job in context.jobs), None)
+        from harness.figures import grouped_metric_bars, render_once
+
         draw = lambda path: grouped_metric_bars(summary, metrics, path, title)  # noqa: E731
         render_once(context.figure_dir / name, draw, store, "grouped_metric_bars", shown, title)
         caption = (
@@ -196,6 +228,8 @@ class KdeVsTest(AnalysisSpec):
         return FigureRecord(name, caption)
 
     def _job_figure(self, job: JobData, rows: pd.DataFrame, context: AnalysisContext) -> FigureRecord:
+        from harness.figures import array_digest, render_once
+
         test = job.test
         name = f"scores_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
         scores, labels = test["score"].to_numpy(float), test["label"].to_numpy(int)
@@ -229,11 +263,15 @@ class KdeVsTest(AnalysisSpec):
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
         """Per model: the deployable calibration's recall and F1 beside the oracle's, the gap, the misses."""
+        from harness.report.finding import oracle_gap_finding
+
         return oracle_gap_finding(summary)
 
 
 def _draw_job_figure(job: JobData, rows: pd.DataFrame, path: Path) -> None:
     """Score distributions with every threshold (left) and confusion counts per calibration (right)."""
+    from harness.figures import confusion_bars, pyplot, save, score_distributions
+
     test = job.test
     fig, (left, right) = pyplot().subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
     score_distributions(
