@@ -186,6 +186,8 @@ def load_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     """Read an image as H x W x 3 uint8 at ``size`` (height, width), whatever its mode (see :func:`to_rgb`)."""
     try:
         with open_image(path) as image:
+            if image.mode == "L":  # resized as one band, then copied to three: the same pixels, a third of the work
+                return np.asarray(to_rgb(image.resize((size[1], size[0]), Image.Resampling.BILINEAR)), dtype=np.uint8)
             image = to_rgb(image).resize((size[1], size[0]), Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8)
     except READ_ERRORS as exc:
