@@ -145,7 +145,7 @@ class IsolatedJobs:
     def run(self, jobs: list[Job], cache_root: str) -> Iterator[Result]:
         """Yield each job's result as its process ends; a job already cached is reported without a process.
 
-        The cache is looked up first, and torch imported (once, here) only when some job will be forked.
+        The cache is looked up first, and torch imported (once, here) only when several jobs will be forked.
         """
         cache = ScoreCache(Path(cache_root))
         pending, running = [], []
@@ -156,7 +156,8 @@ class IsolatedJobs:
                 pending.append(job)
         if not pending:
             return
-        _import_torch()
+        if len(pending) > 1:  # shared by the jobs' processes; one job's process imports what its model needs
+            _import_torch()
         preload_models(job.model.name for job in pending)
         if _cuda_initialised():  # CUDA cannot be used in a forked child of a process that initialised it
             self.context = get_context("spawn")
