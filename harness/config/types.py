@@ -26,4 +26,4 @@ Bool = StrictBool
 class OptionsModel(BaseModel):
     """Base of every options model: unknown keys are errors, values are not coerced, instances frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
