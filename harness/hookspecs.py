@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import click
     import pandas as pd
 
-    from harness.analyses.base import AnalysisSpec
+    from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec
     from harness.calibration import Calibrator
     from harness.contract import MetricSpec, ModelSpec, ReportSection
     from harness.data.base import Category as DatasetCategory
@@ -120,10 +120,13 @@ def harness_metrics() -> Mapping[str, MetricSpec]:
         :class:`harness.MetricSpec`: ``higher_is_better``, ``level`` ("image":
         ``function(scores, labels)``; "pixel": ``function(maps, masks)``, computed
         when the model gives maps and the dataset has masks) and ``function`` returning a
-        float. The built-in AUROC, AP and pixel metrics (pixel AUROC, AUPRO, PL, ...) are
-        registered this way.
+        float. The built-in AUROC and AP are registered this way, and so are the pixel metrics
+        (pixel AUROC, AUPRO, PL, ...) of plugins/harness_pixel. A ``version`` lets the harness
+        keep each job's value in the derived cache.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3
+        :class:`harness.MetricSpec` takes ``version``.
 
     """
 
@@ -146,6 +149,33 @@ def harness_protocols() -> Mapping[str, AnalysisSpec]:
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
         Entries may subclass :class:`harness.AnalysisSpec`, which documents every extension point.
+
+    """
+
+
+@hookspec
+def harness_analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> AnalysisResult | None:
+    """Add per-job columns and per-category tables and figures to a protocol kind's results.
+
+    Called by a protocol kind that asks for it, once per analysis, through
+    :func:`harness.analysis.analysis_extras` (kde_vs_test does, after its own rows and figures);
+    every plugin's implementation is called and the results are collected in plugin order. The
+    thresholded segmentation of plugins/harness_pixel (SegF1 at a held-out pixel threshold, recall
+    by defect type and size) is added this way. An implementation may take any subset of the
+    parameters, and reads cached scores, maps and masks only (``context.jobs``).
+
+    :param context: the kind's :class:`harness.AnalysisContext`: jobs, calibrations, the figure
+        folder, the analysis options.
+    :param rows: the kind's result rows so far, each with ``cache_key`` (its job),
+        ``calibration`` and ``threshold``.
+
+    Returns:
+        A :class:`harness.AnalysisResult` whose ``rows`` hold one row per job, ``cache_key`` and
+        the columns to add (joined to every row of that job), and whose ``figures`` (files written
+        under ``context.figure_dir``; ``kind="table"`` for a CSV) follow the kind's own; or
+        ``None`` to add nothing.
+
+    .. versionadded:: 0.3
 
     """
 

@@ -175,10 +175,10 @@ class KdeVsTest(AnalysisSpec):
                 figures.extend([figure] if figure else [])
         if reviews:
             pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
-        from harness.analyses.segmentation_cache import segmentation_report_once
+        from harness.analyses.extras import analysis_extras
 
-        table, segmentation_tables = segmentation_report_once(context, pd.DataFrame(rows))
-        figures.extend(segmentation_tables)
+        table, extra_figures = analysis_extras(context, pd.DataFrame(rows))  # e.g. SegF1 (plugins/harness_pixel)
+        figures.extend(extra_figures)
         if not table.empty:
             figures.insert(0, self._summary_figure(table, context))
         return AnalysisResult(table, figures)
