@@ -23,7 +23,9 @@ def analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> tuple[pd.Da
     figures: list[FigureRecord] = []
     for result in reversed(get_plugins().manager.hook.harness_analysis_extras(context=context, rows=rows)):
         if not isinstance(result, AnalysisResult):
-            raise TypeError(f"harness_analysis_extras() must return harness.AnalysisResult, got {type(result).__name__}")
+            raise TypeError(
+                f"harness_analysis_extras() must return harness.AnalysisResult, got {type(result).__name__}"
+            )
         columns = result.rows
         if not rows.empty and columns is not None and not columns.empty and "cache_key" in columns:
             rows = rows.merge(columns, on="cache_key", how="left")

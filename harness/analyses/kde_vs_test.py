@@ -224,7 +224,8 @@ class KdeVsTest(AnalysisSpec):
             "categories": grouped["category"].nunique(),
             "seeds": grouped["seed"].nunique(),
         }  # joined in one step: adding columns one by one copies the (Arrow string) column index each time
-        parts = [grouped[SUMMARY_MEANS].mean(), grouped[SUMMARY_SUMS].sum(), pd.DataFrame(extra)]
+        means = [c for c in SUMMARY_MEANS if c in ok]  # the pixel metrics are a plugin's (plugins/harness_pixel)
+        parts = [grouped[means].mean(), grouped[SUMMARY_SUMS].sum(), pd.DataFrame(extra)]
         return oracle_gap(pd.concat(parts, axis=1).reset_index())
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:

@@ -68,9 +68,7 @@ def _first_line(doc: str | None) -> str:
 
 
 @harness.hookimpl
-def harness_analysis_extras(
-    context: harness.AnalysisContext, rows: pd.DataFrame
-) -> harness.AnalysisResult:
+def harness_analysis_extras(context: harness.AnalysisContext, rows: pd.DataFrame) -> harness.AnalysisResult:
     """SegF1 columns per job and the recall-by-type-and-size table and figure (from the derived cache when there)."""
     from harness_pixel.segmentation_cache import segmentation_report_once
 
