@@ -103,7 +103,7 @@ class JobData:
     def _cached_metrics(
         self, level: str, compute: Callable[[Mapping[str, MetricSpec]], dict[str, float]]
     ) -> dict[str, float]:
-        """Registered ``level`` metrics; built-in ones read from the derived cache when stored there."""
+        """Registered ``level`` metrics; those with a known version read from the derived cache when stored there."""
         from harness.derived_cache import digest, floats, is_number_map
 
         specs = _metrics(level)
@@ -130,8 +130,7 @@ def _version(spec: MetricSpec, level: str) -> object:
         from harness.metrics import metric_versions
 
         return metric_versions(level)
-    version = getattr(spec, "version", None)
-    return version() if callable(version) else version
+    return spec.version() if callable(spec.version) else spec.version
 
 
 def _metrics(level: str) -> dict[str, MetricSpec]:
