@@ -127,3 +127,24 @@ def test_a_plugin_metric_with_a_version_is_cached_and_one_without_is_not(tmp_pat
     again = _job(tmp_path, calls).image_metrics
     assert first == again and first["versioned"] == 0.9
     assert calls == ["versioned", "plain", "plain"]  # the versioned value read back; the plain one recomputed
+
+
+def test_a_new_metric_version_recomputes_the_cached_value(tmp_path, register):
+    calls: list[str] = []
+
+    def metric(scores, labels):
+        calls.append("metric")
+        return float(scores.min())
+
+    class Plugin:
+        version = "1"
+
+        @harness.hookimpl
+        def harness_metrics(self):
+            return {"low": harness.MetricSpec("low", True, "image", metric, version=lambda: Plugin.version)}
+
+    register(Plugin(), "low-metric")
+    values = [_job(tmp_path, calls).image_metrics["low"] for _ in range(2)]
+    Plugin.version = "2"  # e.g. the plugin's code changed
+    values.append(_job(tmp_path, calls).image_metrics["low"])
+    assert calls == ["metric", "metric"] and values == [0.1, 0.1, 0.1]
