@@ -23,7 +23,7 @@ _NAMES = {
     "harness.report.finding": "primary_metric",
     "harness.report.latex_tables": "LatexWriter latex_table tex",
     "harness.results_files": "run_identity",
-    "harness.scoring": "Job",
+    "harness.scoring": "FittedJob Job",
     "harness.segmentation": "holdout_pixel_threshold",
     "harness.store": "ScoreCache",
 }
