@@ -55,7 +55,7 @@ def without_efficiency_plugin():
     manager = get_plugins().manager
     plugin = manager.unregister(name="efficiency")
     yield
-    if plugin is not None:
+    if plugin is not None and not manager.has_plugin("efficiency"):
         manager.register(plugin, name="efficiency")
 
 
