@@ -286,8 +286,8 @@ def harness_fit_and_score(job: Job, efficiency: Mapping[str, Any]) -> FittedJob 
     fits it and scores the handed-over images, timing both (``fit_seconds``, ``score_seconds``).
     Code before ``yield`` runs before the detector is built; code after it once the scores are
     taken and kept by the harness, so scoring again (e.g. for latency) changes no score. Figures
-    added to ``fitted.figures`` are recorded with the job (the cache entry's and ``run.json``'s
-    ``efficiency``) and become the result columns of the protocol kinds that show them. A
+    added to ``fitted.figures`` are recorded with the job (its cache entry's ``efficiency``;
+    ``run.json`` keeps the two timers) and become the result columns of the protocol kinds that show them. A
     model's exception reaches the wrapper at ``yield``: let it through. A wrapper's own exception
     costs only its figures: the job keeps its scores, and ``energy_note`` says what failed.
     Called in the job's own process (a forked child, or the run's process with

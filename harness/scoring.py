@@ -183,7 +183,7 @@ class JobOutcome:
 class FittedJob:
     """A job once fitted and scored, as ``harness_fit_and_score`` wrappers get it from ``yield``.
 
-    ``figures`` holds the timers and goes to the cache entry's (and ``run.json``'s) ``efficiency``:
+    ``figures`` holds the timers and goes to the cache entry's ``efficiency`` (``run.json`` keeps the timers):
     a wrapper adds its measurements there. The scores are not here: the harness keeps them.
     """
 

@@ -3,7 +3,7 @@
 It implements one hook, ``harness_fit_and_score``, as a pluggy wrapper around each job's build,
 fit and score, in the job's own process: the meters start before the detector is built and stop
 once it has scored; latency, size and GMAC are measured after that, on the fitted detector, so no
-score changes. The harness records the figures with the job (``run.json``, the cache entry) and
+score changes. The harness records the figures with the job (its cache entry's ``efficiency``) and
 the protocol kinds show them as columns. Measuring code is imported on the first job, not when
 the plugin loads (``harness validate`` and ``harness --help`` stay fast).
 """
