@@ -4,12 +4,13 @@ Most hooks are *registration* hooks: they return a mapping of names to the thing
 contributes, and the harness merges the mappings of all plugins. A name claimed twice rejects
 the later plugin whole (none of its entries is registered) with an error that names both
 plugins. ``harness_report_sections`` is called when a report is rendered and its results are
-concatenated; ``harness_commands`` adds subcommands to the ``harness`` command. Implement any
+concatenated; ``harness_commands`` adds subcommands to the ``harness`` command;
+``harness_fit_and_score`` wraps each job's fit and score (a pluggy wrapper). Implement any
 subset with ``@harness.hookimpl``; a misspelt hook name fails at start-up. Every hook is called
 through pluggy (``HARNESS_TRACE_PLUGINS=1`` traces the calls to stderr).
 
 Hooks are grouped by phase, as in pytest's ``hookspec.py``: models, data, calibration,
-metrics, analysis, reporting, command line. See ``docs/hooks.md`` (generated from these docstrings),
+metrics, analysis, reporting, command line, running jobs. See ``docs/hooks.md`` (generated from these docstrings),
 ``docs/architecture.md`` and README.
 """
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from harness.contract import MetricSpec, ModelSpec, ReportSection
     from harness.data.base import Category as DatasetCategory
     from harness.data.base import DatasetSource
+    from harness.scoring import FittedJob, Job
     from harness.types import DetectorFactory
 
 hookspec = pluggy.HookspecMarker("harness")
@@ -288,5 +290,51 @@ def harness_commands(cli: click.Group) -> None:
         Nothing: the commands are added to ``cli``.
 
     .. versionadded:: 0.2
+
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Running jobs
+# -------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def harness_fit_and_score(job: Job, efficiency: Mapping[str, Any]) -> FittedJob | None:
+    """Wrap one job's fit and score, in the process that runs it, to measure it.
+
+    Implement it as a wrapper, as pytest's ``pytest_runtest_call`` wrappers are written::
+
+        @harness.hookimpl(wrapper=True)
+        def harness_fit_and_score(job, efficiency):
+            started = time.perf_counter()  # before: the detector is not built yet
+            fitted = yield  # the harness builds, fits and scores the detector
+            fitted.figures["wall_seconds"] = time.perf_counter() - started
+            return fitted
+
+    The innermost call is the harness's own: it builds the detector with the model's options,
+    fits it and scores the handed-over images, timing both (``fit_seconds``, ``score_seconds``).
+    Code before ``yield`` runs before the detector is built; code after it once the scores are
+    taken and kept by the harness, so scoring again (e.g. for latency) changes no score. Figures
+    added to ``fitted.figures`` are recorded with the job (its cache entry's ``efficiency``;
+    ``run.json`` keeps the two timers) and become the result columns of the protocol kinds that show them. A
+    model's exception reaches the wrapper at ``yield``: let it through. A wrapper's own exception
+    costs only its figures: the job keeps its scores, and ``energy_note`` says what failed.
+    Called in the job's own process (a forked child, or the run's process with
+    ``executor.isolate: false``); plain (non-wrapper) implementations must return ``None``.
+    plugins/harness_efficiency implements it (memory, GPU, energy and CO2, latency, throughput,
+    parameters, size, GMAC); without a wrapper a job records its two timers and a note.
+
+    :param job: the :class:`harness.runs.Job` (``key``, ``model``, ``category``, ``seed``,
+        ``image_size``).
+    :param efficiency: the protocol's ``efficiency:`` keys as written (validated, defaults not
+        filled in: ``energy``, ``latency_repeats``, ``grid_intensity``, ``country``,
+        ``sample_seconds``).
+
+    Returns:
+        The :class:`harness.runs.FittedJob` that ``yield`` gave the wrapper (``detector``, the
+        scored ``samples``, ``fit_seconds``, ``score_seconds``, ``figures``).
+
+    .. versionadded:: 0.3
 
     """
