@@ -93,11 +93,16 @@ def audit(categories: Sequence[Category], max_distance: int = MAX_DISTANCE) -> l
     return [{k: str(f.get(k, "")) for k in FINDING_FIELDS} for f in found]
 
 
-def _read_cached(path: Path) -> list[dict[str, str]] | None:
+def _read_json(path: Path) -> Any:
+    """The JSON in ``path``, or ``None`` when it cannot be read or parsed."""
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def _read_cached(path: Path) -> list[dict[str, str]] | None:
+    data = _read_json(path)
     findings = data.get("findings") if isinstance(data, dict) else None
     if not isinstance(findings, list) or not all(_is_finding(f) for f in findings):
         return None  # damaged or foreign: audited again
@@ -162,10 +167,7 @@ def read_audit(out: Path) -> dict[str, Any] | None:
     path = out / AUDIT_FILE
     if not path.is_file() or path.is_symlink():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    data = _read_json(path)
     return data if isinstance(data, dict) and isinstance(data.get("ran"), bool) else None
 
 
