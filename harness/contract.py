@@ -211,7 +211,7 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class ReportSection:
-    """An extra section of ``report.html`` (``harness_report_sections``); everything is escaped.
+    """An extra section of ``report.html`` and ``report.tex`` (``harness_report_sections``); everything is escaped.
 
     Attributes:
         title: the section heading.

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import click
     import pandas as pd
 
@@ -207,26 +209,59 @@ def harness_dataset_audit(categories: list[DatasetCategory], max_distance: int) 
     """
 
 
+@hookspec(firstresult=True)
+def harness_run_audit(
+    categories: list[DatasetCategory], dataset: Any, cache_root: Path | None
+) -> Mapping[str, Any] | None:
+    """Audit the dataset of a run, after its jobs: the record the run stores as ``audit.json``.
+
+    Called once by ``harness run`` when its jobs are done, before the outputs are written. The
+    first plugin that returns a record wins; plugins/harness_datasets implements it: it reads
+    ``dataset.audit``, runs ``harness_dataset_audit`` over the categories (cached under
+    ``cache_root/audits`` by their content fingerprints), logs one warning when something is
+    found, and shows the stored ``audit.json`` in the report (``harness_report_sections``). An
+    audit informs: the implementation turns its own failures into a note in the record, and
+    never changes a number. With no implementation, the run writes no ``audit.json``.
+
+    :param categories: the :class:`harness.datasets.Category` objects the run evaluates.
+    :param dataset: the protocol's ``dataset:`` section (``audit``, ``layout``, ``root``, ...).
+    :param cache_root: the score cache's folder, where an audit may cache its result.
+
+    Returns:
+        A JSON-serialisable mapping, written to ``audit.json`` in the run folder; or ``None``
+        to leave the audit to another plugin.
+
+    .. versionadded:: 0.3
+
+    """
+
+
 # -------------------------------------------------------------------------------------
 # Reporting
 # -------------------------------------------------------------------------------------
 
 
 @hookspec
-def harness_report_sections(results: pd.DataFrame, run: Mapping[str, Any]) -> Iterable[ReportSection] | None:
-    """Add sections to ``report.html``, after the report's own.
+def harness_report_sections(
+    results: pd.DataFrame, run: Mapping[str, Any], out: Path | None
+) -> Iterable[ReportSection] | None:
+    """Add sections to ``report.html`` and ``report.tex``, after the report's own.
 
     Called once per rendered report, from stored results only (nothing is fitted). An
     implementation may take any subset of the parameters.
 
     :param results: the run's ``results.csv`` as a data frame.
     :param run: the run record (``run.json``): protocol kind, config, versions, jobs.
+    :param out: the folder holding the run's stored files (``results.csv``, ``audit.json``, ...),
+        or ``None`` when the report is not rendered from a run folder.
 
     Returns:
         :class:`harness.ReportSection` objects (title, text, optional table), or ``None``.
         The sections of all plugins are appended in plugin order; everything is escaped.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3
+        The ``out`` parameter; sections are also rendered in ``report.tex``.
 
     """
 
