@@ -17,9 +17,11 @@ _NAMES = {
         "without_supervision_images"
     ),
     "harness.analyses.common": "job_rng reference_calibration slug thresholds_of",
+    "harness.analyses.extras": "analysis_extras",
     "harness.calibration": "CalibrationData best_f1_threshold tie_note youden_threshold",
     "harness.config.types": "Bool Float Fraction NonNegativeInt OptionsModel PositiveInt Str",
     "harness.data.base": "Category Record",
+    "harness.derived_cache": "digest",
     "harness.errors": "HarnessError ProtocolError unknown_name_message",
     "harness.figures": "save",
     "harness.metrics": "ranking_metrics threshold_metrics",

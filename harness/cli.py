@@ -15,6 +15,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,6 +24,9 @@ from harness.errors import ExitCode, HarnessError
 
 DISTRIBUTION = "adharness"
 """The distribution (``pip install adharness``); the import package and the command are ``harness``."""
+AUDIT_FIELDS = ("kind", "category", "path", "detail")
+AUDIT_MAX_DISTANCE = 4
+"""``harness validate --audit``: the fields of a finding, and the near-duplicate Hamming distance (of 64 bits)."""
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -240,9 +244,7 @@ def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) 
 
     config = load_protocol(resolve_protocol_path(protocol), overrides)
     if audit_csv is not None:  # before the checks: an audit lists every problem, validation stops at the first
-        from harness.audit_report import audit_protocol
-
-        audit_protocol(config, None if audit_csv == "-" else Path(audit_csv), click.echo)
+        _audit_protocol(config, None if audit_csv == "-" else Path(audit_csv))
     jobs, calibrations, _ = plan(config)  # checks every name and option (harness.config.check) and the dataset
     categories = {c.name: c for job in jobs for c in (job.category, *job.evaluated) if not c.members}
     click.echo(
@@ -251,6 +253,32 @@ def validate(protocol: Path, overrides: tuple[str, ...], audit_csv: str | None) 
         f"{len(calibrations)} calibration(s) · {len(jobs)} job(s)"
     )
     click.echo(dataset_table(sorted(categories.values(), key=lambda c: c.name), config.holdout_fraction))
+
+
+def _audit_protocol(protocol: Any, csv_path: Path | None) -> None:
+    """``harness validate --audit``: the ``harness_dataset_audit`` findings over the layout's categories, printed."""
+    import csv
+
+    from harness.data.shaping import open_dataset
+    from harness.plugins import get_plugins
+
+    plugins = get_plugins()
+    source = open_dataset(protocol.dataset, plugins)
+    categories = [source.load(name) for name in list(protocol.dataset.categories or source.categories())]
+    found = plugins.manager.hook.harness_dataset_audit(categories=categories, max_distance=AUDIT_MAX_DISTANCE)
+    if found is None:
+        raise HarnessError("no installed plugin audits datasets (harness_dataset_audit; plugins/harness_datasets)")
+    findings = [{k: str(f.get(k, "")) for k in AUDIT_FIELDS} for f in found]
+    click.echo(f"audit: {len(findings)} finding(s)" + (":" if findings else " (no duplicates, label or mask problems)"))
+    for f in findings:
+        click.echo(f"  {f['kind']:18s} {f['category']}: {f['path']}" + (f" ({f['detail']})" if f["detail"] else ""))
+    if csv_path is not None:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(AUDIT_FIELDS))
+            writer.writeheader()
+            writer.writerows(findings)
+        click.echo(f"wrote {csv_path}")
 
 
 @cli.command(epilog="Example: harness schema --markdown")

@@ -183,6 +183,11 @@ class MetricSpec:
             dataset has masks.
         function: computes the metric; NaN when it is undefined (e.g. a single class).
         description: one line for the documentation.
+        version: what the value depends on besides its inputs (the code's and libraries'
+            versions), a string or a function returning one (called only when a value is cached,
+            so it may read files or package metadata). With one, each job's value is kept in the
+            derived cache beside the scores, keyed by it and by the job's content: it must change
+            whenever the value could. Without one (the default), the value is computed every run.
 
     """
 
@@ -191,6 +196,7 @@ class MetricSpec:
     level: Literal["image", "pixel"]
     function: Callable[..., float]
     description: str = ""
+    version: str | Callable[[], str] | None = None
 
     def __post_init__(self) -> None:
         if self.level not in ("image", "pixel"):
@@ -205,7 +211,7 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class ReportSection:
-    """An extra section of ``report.html`` (``harness_report_sections``); everything is escaped.
+    """An extra section of ``report.html`` and ``report.tex`` (``harness_report_sections``); everything is escaped.
 
     Attributes:
         title: the section heading.

@@ -4,12 +4,13 @@ Most hooks are *registration* hooks: they return a mapping of names to the thing
 contributes, and the harness merges the mappings of all plugins. A name claimed twice rejects
 the later plugin whole (none of its entries is registered) with an error that names both
 plugins. ``harness_report_sections`` is called when a report is rendered and its results are
-concatenated; ``harness_commands`` adds subcommands to the ``harness`` command. Implement any
+concatenated; ``harness_commands`` adds subcommands to the ``harness`` command;
+``harness_fit_and_score`` wraps each job's fit and score (a pluggy wrapper). Implement any
 subset with ``@harness.hookimpl``; a misspelt hook name fails at start-up. Every hook is called
 through pluggy (``HARNESS_TRACE_PLUGINS=1`` traces the calls to stderr).
 
 Hooks are grouped by phase, as in pytest's ``hookspec.py``: models, data, calibration,
-metrics, analysis, reporting, command line. See ``docs/hooks.md`` (generated from these docstrings),
+metrics, analysis, reporting, command line, running jobs. See ``docs/hooks.md`` (generated from these docstrings),
 ``docs/architecture.md`` and README.
 """
 
@@ -21,14 +22,17 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import click
     import pandas as pd
 
-    from harness.analyses.base import AnalysisSpec
+    from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec
     from harness.calibration import Calibrator
     from harness.contract import MetricSpec, ModelSpec, ReportSection
     from harness.data.base import Category as DatasetCategory
     from harness.data.base import DatasetSource
+    from harness.scoring import FittedJob, Job
     from harness.types import DetectorFactory
 
 hookspec = pluggy.HookspecMarker("harness")
@@ -120,10 +124,13 @@ def harness_metrics() -> Mapping[str, MetricSpec]:
         :class:`harness.MetricSpec`: ``higher_is_better``, ``level`` ("image":
         ``function(scores, labels)``; "pixel": ``function(maps, masks)``, computed
         when the model gives maps and the dataset has masks) and ``function`` returning a
-        float. The built-in AUROC, AP and pixel metrics (pixel AUROC, AUPRO, PL, ...) are
-        registered this way.
+        float. The built-in AUROC and AP are registered this way, and so are the pixel metrics
+        (pixel AUROC, AUPRO, PL, ...) of plugins/harness_pixel. A ``version`` lets the harness
+        keep each job's value in the derived cache.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3
+        :class:`harness.MetricSpec` takes ``version``.
 
     """
 
@@ -146,6 +153,33 @@ def harness_protocols() -> Mapping[str, AnalysisSpec]:
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
         Entries may subclass :class:`harness.AnalysisSpec`, which documents every extension point.
+
+    """
+
+
+@hookspec
+def harness_analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> AnalysisResult | None:
+    """Add per-job columns and per-category tables and figures to a protocol kind's results.
+
+    Called by a protocol kind that asks for it, once per analysis, through
+    :func:`harness.analysis.analysis_extras` (kde_vs_test does, after its own rows and figures);
+    every plugin's implementation is called and the results are collected in plugin order. The
+    thresholded segmentation of plugins/harness_pixel (SegF1 at a held-out pixel threshold, recall
+    by defect type and size) is added this way. An implementation may take any subset of the
+    parameters, and reads cached scores, maps and masks only (``context.jobs``).
+
+    :param context: the kind's :class:`harness.AnalysisContext`: jobs, calibrations, the figure
+        folder, the analysis options.
+    :param rows: the kind's result rows so far, each with ``cache_key`` (its job),
+        ``calibration`` and ``threshold``.
+
+    Returns:
+        A :class:`harness.AnalysisResult` whose ``rows`` hold one row per job, ``cache_key`` and
+        the columns to add (joined to every row of that job), and whose ``figures`` (files written
+        under ``context.figure_dir``; ``kind="table"`` for a CSV) follow the kind's own; or
+        ``None`` to add nothing.
+
+    .. versionadded:: 0.3
 
     """
 
@@ -175,26 +209,59 @@ def harness_dataset_audit(categories: list[DatasetCategory], max_distance: int) 
     """
 
 
+@hookspec(firstresult=True)
+def harness_run_audit(
+    categories: list[DatasetCategory], dataset: Any, cache_root: Path | None
+) -> Mapping[str, Any] | None:
+    """Audit the dataset of a run, after its jobs: the record the run stores as ``audit.json``.
+
+    Called once by ``harness run`` when its jobs are done, before the outputs are written. The
+    first plugin that returns a record wins; plugins/harness_datasets implements it: it reads
+    ``dataset.audit``, runs ``harness_dataset_audit`` over the categories (cached under
+    ``cache_root/audits`` by their content fingerprints), logs one warning when something is
+    found, and shows the stored ``audit.json`` in the report (``harness_report_sections``). An
+    audit informs: the implementation turns its own failures into a note in the record, and
+    never changes a number. With no implementation, the run writes no ``audit.json``.
+
+    :param categories: the :class:`harness.datasets.Category` objects the run evaluates.
+    :param dataset: the protocol's ``dataset:`` section (``audit``, ``layout``, ``root``, ...).
+    :param cache_root: the score cache's folder, where an audit may cache its result.
+
+    Returns:
+        A JSON-serialisable mapping, written to ``audit.json`` in the run folder; or ``None``
+        to leave the audit to another plugin.
+
+    .. versionadded:: 0.3
+
+    """
+
+
 # -------------------------------------------------------------------------------------
 # Reporting
 # -------------------------------------------------------------------------------------
 
 
 @hookspec
-def harness_report_sections(results: pd.DataFrame, run: Mapping[str, Any]) -> Iterable[ReportSection] | None:
-    """Add sections to ``report.html``, after the report's own.
+def harness_report_sections(
+    results: pd.DataFrame, run: Mapping[str, Any], out: Path | None
+) -> Iterable[ReportSection] | None:
+    """Add sections to ``report.html`` and ``report.tex``, after the report's own.
 
     Called once per rendered report, from stored results only (nothing is fitted). An
     implementation may take any subset of the parameters.
 
     :param results: the run's ``results.csv`` as a data frame.
     :param run: the run record (``run.json``): protocol kind, config, versions, jobs.
+    :param out: the folder holding the run's stored files (``results.csv``, ``audit.json``, ...),
+        or ``None`` when the report is not rendered from a run folder.
 
     Returns:
         :class:`harness.ReportSection` objects (title, text, optional table), or ``None``.
         The sections of all plugins are appended in plugin order; everything is escaped.
 
     .. versionadded:: 0.2
+    .. versionchanged:: 0.3
+        The ``out`` parameter; sections are also rendered in ``report.tex``.
 
     """
 
@@ -258,5 +325,51 @@ def harness_commands(cli: click.Group) -> None:
         Nothing: the commands are added to ``cli``.
 
     .. versionadded:: 0.2
+
+    """
+
+
+# -------------------------------------------------------------------------------------
+# Running jobs
+# -------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def harness_fit_and_score(job: Job, efficiency: Mapping[str, Any]) -> FittedJob | None:
+    """Wrap one job's fit and score, in the process that runs it, to measure it.
+
+    Implement it as a wrapper, as pytest's ``pytest_runtest_call`` wrappers are written::
+
+        @harness.hookimpl(wrapper=True)
+        def harness_fit_and_score(job, efficiency):
+            started = time.perf_counter()  # before: the detector is not built yet
+            fitted = yield  # the harness builds, fits and scores the detector
+            fitted.figures["wall_seconds"] = time.perf_counter() - started
+            return fitted
+
+    The innermost call is the harness's own: it builds the detector with the model's options,
+    fits it and scores the handed-over images, timing both (``fit_seconds``, ``score_seconds``).
+    Code before ``yield`` runs before the detector is built; code after it once the scores are
+    taken and kept by the harness, so scoring again (e.g. for latency) changes no score. Figures
+    added to ``fitted.figures`` are recorded with the job (its cache entry's ``efficiency``;
+    ``run.json`` keeps the two timers) and become the result columns of the protocol kinds that show them. A
+    model's exception reaches the wrapper at ``yield``: let it through. A wrapper's own exception
+    costs only its figures: the job keeps its scores, and ``energy_note`` says what failed.
+    Called in the job's own process (a forked child, or the run's process with
+    ``executor.isolate: false``); plain (non-wrapper) implementations must return ``None``.
+    plugins/harness_efficiency implements it (memory, GPU, energy and CO2, latency, throughput,
+    parameters, size, GMAC); without a wrapper a job records its two timers and a note.
+
+    :param job: the :class:`harness.runs.Job` (``key``, ``model``, ``category``, ``seed``,
+        ``image_size``).
+    :param efficiency: the protocol's ``efficiency:`` keys as written (validated, defaults not
+        filled in: ``energy``, ``latency_repeats``, ``grid_intensity``, ``country``,
+        ``sample_seconds``).
+
+    Returns:
+        The :class:`harness.runs.FittedJob` that ``yield`` gave the wrapper (``detector``, the
+        scored ``samples``, ``fit_seconds``, ``score_seconds``, ``figures``).
+
+    .. versionadded:: 0.3
 
     """

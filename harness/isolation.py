@@ -3,7 +3,7 @@
 The child fits, scores and writes the cache entry; the parent learns the outcome through a
 pipe, or from how the child ended when it sent none (a signal, an exit status, the timeout).
 Measured on a 2-core CPU machine (9 trivial jobs against in-process), a job's process costs about
-0.07 s, 0.15 s with energy tracking on (each process starts its own codecarbon tracker).
+0.07 s, 0.15 s with energy tracking on (plugins/harness_efficiency starts a codecarbon tracker in each).
 """
 
 from __future__ import annotations
@@ -95,13 +95,6 @@ def torch_survives_fork(context: Any, seconds: float = 5.0) -> bool:
     return True
 
 
-def _forget_parent_threads() -> None:
-    """Drop state whose threads stayed in the parent: its energy tracker (codecarbon's timer holds locks)."""
-    from harness.efficiency import EnergyMeter
-
-    EnergyMeter._tracker, EnergyMeter._reason = None, None
-
-
 def _child(sender: Connection, job: Job, cache_root: str, device: int | None, one_thread: bool) -> None:
     """Body of a job's process: run the job and send back its result (or the harness error that stopped it)."""
     from harness.executors import execute_job
@@ -110,7 +103,6 @@ def _child(sender: Connection, job: Job, cache_root: str, device: int | None, on
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
     if one_thread:
         sys.modules["torch"].set_num_threads(1)
-    _forget_parent_threads()
     try:
         message: tuple[str, Any] = ("result", execute_job(job, cache_root))
     except HarnessError as exc:  # bad data or options: the whole run stops with one line, as in-process

@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 
 from harness.analyses.base import AnalysisContext, AnalysisResult
-from harness.audit_report import write_audit
 from harness.provenance import RunRecord
 from harness.report import render_reports
 from harness.results_files import typed, write_machine_readable
@@ -82,7 +81,8 @@ def write_outputs(run: Any, job_data: list[Any], record: Any) -> None:
         write_atomic(figure_dir / "manifest.json", json_dumps([vars(f) for f in result.figures]))
         for job in job_data:  # the per-image scores behind this report, beside it
             write_atomic(stage / "scores" / f"{job.key}.csv", job.scores.to_csv(index=False))
-        write_audit(stage, getattr(run, "audit", None))  # audit.json: what the dataset audit found
+        if getattr(run, "audit", None) is not None:  # audit.json: what the dataset audit found (harness_run_audit)
+            write_atomic(stage / "audit.json", json_dumps(run.audit))
         run_record: RunRecord = record()
         write_atomic(stage / "run.json", json_dumps(run_record.to_json()))
         write_machine_readable(stage, rows, run.plan.analysis, json.loads(json_dumps(run_record.to_json())))

@@ -27,6 +27,8 @@ from harness.errors import HarnessError, unknown_name_message
 from harness.names import resolve_name, unknown_message
 
 if TYPE_CHECKING:  # imported on first use: loading plugins must not import what analyses need
+    from pathlib import Path
+
     from harness.analyses.base import AnalysisSpec
     from harness.contract import MetricSpec, ModelSpec, ReportSection
 
@@ -221,12 +223,12 @@ class Plugins:
         """Every registered metric by name (built-in and from plugins)."""
         return dict(self._registries["metrics"])
 
-    def report_sections(self, results: Any, run: Mapping[str, Any]) -> list[ReportSection]:
+    def report_sections(self, results: Any, run: Mapping[str, Any], out: Path | None = None) -> list[ReportSection]:
         """Extra report sections: ``pm.hook.harness_report_sections`` over every plugin, in plugin order."""
         from harness.contract import ReportSection
 
         sections: list[ReportSection] = []
-        for result in reversed(self.manager.hook.harness_report_sections(results=results, run=run)):
+        for result in reversed(self.manager.hook.harness_report_sections(results=results, run=run, out=out)):
             for section in result:
                 if not isinstance(section, ReportSection):
                     raise TypeError(

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from harness.analyses.base import JobData, evaluation_view
-from harness.audit_report import audit_run
 from harness.console import job_line, log
 from harness.data.base import Category, load_mask
 from harness.data.shaping import load_categories, open_dataset, rebalance, supervise  # noqa: F401 (re-exported)
@@ -159,7 +158,9 @@ def run_protocol(
         run.outcomes = execute(run.plan.jobs, protocol, plugins, cache, executor)
         scoring_seconds = time.time() - started
         job_data = collect(run.outcomes, cache)
-        run.audit = audit_run(run.plan, cache.root)  # cached by dataset content: a rerun pays nothing
+        run.audit = plugins.manager.hook.harness_run_audit(  # audit.json, cached by dataset content
+            categories=list(run.plan.categories), dataset=run.plan.protocol.dataset, cache_root=cache.root
+        )
 
         def record() -> Any:
             timings = {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": round(time.time() - started, 3)}

@@ -16,6 +16,7 @@ _NAMES = {
     "harness.data.shaping": "open_dataset",
     "harness.errors": "OutputError",
     "harness.executors": "PASS_ENV execute_job job_progress",
+    "harness.metrics": "holdout_pixel_threshold",
     "harness.planning": "resolve",
     "harness.plugins": "get_plugins",
     "harness.protocol": "load_protocol",
@@ -23,8 +24,7 @@ _NAMES = {
     "harness.report.finding": "primary_metric",
     "harness.report.latex_tables": "LatexWriter latex_table tex",
     "harness.results_files": "run_identity",
-    "harness.scoring": "Job",
-    "harness.segmentation": "holdout_pixel_threshold",
+    "harness.scoring": "FittedJob Job",
     "harness.store": "ScoreCache",
 }
 _PRIVATE = {"html_table": "_table", "job_progress": "_progress", "run_identity": "identity"}

@@ -6,7 +6,6 @@ of everything that can change its scores; a job whose key is cached is never run
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -14,14 +13,13 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness import efficiency
 from harness.data.base import Category, Record, absolute
 from harness.data.extra_inputs import inputs_digest
 from harness.data.handover import HandOver, SampleFolder
@@ -181,6 +179,25 @@ class JobOutcome:
     error: str | None = None
 
 
+@dataclass
+class FittedJob:
+    """A job once fitted and scored, as ``harness_fit_and_score`` wrappers get it from ``yield``.
+
+    ``figures`` holds the timers and goes to the cache entry's ``efficiency`` (``run.json`` keeps the timers):
+    a wrapper adds its measurements there. The scores are not here: the harness keeps them.
+    """
+
+    detector: Any
+    samples: Sequence[Any]
+    """The scored samples, as handed to the detector (opaque names, shuffled, no labels)."""
+    fit_seconds: float
+    score_seconds: float
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.figures = {"fit_seconds": self.fit_seconds, "score_seconds": self.score_seconds, **self.figures}
+
+
 class JobFailed(Exception):
     """A detector raised or returned unusable scores; the run goes on without this job."""
 
@@ -309,60 +326,85 @@ def _maps_by_split(
 def _fit_and_score(
     job: Job, factory: Callable[..., Any], folder: SampleFolder, fit: HandOver, scored: HandOver
 ) -> tuple[Any, np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """Build, fit and score the detector on the handed-over samples, measuring its efficiency.
+    """Build, fit and score the detector on the handed-over samples, inside the plugins' measuring wrappers.
 
     Returns the detector, its scores and maps in the handed-over (shuffled) order, and the figures.
     """
-    measure = efficiency.settings(job.efficiency)
-    baseline_rss = efficiency._rss_bytes()
-    energy_meter = (
-        efficiency.EnergyMeter.measure(job.key, measure["country"])
-        if measure["energy"]
-        else contextlib.nullcontext({"energy_note": "energy tracking off (efficiency.energy: false)"})
-    )
-    try:
-        with efficiency.Sampler(measure["sample_seconds"]).running() as sampler, energy_meter as energy:
-            detector = factory(**dict(job.model.options))
-            started = time.perf_counter()
-            stages = getattr(job.subset, "stages", lambda _: None)(job.category)  # a continual sequence
-            if detector_info(detector).supervised:
-                detector.fit(fit.samples, anomalies=labelled_samples(job, folder))
-            elif stages:  # files already written for the fit hand-over: these only reorder them per stage
-                from harness.subsets import teach
+    kept: dict[str, Any] = {}
 
-                teach(detector, [folder.hand_over(stage, "fit", job.inputs).samples for stage in stages])
-            else:
-                detector.fit(fit.samples)
-            fit_seconds = time.perf_counter() - started
-            started = time.perf_counter()
-            scores, maps = _score_in_batches(detector, scored.samples)
-            score_seconds = time.perf_counter() - started
-        figures: dict[str, Any] = {}
-        info = detector_info(detector)  # read after scoring: a fit may set it
-        notes = [info.fit_note]  # what the fit chose, e.g. MultiCore's predictors
-        shared = info.shared_fit_seconds
-        if shared is not None:  # the detector loaded a fit made once for sibling models
-            notes.append(f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)")
-            fit_seconds = float(shared)
-        if any(notes):
-            figures["fit_note"] = "; ".join(note for note in notes if note)
-        figures.update(
-            fit_seconds=fit_seconds,
-            score_seconds=score_seconds,
-            throughput_per_s=efficiency.throughput(len(scored.samples), score_seconds),
-            **efficiency.summarise_samples(sampler, baseline_rss),
-            **energy,
-        )
-        if scored.samples and measure["latency_repeats"]:
-            figures["latency_ms"] = efficiency.latency_ms(detector, scored.samples[0], int(measure["latency_repeats"]))
-        figures.update(efficiency.footprint(detector_info(detector), job.image_size))
-        efficiency.with_co2(figures, float(measure["grid_intensity"]))
+    def run() -> FittedJob:
+        detector = factory(**dict(job.model.options))
+        started = time.perf_counter()
+        stages = getattr(job.subset, "stages", lambda _: None)(job.category)  # a continual sequence
+        if detector_info(detector).supervised:
+            detector.fit(fit.samples, anomalies=labelled_samples(job, folder))
+        elif stages:  # files already written for the fit hand-over: these only reorder them per stage
+            from harness.subsets import teach
+
+            teach(detector, [folder.hand_over(stage, "fit", job.inputs).samples for stage in stages])
+        else:
+            detector.fit(fit.samples)
+        fit_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        kept["scores"], kept["maps"] = _score_in_batches(detector, scored.samples)
+        return _with_fit_notes(FittedJob(detector, scored.samples, fit_seconds, time.perf_counter() - started))
+
+    try:
+        fitted = measured(job, run)
     except (HarnessError, KeyboardInterrupt, JobFailed):
         raise
     except Exception as exc:
         tail = traceback.extract_tb(exc.__traceback__)[-1]
         raise JobFailed(f"{type(exc).__name__}: {exc} (at {Path(tail.filename).name}:{tail.lineno})") from exc
-    return detector, scores, maps, figures
+    return fitted.detector, kept["scores"], kept["maps"], fitted.figures
+
+
+def _with_fit_notes(fitted: FittedJob) -> FittedJob:
+    """What the fit chose (e.g. MultiCore's predictors) and a fit shared with sibling models, in ``fit_note``."""
+    info = detector_info(fitted.detector)  # read after scoring: a fit may set it
+    notes = [info.fit_note]
+    shared = info.shared_fit_seconds
+    if shared is not None:  # the detector loaded a fit made once for sibling models
+        notes.append(f"fit shared with sibling models: trained once in {shared:.1f} s (energy: loading)")
+        fitted.fit_seconds = fitted.figures["fit_seconds"] = float(shared)
+    if any(notes):
+        fitted.figures["fit_note"] = "; ".join(note for note in notes if note)
+    return fitted
+
+
+NOT_MEASURED = "efficiency: not measured (no plugin wraps harness_fit_and_score; install plugins/harness_efficiency)"
+
+
+def measured(job: Job, run: Callable[[], FittedJob]) -> FittedJob:
+    """``run()`` (build, fit and score) inside every plugin's ``harness_fit_and_score`` wrapper.
+
+    The model's own exception is raised as it was; a wrapper's exception costs only its figures
+    (``energy_note`` says so), and a wrapper that fails before the fit leaves the job unmeasured.
+    """
+    from harness.plugins import get_plugins
+
+    hook = get_plugins().manager.hook.harness_fit_and_score
+    state: dict[str, Any] = {}
+
+    def innermost(job: Job, efficiency: Mapping[str, Any]) -> FittedJob:
+        try:
+            state["fitted"] = run()
+        except BaseException as exc:
+            state["error"] = exc
+            raise
+        return state["fitted"]
+
+    note = None if hook.get_hookimpls() else NOT_MEASURED
+    try:
+        hook.call_extra([innermost], {"job": job, "efficiency": dict(job.efficiency)})
+    except Exception as exc:
+        note = None if "error" in state else f"efficiency: a measuring plugin failed ({type(exc).__name__}: {exc})"
+    if "error" in state:
+        raise state["error"]
+    fitted = state.get("fitted") or innermost(job, job.efficiency)  # a wrapper failed before the fit
+    if note:
+        fitted.figures["energy_note"] = "; ".join(filter(None, (fitted.figures.get("energy_note"), note)))
+    return fitted
 
 
 def labelled_samples(job: Job, folder: SampleFolder) -> list[LabelledSample]:

@@ -103,14 +103,14 @@ class JobData:
     def _cached_metrics(
         self, level: str, compute: Callable[[Mapping[str, MetricSpec]], dict[str, float]]
     ) -> dict[str, float]:
-        """Registered ``level`` metrics; built-in ones read from the derived cache when stored there."""
+        """Registered ``level`` metrics; those with a known version read from the derived cache when stored there."""
         from harness.derived_cache import digest, floats, is_number_map
-        from harness.metrics import metric_versions
 
         specs = _metrics(level)
-        builtin = sorted(name for name, spec in specs.items() if _is_builtin(spec))
+        versions = {name: version for name, spec in specs.items() if (version := _version(spec, level)) is not None}
+        builtin = sorted(versions)
         view = self.view_digest if self.derived is not None else None
-        key = digest("metrics", level, builtin, metric_versions(level), view) if view and builtin else None
+        key = digest("metrics", level, builtin, [versions[n] for n in builtin], view) if view and builtin else None
         stored = self.derived.get_value(key) if key else None
         values = floats(stored) if is_number_map(stored, builtin) else {}
         missing = {name: spec for name, spec in specs.items() if name not in values}
@@ -121,9 +121,16 @@ class JobData:
         return {name: values[name] for name in specs}
 
 
-def _is_builtin(spec: MetricSpec) -> bool:
-    """Whether ``spec`` is one of the harness' own metrics (their version is known, so values may be cached)."""
-    return getattr(spec.function, "__module__", "") in ("harness.metrics", "harness.builtin_metrics")
+def _version(spec: MetricSpec, level: str) -> object:
+    """What ``spec``'s value depends on besides its inputs (its values may be cached), or ``None``.
+
+    The harness' own metrics: their module's and libraries' versions; a plugin's: its ``MetricSpec.version``.
+    """
+    if getattr(spec.function, "__module__", "") in ("harness.metrics", "harness.builtin_metrics"):
+        from harness.metrics import metric_versions
+
+        return metric_versions(level)
+    return spec.version() if callable(spec.version) else spec.version
 
 
 def _metrics(level: str) -> dict[str, MetricSpec]:

@@ -157,8 +157,6 @@ class KdeVsTest(AnalysisSpec):
         """
         import pandas as pd
 
-        from harness.analyses.segmentation_cache import segmentation_report_once
-
         rows: list[dict[str, object]] = []
         figures: list[FigureRecord] = []
         first_seed = min((job.seed for job in context.jobs), default=0)
@@ -182,8 +180,10 @@ class KdeVsTest(AnalysisSpec):
         reviews = [r for r in reviews if r is not None]
         if reviews:
             pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
-        table, segmentation_tables = segmentation_report_once(context, pd.DataFrame(rows))
-        figures.extend(segmentation_tables)
+        from harness.analyses.extras import analysis_extras
+
+        table, extra_figures = analysis_extras(context, pd.DataFrame(rows))  # e.g. SegF1 (plugins/harness_pixel)
+        figures.extend(extra_figures)
         if not table.empty:
             figures.insert(0, self._summary_figure(table, context))
         return AnalysisResult(table, figures)
@@ -258,7 +258,8 @@ class KdeVsTest(AnalysisSpec):
             "categories": grouped["category"].nunique(),
             "seeds": grouped["seed"].nunique(),
         }  # joined in one step: adding columns one by one copies the (Arrow string) column index each time
-        parts = [grouped[SUMMARY_MEANS].mean(), grouped[SUMMARY_SUMS].sum(), pd.DataFrame(extra)]
+        means = [c for c in SUMMARY_MEANS if c in ok]  # the pixel metrics are a plugin's (plugins/harness_pixel)
+        parts = [grouped[means].mean(), grouped[SUMMARY_SUMS].sum(), pd.DataFrame(extra)]
         return oracle_gap(pd.concat(parts, axis=1).reset_index())
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:

@@ -155,7 +155,6 @@ def render_reports(
     import pandas as pd
 
     from harness.analyses.base import successful
-    from harness.audit_report import audit_view
     from harness.plugins import get_plugins
     from harness.report.finding import finding_of
 
@@ -177,8 +176,7 @@ def render_reports(
         "failed": failed,
         "finding": finding_of(analysis, ok, summary),
         "has_oracle": bool(summary.get("oracle", pd.Series(dtype=bool)).any()) if not summary.empty else False,
-        "sections": plugins.report_sections(rows, run),
-        "audit": audit_view(out),  # the dataset audit the run stored (audit.json), never recomputed
+        "sections": plugins.report_sections(rows, run, out),  # e.g. the dataset audit the run stored
     }
     written = []
     if "html" in formats:

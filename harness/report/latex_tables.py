@@ -152,6 +152,17 @@ class LatexWriter:
         return items
 
 
+def _section(section: Any, writer: LatexWriter) -> dict[str, Any]:
+    """A plugin's :class:`~harness.contract.ReportSection`, escaped; its table written to ``tables/``."""
+    table = section.table
+    rendered = latex_table(table, list(table.columns)) if table is not None else None
+    return {
+        "title": tex(section.title),
+        "paragraphs": [tex(p.strip()) for p in section.text.split("\n\n") if p.strip()],
+        "table": writer.table(f"section-{section.title}", rendered, tex(section.title)) if rendered else None,
+    }
+
+
 def render_latex(
     context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path, target: Path
 ) -> tuple[str, list[Path]]:
@@ -193,6 +204,6 @@ def render_latex(
         leaderboard=leaderboard,
         entries=writer.items(manifest, None, figure_dir),
         per_category=per_category,
-        audit=context.get("audit"),
+        sections=[_section(section, writer) for section in context.get("sections", [])],
     )
     return text, writer.written

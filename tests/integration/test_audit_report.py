@@ -52,11 +52,11 @@ def test_a_run_reports_what_the_audit_found(cli, tmp_path):
     assert "Dataset audit" in html and "2 findings" in html and "test/good/100.png" in html
     assert "defect images whose mask marks no pixel" in html and "train/good/000.png" in html
     tex = (out / "report.tex").read_text()
-    assert r"\section*{Dataset audit}" in tex and r"\texttt{test/hole/001.png}" in tex
+    assert r"\section*{Dataset audit}" in tex and "bracket\\_black: test/hole/001.png" in tex
 
 
 def test_reruns_and_reports_read_the_stored_audit(cli, tmp_path, monkeypatch):
-    import harness.audit_report
+    import harness_datasets.audit_run
 
     protocol, out = _protocol(tmp_path), tmp_path / "out"
     assert cli("run", str(protocol), "--out", str(out))[0] == 0
@@ -64,7 +64,7 @@ def test_reruns_and_reports_read_the_stored_audit(cli, tmp_path, monkeypatch):
     def no_audit(*args, **kwargs):
         raise AssertionError("audited again")
 
-    monkeypatch.setattr(harness.audit_report, "audit", no_audit)
+    monkeypatch.setattr(harness_datasets.audit_run, "audit", no_audit)
     assert cli("run", str(protocol), "--out", str(out))[0] == 0  # the same data: the cached audit
     assert json.loads((out / "audit.json").read_text())["cached"] is True
     (out / "report.html").unlink()
@@ -110,12 +110,12 @@ def test_an_output_without_audit_json_still_renders(cli, tmp_path):
 
 
 def test_a_failing_audit_is_a_note_not_a_failed_run(cli, tmp_path, monkeypatch):
-    import harness.audit_report
+    import harness_datasets.audit_run
 
     def broken(*args, **kwargs):
         raise RuntimeError("hash library missing")
 
-    monkeypatch.setattr(harness.audit_report, "audit", broken)
+    monkeypatch.setattr(harness_datasets.audit_run, "audit", broken)
     out = tmp_path / "out"
     code, _, stderr = cli("run", str(_protocol(tmp_path, "btech")), "--out", str(out))
     assert code == 0, stderr

@@ -161,8 +161,9 @@ def test_audit_of_a_clean_dataset_finds_nothing(cli, tmp_path):
 
 
 def test_seg_f1_beside_image_results_with_a_held_out_pixel_threshold(cli, tmp_path):
+    from harness_pixel.segmentation import job_segmentation
+
     from harness.analyses.base import JobData
-    from harness.segmentation import job_segmentation
     from harness.store import ScoreCache
 
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""Ranks, groups, significance, Pareto fronts and efficiency plumbing of the benchmark protocol."""
+"""Ranks, groups, significance and Pareto fronts of the benchmark protocol (efficiency: plugins/harness_efficiency)."""
 
 import numpy as np
 import pandas as pd
@@ -9,7 +9,6 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from harness.data.base import Record
 from harness.data.shaping import rebalance
-from harness.efficiency import EnergyMeter, footprint, nvml_status, with_co2
 
 
 def test_ranks_on_a_hand_made_table():
@@ -40,35 +39,6 @@ def test_pareto_front():
     assert pareto_front(cost, quality).tolist() == [0, 2]
 
 
-def test_gpu_power_without_a_gpu_says_why():
-    module, reason = nvml_status()
-    if module is not None:
-        pytest.skip("an NVIDIA GPU is present")
-    assert reason.startswith("GPU power: no NVIDIA GPU or driver")
-
-
-def test_codecarbon_offline_tracker_measures_energy():
-    with EnergyMeter.measure("test", "BEL") as result:
-        sum(i * i for i in range(2_000_000))
-    assert result.get("energy_kwh", 0) > 0, result
-    figures = with_co2(dict(result), 0.475)
-    assert figures["co2_kg"] == pytest.approx(figures["energy_kwh"] * 0.475)
-
-
-def test_footprint_of_a_torch_module():
-    torch = pytest.importorskip("torch")
-
-    class Detector:
-        torch_module = torch.nn.Conv2d(3, 8, 3, padding=1)
-
-    figures = footprint(Detector(), (16, 16))
-    assert figures["parameters"] == 3 * 8 * 9 + 8
-    assert figures["gmac"] == pytest.approx(16 * 16 * 8 * 27 / 1e9)  # MACs of the convolution, bias not counted
-    assert figures["size_mb"] > 0
-    Detector.input_size = (32, 32)  # the network resizes: GMAC at the size it really takes
-    assert footprint(Detector(), (16, 16))["gmac"] == pytest.approx(4 * 16 * 16 * 8 * 27 / 1e9)
-
-
 def test_rebalance_moves_train_normals_into_test():
     train = [Record(f"t{i}.png", "train") for i in range(40)]
     test = [Record(f"g{i}.png", "test") for i in range(5)] + [Record(f"d{i}.png", "test", "dent") for i in range(15)]
@@ -93,37 +63,3 @@ def test_friedman_nemenyi_over_categories(tmp_path):
     assert record is not None and (tmp_path / "cd.png").is_file() and "Friedman p" in record.caption
     two_models = rows[rows["model"] != "weak"]
     assert critical_difference_figure(two_models, ("auroc",), tmp_path / "none.png") is None  # Friedman needs 3
-
-
-def test_gpu_figures_are_empty_for_a_job_that_ran_on_the_cpu():
-    from harness.efficiency import Sampler, summarise_samples
-
-    with Sampler(0.01).running() as sampler:
-        sum(i * i for i in range(200_000))
-    figures = summarise_samples(sampler, None)
-    assert not {"gpu_memory_mb", "gpu_power_w", "gpu_util_percent", "gpu_energy_kwh"} & set(figures)
-    assert figures["gpu_note"].startswith("GPU figures: none")
-
-
-@pytest.mark.gpu
-def test_gpu_memory_is_the_jobs_own_peak_and_cpu_jobs_get_none():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device")
-    from harness.efficiency import Sampler, summarise_samples
-
-    with Sampler(0.01).running() as sampler:  # a big job first: 256 MB
-        big = torch.ones(64, 1024, 1024, device="cuda")
-        del big
-    first = summarise_samples(sampler, None)
-    with Sampler(0.01).running() as sampler:  # then a small one: its peak is its own, not the process's
-        small = torch.ones(1024, 1024, device="cuda")
-        del small
-    second = summarise_samples(sampler, None)
-    with Sampler(0.01).running() as sampler:  # and one that never touches the GPU
-        sum(i * i for i in range(100_000))
-    third = summarise_samples(sampler, None)
-    assert first["gpu_memory_mb"] >= 256 and second["gpu_memory_mb"] < 64
-    assert "gpu_memory_mb" not in third and "gpu_power_w" not in third and "the job ran on the CPU" in third["gpu_note"]
-    if "gpu_power_w" in second:
-        assert "whole card" in second["gpu_note"]

@@ -24,7 +24,9 @@ def audit_plugin():
 
 
 def test_hook_harness_dataset_audit(audit_plugin, tmp_path):
-    from harness.audit_report import audit, run_audit
+    pytest.importorskip("harness_datasets")
+    from harness_datasets.audit_run import audit, run_audit
+
     from harness.datasets import Category
 
     category = Category("disc", [])
@@ -60,3 +62,35 @@ def test_hook_harness_executors():
         plugins.unregister("inline_executor")
     if pytest.importorskip("harness_executors"):
         assert {"ray", "submitit"} <= set(plugins.registry("executors"))
+
+
+def test_hook_harness_run_audit(cli, small_protocol, tmp_path):
+    """A plugin's run-audit record is the run's audit.json; the report's sections get the run folder."""
+    import json
+
+    seen = {}
+
+    class _RunAudit:
+        @harness.hookimpl
+        def harness_run_audit(self, categories, dataset, cache_root):
+            seen["call"] = ([c.name for c in categories], dataset.audit, cache_root is not None)
+            return {"ran": True, "note": "checked by hand", "findings": []}
+
+        @harness.hookimpl
+        def harness_report_sections(self, out):
+            return [harness.ReportSection("Hand audit", json.loads((out / "audit.json").read_text())["note"])]
+
+    from harness.plugins import get_plugins
+
+    plugins = get_plugins()
+    plugins.register(_RunAudit(), "hand_audit")
+    try:
+        out = tmp_path / "out"
+        code, _, stderr = cli("run", str(small_protocol), "--out", str(out))
+        assert code == 0, stderr
+    finally:
+        plugins.unregister("hand_audit")
+    assert seen["call"][1:] == (None, True) and seen["call"][0]
+    assert json.loads((out / "audit.json").read_text()) == {"ran": True, "note": "checked by hand", "findings": []}
+    for report in ("report.html", "report.tex"):
+        assert "Hand audit" in (out / report).read_text() and "checked by hand" in (out / report).read_text()

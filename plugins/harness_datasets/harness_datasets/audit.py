@@ -1,7 +1,8 @@
 """Dataset audit (``harness validate --audit``, ``harness run``): what in a dataset would make its results wrong.
 
-The ``harness_dataset_audit`` hook of this plugin: the core caches, stores (``audit.json``),
-prints and reports the findings (``harness/audit_report.py``); the checks are here.
+The ``harness_dataset_audit`` hook of this plugin: the checks. :mod:`harness_datasets.audit_run`
+caches, stores (``audit.json``) and reports the findings of a run; ``harness validate --audit``
+prints them.
 
 Checks, per category, on the records the protocol would use:
 

@@ -1,5 +1,8 @@
 """Efficiency figures of a job, measured while it runs: never invented, empty with a reason when unknown.
 
+:func:`measuring` is what the plugin's ``harness_fit_and_score`` wrapper enters around a job's
+build, fit and score; each meter that fails leaves its own figures empty with a note, nothing else.
+
 - time: fit seconds, scoring latency per image (warm, median of repeats), throughput;
 - memory: peak resident memory of the process during the job (sampled); peak GPU memory of the
   job (torch's peak counter reset at the job's start), only when the job used CUDA;
@@ -23,12 +26,12 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.types import DetectorInfo, detector_info
+from harness import DetectorInfo, detector_info
 
 DEFAULTS = {"energy": True, "latency_repeats": 5, "grid_intensity": 0.475, "country": "BEL", "sample_seconds": 0.05}
 PAGE_SIZE = 4096
@@ -127,7 +130,10 @@ class Sampler:
     def running(self) -> Iterator[Sampler]:
         """Sample until the block ends."""
         nvml, self.gpu_reason = nvml_status()
-        handle = self._start_gpu(nvml)
+        try:
+            handle = self._start_gpu(nvml)
+        except Exception as exc:  # a failing GPU probe leaves the GPU figures empty, nothing else
+            handle, self.gpu_reason = None, f"GPU: not sampled ({type(exc).__name__}: {exc})"
         self.nvml, self.handle = nvml, handle
         stop = threading.Event()
 
@@ -172,9 +178,12 @@ class EnergyMeter:
 
     _tracker: Any = None
     _reason: str | None = None
+    _pid: int | None = None
 
     @classmethod
     def _ensure(cls, country: str) -> Any:
+        if cls._pid != os.getpid():  # a forked job: the parent's tracker (its timer thread, its locks) stayed there
+            cls._tracker, cls._reason, cls._pid = None, None, os.getpid()
         if cls._tracker is None and cls._reason is None:
             try:
                 os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
@@ -200,18 +209,32 @@ class EnergyMeter:
             result["energy_note"] = cls._reason
             yield result
             return
-        tracker.start_task(name)
+        try:
+            tracker.start_task(name)
+        except Exception as exc:  # a failing meter fails nothing but its figures
+            result["energy_note"] = f"energy: not measured ({type(exc).__name__}: {exc})"
+            yield result
+            return
         try:
             yield result
         finally:
-            data = tracker.stop_task()
-            energy = getattr(data, "energy_consumed", None) if data is not None else None
-            if energy is None:
-                result["energy_note"] = "energy: codecarbon returned no measurement"
-            else:
-                result["energy_kwh"] = float(energy)
-                result["cpu_power_w"] = float(getattr(data, "cpu_power", float("nan")))
-                result["energy_note"] = "energy: codecarbon estimate (CPU power from its TDP table without RAPL)"
+            result.update(_task_figures(tracker))
+
+
+def _task_figures(tracker: Any) -> dict[str, Any]:
+    """Energy (and CPU power) of the codecarbon task that ends now, or ``energy_note`` saying why not."""
+    try:
+        data = tracker.stop_task()
+    except Exception as exc:
+        return {"energy_note": f"energy: not measured ({type(exc).__name__}: {exc})"}
+    energy = getattr(data, "energy_consumed", None) if data is not None else None
+    if energy is None:
+        return {"energy_note": "energy: codecarbon returned no measurement"}
+    return {
+        "energy_kwh": float(energy),
+        "cpu_power_w": float(getattr(data, "cpu_power", float("nan"))),
+        "energy_note": "energy: codecarbon estimate (CPU power from its TDP table without RAPL)",
+    }
 
 
 def footprint(info: DetectorInfo | object, image_size: tuple[int, int]) -> dict[str, Any]:
@@ -308,4 +331,52 @@ def throughput(n_images: int, seconds: float) -> float | None:
     return n_images / seconds if seconds > 0 and n_images else None
 
 
-__all__: Sequence[str] = ["EnergyMeter", "Sampler", "footprint", "latency_ms", "settings", "with_co2"]
+def _note(figures: dict[str, Any], key: str, text: str) -> None:
+    figures[key] = "; ".join(filter(None, (figures.get(key), text)))
+
+
+def _guarded(figures: dict[str, Any], key: str, what: str, measure: Callable[[], dict[str, Any]]) -> None:
+    """``figures.update(measure())``; a failing meter leaves its figures empty and says why under ``key``."""
+    try:
+        figures.update(measure())
+    except Exception as exc:
+        _note(figures, key, f"{what}: not measured ({type(exc).__name__}: {str(exc)[:120]})")
+
+
+@contextmanager
+def measuring(job: Any, options: Mapping[str, Any] | None) -> Iterator[Callable[[Any], None]]:
+    """Sample memory, GPU and energy while the block runs (a job's build, fit and score).
+
+    Yields ``finish(fitted)``, to call with the :class:`harness.runs.FittedJob` once the block has
+    ended: it adds throughput, memory, GPU, energy, latency, size, GMAC and CO2 to ``fitted.figures``.
+    """
+    measure = settings(options)
+    baseline_rss = _rss_bytes()
+    energy_meter = (
+        EnergyMeter.measure(job.key, measure["country"])
+        if measure["energy"]
+        else nullcontext({"energy_note": "energy tracking off (efficiency.energy: false)"})
+    )
+    with Sampler(measure["sample_seconds"]).running() as sampler, energy_meter as energy:
+        yield lambda fitted: _finish(fitted, job, measure, energy, lambda: summarise_samples(sampler, baseline_rss))
+
+
+def _finish(fitted: Any, job: Any, measure: Mapping[str, Any], energy: dict, memory: Callable[[], dict]) -> None:
+    """The figures measured after the job: each meter on its own, a failing one noted."""
+    figures = fitted.figures
+    figures["throughput_per_s"] = throughput(len(fitted.samples), fitted.score_seconds)
+    _guarded(figures, "gpu_note", "memory and GPU", memory)
+    figures.update(energy)
+    if fitted.samples and measure["latency_repeats"]:
+        repeats = int(measure["latency_repeats"])
+        _guarded(
+            figures,
+            "footprint_note",
+            "latency",
+            lambda: {"latency_ms": latency_ms(fitted.detector, fitted.samples[0], repeats)},
+        )
+    _guarded(figures, "footprint_note", "size, GMAC", lambda: footprint(detector_info(fitted.detector), job.image_size))
+    with_co2(figures, float(measure["grid_intensity"]))
+
+
+__all__: Sequence[str] = ["EnergyMeter", "Sampler", "footprint", "latency_ms", "measuring", "settings", "with_co2"]

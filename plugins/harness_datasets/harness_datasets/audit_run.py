@@ -1,22 +1,24 @@
 """The dataset audit inside a run: computed once per dataset content, stored as ``audit.json``, shown in the report.
 
-``harness run`` audits the categories it evaluates (the ``harness_dataset_audit`` hook, implemented
-by plugins/harness_datasets: near-duplicates across train and test, the same image under two defect
-types, empty masks on defect images, masks on good images, unreadable files) unless ``dataset.audit``
-says otherwise, and writes what it found
-to ``audit.json`` beside ``results.csv``. ``harness report`` renders that file again without
-auditing. Findings are warnings: the audit never removes an image or changes a number.
+``harness run`` calls ``harness_run_audit`` after its jobs: this plugin audits the categories the
+run evaluates (the ``harness_dataset_audit`` hook, :mod:`harness_datasets.audit`: near-duplicates
+across train and test, the same image under two defect types, empty masks on defect images,
+masks on good images, unreadable files) unless ``dataset.audit`` says otherwise, and the run
+writes the record to ``audit.json`` beside ``results.csv``. The report's "Dataset audit" section
+(``harness_report_sections``) renders that file again without auditing. Findings are warnings:
+the audit never removes an image or changes a number.
 
 The result is cached under ``<cache>/audits/<key>.json``, the key being the audit's version and
-the categories' content fingerprints (:meth:`harness.data.base.Category.fingerprint`, which the
-jobs' cache keys compute anyway), so a rerun on the same data pays nothing. Paths are stored
-relative to the deepest folder holding every audited image, so a moved dataset reuses the entry.
+the categories' content fingerprints (``Category.fingerprint()``, which the jobs' cache keys
+compute anyway), so a rerun on the same data pays nothing. Paths are stored relative to the
+deepest folder holding every audited image, so a moved dataset reuses the entry.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -24,9 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.data.base import Category, absolute
-from harness.errors import HarnessError
+from harness import HarnessError, ReportSection, write_atomic
+from harness.datasets import Category
 
+log = logging.getLogger("harness")
 MAX_DISTANCE = 4
 """Hamming distance (of 64 bits) at or below which two images count as near-duplicates."""
 AUDIT_FILE = "audit.json"
@@ -45,6 +48,10 @@ FINDING_FIELDS = ("kind", "category", "path", "detail")
 SYNTHETIC_NOTE = (
     "not run: the embedded synthetic dataset is generated, its images near-identical by construction "
     "(set dataset.audit: true to audit it anyway)"
+)
+CHECKS = (
+    "near-duplicates across train and test, the same image under two defect types, empty masks on defect images, "
+    "masks on good images, unreadable files"
 )
 
 
@@ -65,7 +72,9 @@ def audit_key(categories: Sequence[Category], max_distance: int = MAX_DISTANCE) 
 
 
 def _root(categories: Sequence[Category]) -> Path:
-    paths = [str(absolute(p)) for c in categories for r in c.records for p in (r.path, *r.mask_paths)]
+    paths = [
+        os.path.abspath(Path(p).expanduser()) for c in categories for r in c.records for p in (r.path, *r.mask_paths)
+    ]
     return Path(os.path.commonpath(paths)) if paths else Path("/")
 
 
@@ -75,8 +84,8 @@ def _relative(finding: dict[str, str], root: Path) -> dict[str, str]:
 
 
 def audit(categories: Sequence[Category], max_distance: int = MAX_DISTANCE) -> list[dict[str, str]]:
-    """Every finding in ``categories`` (``kind``, ``category``, ``path``, ``detail``): the audit plugin's."""
-    from harness.plugins import get_plugins
+    """Every finding in ``categories`` (``kind``, ``category``, ``path``, ``detail``): the first audit plugin's."""
+    from harness.runs import get_plugins
 
     found = get_plugins().manager.hook.harness_dataset_audit(categories=list(categories), max_distance=max_distance)
     if found is None:
@@ -84,33 +93,16 @@ def audit(categories: Sequence[Category], max_distance: int = MAX_DISTANCE) -> l
     return [{k: str(f.get(k, "")) for k in FINDING_FIELDS} for f in found]
 
 
-def audit_protocol(protocol: Any, csv_path: Path | None, echo: Any) -> list[dict[str, str]]:
-    """``harness validate --audit``: the protocol's categories as the layout lists them, printed, ``csv_path``."""
-    import csv
-
-    from harness.data.shaping import open_dataset
-    from harness.plugins import get_plugins
-
-    source = open_dataset(protocol.dataset, get_plugins())
-    findings = audit([source.load(name) for name in list(protocol.dataset.categories or source.categories())])
-    echo(f"audit: {len(findings)} finding(s)" + (":" if findings else " (no duplicates, label or mask problems)"))
-    for f in findings:
-        echo(f"  {f['kind']:18s} {f['category']}: {f['path']}" + (f" ({f['detail']})" if f["detail"] else ""))
-    if csv_path is not None:
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        with csv_path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(FINDING_FIELDS))
-            writer.writeheader()
-            writer.writerows(findings)
-        echo(f"wrote {csv_path}")
-    return findings
+def _read_json(path: Path) -> Any:
+    """The JSON in ``path``, or ``None`` when it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _read_cached(path: Path) -> list[dict[str, str]] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    data = _read_json(path)
     findings = data.get("findings") if isinstance(data, dict) else None
     if not isinstance(findings, list) or not all(_is_finding(f) for f in findings):
         return None  # damaged or foreign: audited again
@@ -138,9 +130,8 @@ def run_audit(categories: Sequence[Category], dataset: Any, cache_root: Path | N
     if findings is None:
         findings = [_relative(f, root) for f in audit(categories)]
         if cached_path is not None:
-            from harness.store import json_dumps, write_atomic
-
-            write_atomic(cached_path, json_dumps({"version": AUDIT_VERSION, "key": key, "findings": findings}))
+            entry = {"version": AUDIT_VERSION, "key": key, "findings": findings}
+            write_atomic(cached_path, json.dumps(entry, indent=2))
     return {
         "version": AUDIT_VERSION,
         "ran": True,
@@ -156,12 +147,10 @@ def run_audit(categories: Sequence[Category], dataset: Any, cache_root: Path | N
     }
 
 
-def audit_run(plan: Any, cache_root: Path | None) -> dict[str, Any]:
-    """:func:`run_audit` over a run plan's categories, with one console warning when something is found."""
-    from harness.console import log
-
+def audit_run(categories: Sequence[Category], dataset: Any, cache_root: Path | None) -> dict[str, Any]:
+    """:func:`run_audit`, with one console warning when something is found; a failure is a note, never an error."""
     try:
-        record = run_audit(plan.categories, plan.protocol.dataset, cache_root)
+        record = run_audit(categories, dataset, cache_root)
     except Exception as exc:  # the audit informs; it never stops a run
         log.warning("dataset audit failed: %s: %s (the run goes on)", type(exc).__name__, exc)
         return {"version": AUDIT_VERSION, "ran": False, "note": f"not run: it failed ({type(exc).__name__}: {exc})"}
@@ -173,51 +162,47 @@ def audit_run(plan: Any, cache_root: Path | None) -> dict[str, Any]:
     return record
 
 
-def write_audit(stage: Path, record: dict[str, Any] | None) -> None:
-    """Write ``audit.json`` into the output (staging) folder; nothing when the run kept no record."""
-    if record is None:
-        return
-    from harness.store import json_dumps, write_atomic
-
-    write_atomic(stage / AUDIT_FILE, json_dumps(record))
-
-
 def read_audit(out: Path) -> dict[str, Any] | None:
     """``out/audit.json`` as written by a run, or ``None`` when absent or not an audit record."""
     path = out / AUDIT_FILE
     if not path.is_file() or path.is_symlink():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    data = _read_json(path)
     return data if isinstance(data, dict) and isinstance(data.get("ran"), bool) else None
 
 
-def audit_view(out: Path) -> dict[str, Any]:
-    """What the report shows of ``out/audit.json``: a note, or per kind its count and first example paths.
+def _group(title: str, found: list[dict[str, str]]) -> str:
+    """One kind of finding as a paragraph: its title, count and first example paths."""
+    examples = [
+        f"{f['category']}: {f['path']}" + (f" ({f['detail']})" if f["detail"] else "") for f in found[:EXAMPLES]
+    ]
+    more = f"; and {len(found) - EXAMPLES} more" if len(found) > EXAMPLES else ""
+    return f"{title}: {len(found)}, e.g. " + "; ".join(examples) + more
 
-    Strings are left raw: the HTML template escapes them, the LaTeX one passes them through ``esc``.
+
+def audit_section(out: Path) -> ReportSection:
+    """The report's "Dataset audit" section from ``out/audit.json``: a note, or per kind its count and examples.
+
+    Strings are left raw: the report escapes them (HTML and LaTeX).
     """
     record = read_audit(out)
     if record is None:
-        return {"ran": False, "note": "not run: this output has no audit.json (harness validate --audit runs it)"}
+        note = "not run: this output has no audit.json (harness validate --audit runs it)"
+        return ReportSection("Dataset audit", f"Dataset audit {note}.")
     if not record["ran"]:
-        return {"ran": False, "note": str(record.get("note", "not run"))}
+        return ReportSection("Dataset audit", f"Dataset audit {record.get('note', 'not run')}.")
     findings = [f for f in record.get("findings", []) if _is_finding(f)]
-    groups = []
+    images = int(record.get("images", 0) or 0)
+    if not findings:
+        return ReportSection("Dataset audit", f"audit: nothing found ({images} images checked: {CHECKS}).")
+    lead = (
+        f"{len(findings)} finding{'s' if len(findings) != 1 else ''} in the {images} images of this run. They are "
+        "warnings: no image was removed and no number changed; every finding is in audit.json. Paths are relative "
+        f"to {record.get('root', '')}."
+    )
+    paragraphs = [lead]
     for kind in dict.fromkeys([*KINDS, *(f["kind"] for f in findings)]):
         found = [f for f in findings if f["kind"] == kind]
         if found:
-            examples = [{"category": f["category"], "path": f["path"], "detail": f["detail"]} for f in found[:EXAMPLES]]
-            title = KINDS.get(kind, kind)
-            more = len(found) - len(examples)
-            groups.append({"kind": kind, "title": title, "count": len(found), "examples": examples, "more": more})
-    return {
-        "ran": True,
-        "groups": groups,
-        "total": len(findings),
-        "images": int(record.get("images", 0) or 0),
-        "root": str(record.get("root", "")),
-        "note": "audit: nothing found" if not findings else "",
-    }
+            paragraphs.append(_group(KINDS.get(kind, kind), found))
+    return ReportSection("Dataset audit", "\n\n".join(paragraphs))

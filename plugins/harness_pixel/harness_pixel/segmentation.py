@@ -8,7 +8,7 @@ pixels are false positives).
 
 The deployable pixel threshold sees only the held-out normals' maps: their pixel mean plus three
 standard deviations (the statistical binarisation used on MVTec AD 2's ``validation`` normals, as
-RoBiS, Li et al., arXiv:2505.21152, describes it). The
+RoBiS, Li et al., arXiv:2505.21152, describes it; ``harness.runs.holdout_pixel_threshold``). The
 threshold that maximises SegF1 on the test masks is reported beside it as a labelled oracle.
 
 Recall at the operating point, per defect type and per defect size: the share of defective test
@@ -23,21 +23,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.analyses.base import AnalysisContext, FigureRecord, JobData
-from harness.analyses.common import reference_calibration
-from harness.pixel_counts import batches, descending, key_values, value_counts
+from harness.analysis import AnalysisContext, FigureRecord, JobData, reference_calibration
+from harness.runs import holdout_pixel_threshold
+from harness_pixel.pixel_counts import batches, descending, key_values, value_counts
 
-SIGMAS = 3.0
 SIZE_BOUNDS = (0.001, 0.01)
 """Mask area as a share of the image: below the first bound small, below the second medium, else large."""
-
-
-def holdout_pixel_threshold(holdout_maps: np.ndarray | None) -> float:
-    """Mean + 3 std of every held-out normal pixel; NaN without held-out maps."""
-    if holdout_maps is None or not len(holdout_maps):
-        return float("nan")
-    pixels = np.asarray(holdout_maps, dtype=np.float64).ravel()
-    return float(pixels.mean() + SIGMAS * pixels.std())
 
 
 def seg_f1(maps: np.ndarray, masks: np.ndarray, threshold: float) -> float:
@@ -63,7 +54,7 @@ def oracle_pixel_threshold(maps: np.ndarray, masks: np.ndarray) -> tuple[float, 
     """(threshold, SegF1) maximising SegF1 on the test masks: an oracle, reported as such.
 
     scikit-learn's ``precision_recall_curve`` over every pixel, the lowest threshold among equal
-    best F1s; float16 maps are counted per distinct value (:mod:`harness.pixel_counts`) to the
+    best F1s; float16 maps are counted per distinct value (:mod:`harness_pixel.pixel_counts`) to the
     same curve in bounded memory.
     """
     counts = value_counts(maps, masks, np.float64)
@@ -175,7 +166,11 @@ def _grouped(per_image: pd.DataFrame, job: JobData, calibration: str) -> pd.Data
 
 
 def segmentation_report(context: AnalysisContext, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[FigureRecord]]:
-    """``rows`` with SegF1 columns per job, and the recall-by-type-and-size table (CSV in the report)."""
+    """SegF1 columns per job (``cache_key`` and the columns), and the recall-by-type-and-size table and figure.
+
+    The columns are for joining to ``rows`` on ``cache_key`` (empty when ``rows`` is); the table is
+    written as a CSV beside the figure, in the report.
+    """
     reference = reference_calibration(context)
     per_job, tables = {}, []
     for job in context.jobs:
@@ -188,22 +183,21 @@ def segmentation_report(context: AnalysisContext, rows: pd.DataFrame) -> tuple[p
             per_image = recall_at_operating_point(job, float(chosen["threshold"].iloc[0]), seg["seg_threshold"])
             tables.append(_grouped(per_image, job, reference.label))
     if rows.empty:
-        return rows, []
+        return pd.DataFrame(), []
     seg_columns = pd.DataFrame([{"cache_key": k, **v} for k, v in per_job.items()])
-    merged = rows.merge(seg_columns, on="cache_key", how="left") if not seg_columns.empty else rows
     figures = []
     if tables:
         table = pd.concat(tables, ignore_index=True)
         table.to_csv(context.figure_dir / "recall_by_type_and_size.csv", index=False)
         figures.append(_recall_figure(table, context, reference.label))
-    return merged, figures
+    return seg_columns, figures
 
 
 def _recall_figure(table: pd.DataFrame, context: AnalysisContext, calibration: str) -> FigureRecord:
     """Image and pixel recall per defect type and per size class (mean over models' categories and seeds)."""
     import matplotlib.pyplot as plt
 
-    from harness.figures import save
+    from harness.analysis import save
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
     for ax, group in zip(axes, ("type", "size"), strict=True):

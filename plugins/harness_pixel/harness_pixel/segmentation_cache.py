@@ -1,4 +1,4 @@
-"""The segmentation report (:func:`harness.segmentation.segmentation_report`) computed once per content.
+"""The segmentation report (:func:`harness_pixel.segmentation.segmentation_report`) computed once per content.
 
 SegF1 and the recall-by-type-and-size table load every job's maps, masks and held-out maps and
 draw a figure; all of it is deterministic in the jobs' cached entries, the reference image
@@ -9,33 +9,34 @@ them without loading a map or importing scikit-learn or matplotlib.
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import hashlib
+import inspect
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.analyses.base import AnalysisContext, FigureRecord
-from harness.analyses.common import reference_calibration
+from harness.analysis import AnalysisContext, FigureRecord, digest, reference_calibration
+from harness.runs import holdout_pixel_threshold
 
-SEGMENTATION_MODULE = "harness.segmentation"
 TABLE = "recall_by_type_and_size.csv"
+CODE = ("segmentation.py", "pixel_counts.py")
+"""The modules the report's numbers and figure come from (beside the core's held-out pixel threshold)."""
 
 
+@functools.cache
 def _code_digest() -> str:
-    """A hash of the segmentation module's source (found without importing it): new code, new results."""
-    from harness.derived_cache import digest
-    from harness.integrity import file_digest
-
-    spec = importlib.util.find_spec(SEGMENTATION_MODULE)
-    origin = spec.origin if spec is not None else None
-    return file_digest(Path(origin)) if origin and Path(origin).is_file() else digest("no source")
+    """A hash of the code behind the report (read, not imported): new code, new results."""
+    code = hashlib.sha256()
+    for name in CODE:
+        code.update((Path(__file__).parent / name).read_bytes())
+    code.update(inspect.getsource(holdout_pixel_threshold).encode())
+    return code.hexdigest()
 
 
 def _key(context: AnalysisContext, rows: pd.DataFrame) -> str | None:
     """What the segmentation report depends on, or ``None`` when a job has no derived cache or checksums."""
-    from harness.derived_cache import digest
-
     views = [job.view_digest if job.derived is not None else None for job in context.jobs]
     if not views or any(view is None for view in views):
         return None
@@ -47,23 +48,21 @@ def _key(context: AnalysisContext, rows: pd.DataFrame) -> str | None:
 
 
 def segmentation_report_once(context: AnalysisContext, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[FigureRecord]]:
-    """:func:`harness.segmentation.segmentation_report`, from the derived cache when it holds the same inputs."""
+    """:func:`harness_pixel.segmentation.segmentation_report`, from the derived cache when it holds the same inputs."""
     key = _key(context, rows)
     store = context.jobs[0].derived if key else None
     stored = store.get_value(key) if store is not None else None
     if _usable(stored) and _restore(stored, context, store, key):
-        return _merged(rows, stored["per_job"]), [FigureRecord(**f) for f in stored["figures"]]
-    from harness.segmentation import segmentation_report
+        return _columns(rows, stored["per_job"]), [FigureRecord(**f) for f in stored["figures"]]
+    from harness_pixel.segmentation import segmentation_report
 
-    merged, figures = segmentation_report(context, rows)
+    columns, figures = segmentation_report(context, rows)
     if store is not None:
-        _store(store, key, context, rows, merged, figures)
-    return merged, figures
+        _store(store, key, context, columns, figures)
+    return columns, figures
 
 
 def _file_key(key: str, name: str) -> str:
-    from harness.derived_cache import digest
-
     return digest(key, name)
 
 
@@ -87,14 +86,9 @@ def _restore(stored: dict[str, Any], context: AnalysisContext, store: Any, key: 
     return True
 
 
-def _store(
-    store: Any, key: str, context: AnalysisContext, rows: pd.DataFrame, merged: pd.DataFrame, figures: list
-) -> None:
-    new = [c for c in merged.columns if c not in rows.columns]
-    per_job: dict[str, dict[str, Any]] = {}
-    if new and "cache_key" in merged:
-        for cache_key, part in merged.groupby("cache_key", sort=False):
-            per_job[str(cache_key)] = {c: _plain(part[c].iloc[0]) for c in new}
+def _store(store: Any, key: str, context: AnalysisContext, columns: pd.DataFrame, figures: list) -> None:
+    new = [c for c in columns.columns if c != "cache_key"]
+    per_job = {str(row["cache_key"]): {c: _plain(row[c]) for c in new} for _, row in columns.iterrows()}
     table = context.figure_dir / TABLE
     for figure in figures:
         if figure.kind != "table":
@@ -118,9 +112,8 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
-def _merged(rows: pd.DataFrame, per_job: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """``rows`` with the stored per-job columns joined on ``cache_key`` (as the report's own merge does)."""
+def _columns(rows: pd.DataFrame, per_job: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """The stored per-job columns as ``cache_key`` and the columns (empty when ``rows`` is: nothing to join)."""
     if rows.empty or not per_job:
-        return rows
-    columns = pd.DataFrame([{"cache_key": k, **v} for k, v in per_job.items()])
-    return rows.merge(columns, on="cache_key", how="left")
+        return pd.DataFrame()
+    return pd.DataFrame([{"cache_key": k, **v} for k, v in per_job.items()])

@@ -1,9 +1,8 @@
-"""SegF1 (MVTec AD 2) and the size classes, on hand-computed cases."""
+"""SegF1 (MVTec AD 2) and the size classes, on hand-computed cases (plugins/harness_pixel)."""
 
 import numpy as np
 import pytest
-
-from harness.segmentation import holdout_pixel_threshold, oracle_pixel_threshold, seg_f1, size_class
+from harness_pixel.segmentation import oracle_pixel_threshold, seg_f1, size_class
 
 
 def test_seg_f1_pools_pixels_over_all_images_including_defect_free_ones():
@@ -14,12 +13,6 @@ def test_seg_f1_pools_pixels_over_all_images_including_defect_free_ones():
     maps[1, 1, 1] = 1.0  # one flagged pixel on a defect-free image (FP=1)
     assert seg_f1(maps, masks, 0.5) == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
     assert np.isnan(seg_f1(maps, masks, float("nan")))
-
-
-def test_deployable_pixel_threshold_is_mean_plus_three_std_of_held_out_pixels():
-    held = np.array([[[0.0, 1.0], [2.0, 3.0]]])
-    assert holdout_pixel_threshold(held) == pytest.approx(1.5 + 3 * np.std([0, 1, 2, 3]))
-    assert np.isnan(holdout_pixel_threshold(None))
 
 
 def test_oracle_threshold_maximises_seg_f1_on_the_test_masks():
@@ -41,14 +34,14 @@ def test_size_classes_by_mask_share_of_the_image(share, expected):
 
 @pytest.fixture
 def small_batches(monkeypatch):
-    from harness import pixel_counts
+    from harness_pixel import pixel_counts
 
     monkeypatch.setattr(pixel_counts, "BATCH_PIXELS", 2 * 16 * 16 + 1)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_oracle_counted_per_float16_value_equals_scikit_learns_curve(seed, small_batches):
-    from harness.segmentation import _oracle_sorted
+    from harness_pixel.segmentation import _oracle_sorted
 
     rng = np.random.default_rng(seed)
     masks = rng.random((7, 16, 16)) < 0.1
@@ -64,8 +57,7 @@ def test_oracle_counted_per_float16_value_equals_scikit_learns_curve(seed, small
 
 def test_recall_at_the_operating_point_per_image(small_batches):
     import pandas as pd
-
-    from harness.segmentation import recall_at_operating_point
+    from harness_pixel.segmentation import recall_at_operating_point
 
     masks = np.zeros((5, 16, 16), dtype=bool)
     masks[0, :2, :2] = True  # 4 pixels: 1.6 % of the image, large

@@ -1,0 +1,150 @@
+"""``harness_analysis_extras`` (per-job columns, tables and figures from plugins) and ``MetricSpec.version``."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import harness
+from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData
+from harness.analyses.extras import analysis_extras
+from harness.derived_cache import DerivedCache
+from harness.plugins import get_plugins
+
+PROTOCOL = """protocol: kde_vs_test
+dataset: {synthetic: {n_train: 16, n_test_good: 6, n_per_defect: 2, size: 64, seed: 0}, categories: [weave],
+          image_size: 32}
+models: [{name: fixed_scores}]
+calibrations: [kde, test_f1_oracle]
+"""
+
+
+@pytest.fixture
+def register():
+    names = []
+
+    def add(plugin, name):
+        get_plugins().register(plugin, name)
+        names.append(name)
+
+    yield add
+    for name in names:
+        get_plugins().unregister(name)
+
+
+class JobsSeen:
+    """Adds one column per job and a CSV table, from the context and rows only."""
+
+    @harness.hookimpl
+    def harness_analysis_extras(self, context, rows):
+        keys = sorted(set(rows["cache_key"]))
+        table = pd.DataFrame({"category": [job.category for job in context.jobs]})
+        table.to_csv(context.figure_dir / "jobs_seen.csv", index=False)
+        columns = pd.DataFrame({"cache_key": keys, "rows_of_job": [int((rows["cache_key"] == k).sum()) for k in keys]})
+        return AnalysisResult(columns, [FigureRecord("jobs_seen.csv", "jobs seen", kind="table")])
+
+
+def test_hook_harness_analysis_extras(cli, tmp_path, register):
+    register(JobsSeen(), "jobs-seen")
+    path = tmp_path / "p.yaml"
+    path.write_text(PROTOCOL)
+    out = tmp_path / "out"
+    code, _, stderr = cli("run", str(path), "--out", str(out))
+    assert code == 0, stderr
+    rows = pd.read_csv(out / "results.csv")
+    assert (rows["rows_of_job"] == 2).all()  # one row per calibration, joined to every row of the job
+    assert "seg_f1" in rows  # plugins/harness_pixel answers the same hook
+    assert (out / "figures" / "jobs_seen.csv").is_file()
+    assert "jobs seen" in (out / "report.html").read_text()
+
+
+def _context(tmp_path) -> AnalysisContext:
+    return AnalysisContext(jobs=[], calibrations=[], figure_dir=tmp_path, options={})
+
+
+def test_extras_join_on_cache_key_in_plugin_order_and_none_adds_nothing(tmp_path, register):
+    class Nothing:
+        @harness.hookimpl
+        def harness_analysis_extras(self):
+            return None
+
+    class Second:
+        @harness.hookimpl
+        def harness_analysis_extras(self, rows):
+            return AnalysisResult(pd.DataFrame({"cache_key": ["a"], "second": [2.0]}), [FigureRecord("b.png", "b")])
+
+    class First:
+        @harness.hookimpl
+        def harness_analysis_extras(self, rows):
+            return AnalysisResult(pd.DataFrame({"cache_key": ["a"], "first": [1.0]}), [FigureRecord("a.png", "a")])
+
+    for plugin, name in ((Nothing(), "nothing"), (First(), "first"), (Second(), "second")):
+        register(plugin, name)
+    rows = pd.DataFrame({"cache_key": ["a", "a", "b"], "calibration": ["kde", "oracle", "kde"]})
+    merged, figures = analysis_extras(_context(tmp_path), rows)
+    assert [f.file for f in figures][-2:] == ["a.png", "b.png"]
+    assert list(merged.columns)[-2:] == ["first", "second"]
+    assert merged["first"].tolist()[:2] == [1.0, 1.0] and np.isnan(merged["first"].iloc[2])
+
+
+def test_extras_of_the_wrong_type_fail_naming_the_hook(tmp_path, register):
+    class Wrong:
+        @harness.hookimpl
+        def harness_analysis_extras(self):
+            return {"seg_f1": 1.0}
+
+    register(Wrong(), "wrong")
+    with pytest.raises(TypeError, match="harness_analysis_extras"):
+        analysis_extras(_context(tmp_path), pd.DataFrame({"cache_key": ["a"]}))
+
+
+def _job(tmp_path, calls: list[str]) -> JobData:
+    frame = pd.DataFrame({"path": ["a.png", "b.png"], "split": ["test", "test"], "score": [0.1, 0.9], "label": [0, 1]})
+    meta = {"integrity": {"files": {"scores.csv": {"sha256": "s1"}}}}
+    return JobData("m", "c", 0, "key", meta, frame, lambda: None, lambda: None, derived=DerivedCache(tmp_path))
+
+
+@pytest.mark.parametrize("version", ["1", lambda: "1"])
+def test_a_plugin_metric_with_a_version_is_cached_and_one_without_is_not(tmp_path, register, version):
+    calls: list[str] = []
+
+    def counted(name):
+        def metric(scores, labels):
+            calls.append(name)
+            return float(scores.max())
+
+        return metric
+
+    class Plugin:
+        @harness.hookimpl
+        def harness_metrics(self):
+            return {
+                "versioned": harness.MetricSpec("versioned", True, "image", counted("versioned"), version=version),
+                "plain": harness.MetricSpec("plain", True, "image", counted("plain")),
+            }
+
+    register(Plugin(), "versioned-metric")
+    first = _job(tmp_path, calls).image_metrics
+    again = _job(tmp_path, calls).image_metrics
+    assert first == again and first["versioned"] == 0.9
+    assert calls == ["versioned", "plain", "plain"]  # the versioned value read back; the plain one recomputed
+
+
+def test_a_new_metric_version_recomputes_the_cached_value(tmp_path, register):
+    calls: list[str] = []
+
+    def metric(scores, labels):
+        calls.append("metric")
+        return float(scores.min())
+
+    class Plugin:
+        version = "1"
+
+        @harness.hookimpl
+        def harness_metrics(self):
+            return {"low": harness.MetricSpec("low", True, "image", metric, version=lambda: Plugin.version)}
+
+    register(Plugin(), "low-metric")
+    values = [_job(tmp_path, calls).image_metrics["low"] for _ in range(2)]
+    Plugin.version = "2"  # e.g. the plugin's code changed
+    values.append(_job(tmp_path, calls).image_metrics["low"])
+    assert calls == ["metric", "metric"] and values == [0.1, 0.1, 0.1]
