@@ -80,7 +80,12 @@ def _grams(value: float, _position: Any = None) -> str:
 
 
 def _untangle_ticks(fig: plt.Figure) -> None:
-    """Rotate x tick labels that overlap their neighbours (after a draw, when their extents are known)."""
+    """Rotate x tick labels that overlap their neighbours (after a draw, when their extents are known).
+
+    A figure whose axes are all hidden (image panels) shows no tick label: it is not drawn for them.
+    """
+    if not any(ax.axison for ax in fig.axes):
+        return
     try:
         renderer = fig.canvas.get_renderer()
     except AttributeError:  # a canvas without a renderer: nothing to measure
