@@ -160,12 +160,12 @@ class KdeVsTest(AnalysisSpec):
         rows: list[dict[str, object]] = []
         figures: list[FigureRecord] = []
         first_seed = min((job.seed for job in context.jobs), default=0)
-        thresholds = [thresholds_of(job, context) for job in context.jobs]
         background = Background()
         try:
             for index, job in enumerate(context.jobs):
                 if cached_pixel_metrics(job) is None:
                     background.submit(str(index), lambda job=job: job.pixel_metrics)
+            thresholds = [thresholds_of(job, context) for job in context.jobs]
             reviews = []
             for job, job_thresholds in zip(context.jobs, thresholds, strict=True):
                 if job.seed == first_seed:
