@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING
 
 from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
-from harness.analyses.common import job_rng, reference_calibration, slug, thresholds_of
+from harness.analyses.common import job_rng, slug, thresholds_of
 from harness.analyses.options import KdeVsTestOptions
-from harness.analyses.review import map_panel_figure, review_candidates, review_figure
 from harness.calibration import tie_note
 from harness.figures import (
     array_digest,
@@ -155,26 +154,12 @@ class KdeVsTest(AnalysisSpec):
         rows: list[dict[str, object]] = []
         figures: list[FigureRecord] = []
         first_seed = min((job.seed for job in context.jobs), default=0)
-        reference = reference_calibration(context)
-        review_count = int(context.options.get("review", 6))
-        reviews = []
         for job in context.jobs:
             job_rows = calibrate_rows(job, context)
             rows.extend(job_rows)
             if job.seed != first_seed:
                 continue
             figures.append(self._job_figure(job, pd.DataFrame(job_rows), context))
-            if reference is not None and review_count:
-                threshold = next(r["threshold"] for r in job_rows if r["calibration"] == reference.label)
-                candidates = review_candidates(job, float(threshold), review_count)
-                reviews.append(candidates)
-                figure = review_figure(job, candidates, context.figure_dir, reference.label)
-                figures.extend([figure] if figure else [])
-            if context.options.get("map_panels", True):
-                figure = map_panel_figure(job, context.figure_dir)
-                figures.extend([figure] if figure else [])
-        if reviews:
-            pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
         from harness.analyses.extras import analysis_extras
 
         table, extra_figures = analysis_extras(context, pd.DataFrame(rows))  # e.g. SegF1 (plugins/harness_pixel)
