@@ -27,6 +27,8 @@ def test_review_sheets_and_map_panels_per_category(small_run):
             assert (figures / name).is_file() and (figures / name).with_suffix(".pdf").is_file()
         in_category = [m["file"] for m in manifest if m["category"] == category]  # the report's order
         assert in_category[0].startswith("scores_") and in_category[1:] == [review["file"], maps["file"]]
+    files = [m["file"] for m in manifest]  # before the other plugins' figures, as when kde_vs_test drew them
+    assert files.index("maps_fixed_scores_disc_seed0.png") < files.index("recall_by_type_and_size.png")
     table = pd.read_csv(figures / "label_review.csv")
     assert list(table.columns) == REVIEW_COLUMNS
     kde = pd.read_csv(small_run / "results.csv").query("calibration == 'kde'").set_index("category")["threshold"]

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-@harness.hookimpl
+# trylast: called after the other plugins, so that ``analysis_extras`` (which collects in registration
+# order, reversing pluggy's calls) puts these figures first, right after the kind's own, as when
+# kde_vs_test drew them itself.
+@harness.hookimpl(trylast=True)
 def harness_analysis_extras(context: harness.AnalysisContext, rows: pd.DataFrame) -> harness.AnalysisResult | None:
     """The review sheets and map panels of the kind's first seed, and ``label_review.csv``."""
     if rows.empty or not {"cache_key", "calibration", "threshold"} <= set(rows.columns):
