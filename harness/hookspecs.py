@@ -165,7 +165,8 @@ def harness_analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> Ana
     :func:`harness.analysis.analysis_extras` (kde_vs_test does, after its own rows and figures);
     every plugin's implementation is called and the results are collected in plugin order. The
     thresholded segmentation of plugins/harness_pixel (SegF1 at a held-out pixel threshold, recall
-    by defect type and size) is added this way. An implementation may take any subset of the
+    by defect type and size) and the label-review sheets and anomaly-map panels of
+    plugins/harness_review are added this way. An implementation may take any subset of the
     parameters, and reads cached scores, maps and masks only (``context.jobs``).
 
     :param context: the kind's :class:`harness.AnalysisContext`: jobs, calibrations, the figure
