@@ -22,7 +22,7 @@ def analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> tuple[pd.Da
     from harness.plugins import get_plugins
 
     figures: list[FigureRecord] = []
-    for result in reversed(get_plugins().manager.hook.harness_analysis_extras(context=context, rows=rows)):
+    for result in get_plugins().call_each("harness_analysis_extras", context=context, rows=rows):
         if not isinstance(result, AnalysisResult):
             raise TypeError(
                 f"harness_analysis_extras() must return harness.AnalysisResult, got {type(result).__name__}"
