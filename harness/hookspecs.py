@@ -7,7 +7,10 @@ plugins. ``harness_report_sections`` is called when a report is rendered and its
 concatenated; ``harness_commands`` adds subcommands to the ``harness`` command;
 ``harness_fit_and_score`` wraps each job's fit and score (a pluggy wrapper). Implement any
 subset with ``@harness.hookimpl``; a misspelt hook name fails at start-up. Every hook is called
-through pluggy (``HARNESS_TRACE_PLUGINS=1`` traces the calls to stderr).
+through pluggy (``HARNESS_TRACE_PLUGINS=1`` traces the calls to stderr). The hooks whose
+results are collected during a run or a report (``harness_analysis_extras``, ``harness_run_audit``,
+``harness_report_sections``) are called one plugin at a time: a plugin that raises loses its own
+part (columns, figures, record, section) with one warning naming it, not the run.
 
 Hooks are grouped by phase, as in pytest's ``hookspec.py``: models, data, calibration,
 metrics, analysis, reporting, command line, running jobs. See ``docs/hooks.md`` (generated from these docstrings),
@@ -165,7 +168,8 @@ def harness_analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> Ana
     :func:`harness.analysis.analysis_extras` (kde_vs_test does, after its own rows and figures);
     every plugin's implementation is called and the results are collected in plugin order. The
     thresholded segmentation of plugins/harness_pixel (SegF1 at a held-out pixel threshold, recall
-    by defect type and size) is added this way. An implementation may take any subset of the
+    by defect type and size) and the label-review sheets and anomaly-map panels of
+    plugins/harness_review are added this way. An implementation may take any subset of the
     parameters, and reads cached scores, maps and masks only (``context.jobs``).
 
     :param context: the kind's :class:`harness.AnalysisContext`: jobs, calibrations, the figure
@@ -221,7 +225,8 @@ def harness_run_audit(
     ``cache_root/audits`` by their content fingerprints), logs one warning when something is
     found, and shows the stored ``audit.json`` in the report (``harness_report_sections``). An
     audit informs: the implementation turns its own failures into a note in the record, and
-    never changes a number. With no implementation, the run writes no ``audit.json``.
+    never changes a number; one that raises is left out with a warning naming its plugin, and
+    the next plugin's record is used. With no implementation, the run writes no ``audit.json``.
 
     :param categories: the :class:`harness.datasets.Category` objects the run evaluates.
     :param dataset: the protocol's ``dataset:`` section (``audit``, ``layout``, ``root``, ...).

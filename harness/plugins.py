@@ -12,6 +12,7 @@ call to stderr (pluggy's tracing).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -38,6 +39,7 @@ DISABLE_PLUGINS_ENV = "HARNESS_DISABLE_PLUGINS"
 EXTRA_PLUGINS_ENV = "HARNESS_PLUGINS"
 """Comma-separated import paths of modules to register as plugins (not installed; e.g. in tests)."""
 TRACE_ENV = "HARNESS_TRACE_PLUGINS"
+logger = logging.getLogger("harness")
 """Set to 1 to write every hook call and its result to stderr (pluggy's tracing)."""
 
 DEFAULT_PLUGINS = (
@@ -223,12 +225,40 @@ class Plugins:
         """Every registered metric by name (built-in and from plugins)."""
         return dict(self._registries["metrics"])
 
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """``pm.hook.<hook_name>(**kwargs)`` one plugin at a time (pluggy's subset caller), in plugin order.
+
+        A plugin whose implementation raises is left out with one warning that names it and the hook:
+        a failing plugin loses its own contribution (its columns, figures, section or audit), not the
+        run. ``None`` results are dropped; for a ``firstresult`` hook the list holds the first result.
+        """
+        hook = getattr(self.manager.hook, hook_name)
+        first = bool(hook.spec and hook.spec.opts.get("firstresult"))
+        results: list[Any] = []
+        for impl in reversed(hook.get_hookimpls()) if first else hook.get_hookimpls():
+            others = [plugin for plugin in self.manager.get_plugins() if plugin is not impl.plugin]
+            try:
+                result = self.manager.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+            except Exception as exc:  # a third party's bug must not end the run
+                logger.warning(
+                    "plugin '%s' failed in %s (%s: %s); its part is left out",
+                    impl.plugin_name,
+                    hook_name,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            results.extend([result] if first else result)
+            if first and result is not None:
+                break
+        return [result for result in results if result is not None]
+
     def report_sections(self, results: Any, run: Mapping[str, Any], out: Path | None = None) -> list[ReportSection]:
-        """Extra report sections: ``pm.hook.harness_report_sections`` over every plugin, in plugin order."""
+        """Extra report sections: ``harness_report_sections`` of every plugin (:meth:`call_each`), in plugin order."""
         from harness.contract import ReportSection
 
         sections: list[ReportSection] = []
-        for result in reversed(self.manager.hook.harness_report_sections(results=results, run=run, out=out)):
+        for result in self.call_each("harness_report_sections", results=results, run=run, out=out):
             for section in result:
                 if not isinstance(section, ReportSection):
                     raise TypeError(

@@ -158,9 +158,13 @@ def run_protocol(
         run.outcomes = execute(run.plan.jobs, protocol, plugins, cache, executor)
         scoring_seconds = time.time() - started
         job_data = collect(run.outcomes, cache)
-        run.audit = plugins.manager.hook.harness_run_audit(  # audit.json, cached by dataset content
-            categories=list(run.plan.categories), dataset=run.plan.protocol.dataset, cache_root=cache.root
+        audits = plugins.call_each(  # audit.json, cached by dataset content; a crashing audit is left out
+            "harness_run_audit",
+            categories=list(run.plan.categories),
+            dataset=run.plan.protocol.dataset,
+            cache_root=cache.root,
         )
+        run.audit = audits[0] if audits else None
 
         def record() -> Any:
             timings = {"scoring_seconds": round(scoring_seconds, 3), "total_seconds": round(time.time() - started, 3)}

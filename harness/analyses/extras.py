@@ -3,7 +3,8 @@
 A kind calls :func:`analysis_extras` with its context and rows; every plugin's implementation of the
 hook is called through pluggy and the results collected in plugin order: their per-job columns are
 joined to the rows on ``cache_key``, their figures appended. kde_vs_test calls it; the thresholded
-segmentation of plugins/harness_pixel (SegF1, recall by defect type and size) answers it.
+segmentation of plugins/harness_pixel (SegF1, recall by defect type and size) and the label-review
+sheets and anomaly-map panels of plugins/harness_review answer it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> tuple[pd.Da
     from harness.plugins import get_plugins
 
     figures: list[FigureRecord] = []
-    for result in reversed(get_plugins().manager.hook.harness_analysis_extras(context=context, rows=rows)):
+    for result in get_plugins().call_each("harness_analysis_extras", context=context, rows=rows):
         if not isinstance(result, AnalysisResult):
             raise TypeError(
                 f"harness_analysis_extras() must return harness.AnalysisResult, got {type(result).__name__}"

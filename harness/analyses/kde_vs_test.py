@@ -22,7 +22,6 @@ from harness.analyses.common import (
     Background,
     cached_pixel_metrics,
     job_rng,
-    reference_calibration,
     slug,
     thresholds_of,
 )
@@ -166,20 +165,17 @@ class KdeVsTest(AnalysisSpec):
                 if cached_pixel_metrics(job) is None:
                     background.submit(str(index), lambda job=job: job.pixel_metrics)
             thresholds = [thresholds_of(job, context) for job in context.jobs]
-            reviews = []
             for job, job_thresholds in zip(context.jobs, thresholds, strict=True):
                 if job.seed == first_seed:
-                    reviews.append(self._job_figures(job, job_thresholds, context, figures))
+                    figures.append(self._job_figure(job, _counts(job, job_thresholds), context))
                     background.poll()
             for index, job in enumerate(context.jobs):
                 if "pixel_metrics" not in vars(job):
+                    job.load_masks()  # while the child computes: the masks the extras read next, decoded once
                     job.pixel_metrics = background.result(str(index), lambda job=job: job.pixel_metrics)
                 rows.extend(calibrate_rows(job, context, thresholds[index]))
         finally:
             background.close()
-        reviews = [r for r in reviews if r is not None]
-        if reviews:
-            pd.concat(reviews).to_csv(context.figure_dir / "label_review.csv", index=False)
         from harness.analyses.extras import analysis_extras
 
         table, extra_figures = analysis_extras(context, pd.DataFrame(rows))  # e.g. SegF1 (plugins/harness_pixel)
@@ -187,31 +183,6 @@ class KdeVsTest(AnalysisSpec):
         if not table.empty:
             figures.insert(0, self._summary_figure(table, context))
         return AnalysisResult(table, figures)
-
-    def _job_figures(
-        self, job: JobData, thresholds: dict[str, float], context: AnalysisContext, figures: list[FigureRecord]
-    ) -> pd.DataFrame | None:
-        """Append the job's score, review and map figures to ``figures``; its review candidates (or ``None``)."""
-        import pandas as pd
-
-        from harness.analyses.review import map_panel_figure, review_candidates, review_figure
-        from harness.metrics import threshold_metrics
-
-        scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
-        counts = [
-            {"calibration": c, "threshold": t, **threshold_metrics(scores, labels, t)} for c, t in thresholds.items()
-        ]
-        figures.append(self._job_figure(job, pd.DataFrame(counts), context))
-        reference, review_count = reference_calibration(context), int(context.options.get("review", 6))
-        candidates = None
-        if reference is not None and review_count:
-            candidates = review_candidates(job, float(thresholds[reference.label]), review_count)
-            figure = review_figure(job, candidates, context.figure_dir, reference.label)
-            figures.extend([figure] if figure else [])
-        if context.options.get("map_panels", True):
-            figure = map_panel_figure(job, context.figure_dir)
-            figures.extend([figure] if figure else [])
-        return candidates
 
     def _summary_figure(self, table: pd.DataFrame, context: AnalysisContext) -> FigureRecord:
         name, metrics, title = "summary_metrics.png", ["accuracy", "recall", "f1"], "Mean over categories and seeds"
@@ -286,6 +257,18 @@ def _draw_job_figure(job: JobData, rows: pd.DataFrame, path: Path) -> None:
     confusion_bars(right, rows)
     right.set_title("errors on the whole test set per calibration", fontsize=9)
     save(fig, path)
+
+
+def _counts(job: JobData, thresholds: dict[str, float]) -> pd.DataFrame:
+    """Each calibration's threshold and confusion counts on the job's test set (what its score figure shows)."""
+    import pandas as pd
+
+    from harness.metrics import threshold_metrics
+
+    scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
+    return pd.DataFrame(
+        [{"calibration": c, "threshold": t, **threshold_metrics(scores, labels, t)} for c, t in thresholds.items()]
+    )
 
 
 def oracle_gap(summary: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Built-in dataset layouts: ``mvtec``, ``loco`` (MVTec LOCO AD), ``folder``, ``synthetic`` (embedded)."""
+"""Built-in dataset layouts: ``mvtec``, ``folder``, ``synthetic`` (embedded); ``loco`` is plugins/harness_datasets'."""
 
 from __future__ import annotations
 
@@ -83,30 +83,6 @@ class MVTecLayout:
             if (base / name).is_file():
                 families = {**_families_from(yaml.safe_load((base / name).read_text())), **families}
         return Category(category, records, families)
-
-
-LOCO_FAMILIES = {"logical_anomalies": "logical", "structural_anomalies": "structural"}
-
-
-class LocoLayout(MVTecLayout):
-    """MVTec LOCO AD: the MVTec tree plus ``validation/good``, and masks as folders of PNGs.
-
-    ``ground_truth/<type>/<stem>/000.png, 001.png, ...`` are united into one mask per image.
-    The defect-free ``validation/good`` images join the training normals (they are normals the
-    benchmark sets aside for model selection; the harness's own holdout then splits them all).
-    Families: ``logical_anomalies`` -> logical, ``structural_anomalies`` -> structural.
-    """
-
-    def __init__(self, root: Path | None, families: Mapping[str, object] | None = None) -> None:
-        super().__init__(root, families)
-        self.families = {**LOCO_FAMILIES, **self.families}
-
-    def load(self, category: str) -> Category:
-        """Read one category; validation normals become training records."""
-        loaded = super().load(category)
-        folder = self.root / category / "validation" / NORMAL
-        validation = [Record(p, "train") for p in _images(folder)] if folder.is_dir() else []
-        return Category(category, loaded.split("train") + validation + loaded.split("test"), loaded.families)
 
 
 class FolderLayout:
@@ -267,4 +243,4 @@ def synthetic_layout(root: Path | None = None, **options: object) -> MVTecLayout
 @hookimpl
 def harness_datasets() -> dict[str, object]:
     """The built-in layouts."""
-    return {"mvtec": MVTecLayout, "loco": LocoLayout, "folder": FolderLayout, "synthetic": synthetic_layout}
+    return {"mvtec": MVTecLayout, "folder": FolderLayout, "synthetic": synthetic_layout}

@@ -1,11 +1,12 @@
 """MVTec LOCO layout (mask folders, validation normals) and the per_type kind (logical vs structural AUROC)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from harness_datasets.layouts import LocoLayout
 from PIL import Image
-
-from harness.data.layouts import LocoLayout
 
 
 def _image(path, value, rng, size=32):
@@ -42,6 +43,21 @@ def test_loco_layout_unites_mask_folders_and_keeps_validation_normals(loco_root)
     anomalous = [r for r in category.split("test") if r.label]
     assert len(anomalous) == 6 and all(len(r.mask_paths) == 2 for r in anomalous)
     assert category.families == {"logical_anomalies": "logical", "structural_anomalies": "structural"}
+
+
+def test_loco_is_the_datasets_plugins_and_without_a_root_runs_on_the_embedded_dataset(cli):
+    from harness.protocol import load_protocol
+    from harness.runs import get_plugins
+
+    assert get_plugins().owner("datasets", "loco").name == "datasets"
+    assert get_plugins().registry("datasets")["loco"] is LocoLayout
+    shipped = Path(__file__).resolve().parents[2] / "protocols" / "puad_loco.yaml"
+    protocol = load_protocol(shipped, ["dataset.image_size=64", "dataset.categories=[disc]"])
+    assert protocol.dataset.layout == "loco" and protocol.dataset.effective_layout == "synthetic"
+    code, _, stderr = cli(
+        "validate", "puad_loco", "--set", "dataset.image_size=64", "--set", "dataset.categories=[disc]"
+    )
+    assert code == 0, stderr
 
 
 def test_per_type_separates_logical_from_structural(cli, tmp_path, loco_root):

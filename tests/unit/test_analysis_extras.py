@@ -148,3 +148,35 @@ def test_a_new_metric_version_recomputes_the_cached_value(tmp_path, register):
     Plugin.version = "2"  # e.g. the plugin's code changed
     values.append(_job(tmp_path, calls).image_metrics["low"])
     assert calls == ["metric", "metric"] and values == [0.1, 0.1, 0.1]
+
+
+class Broken:
+    """A third party's plugin whose result-collecting hooks all raise."""
+
+    @harness.hookimpl
+    def harness_analysis_extras(self, context, rows):
+        raise RuntimeError("extras bug")
+
+    @harness.hookimpl
+    def harness_report_sections(self, results, run):
+        raise RuntimeError("section bug")
+
+    @harness.hookimpl(tryfirst=True)
+    def harness_run_audit(self, categories, dataset, cache_root):
+        raise RuntimeError("audit bug")
+
+
+def test_a_failing_plugin_loses_its_own_part_not_the_run(cli, tmp_path, register):
+    path = tmp_path / "p.yaml"
+    path.write_text(PROTOCOL)
+    code, _, _ = cli("run", str(path), "--out", str(tmp_path / "before"))
+    assert code == 0
+    register(Broken(), "broken")
+    code, _, stderr = cli("run", str(path), "--out", str(tmp_path / "after"))
+    assert code == 0, stderr
+    for hook, bug in (("harness_analysis_extras", "extras"), ("harness_report_sections", "section")):
+        assert f"plugin 'broken' failed in {hook} (RuntimeError: {bug} bug)" in stderr
+    before, after = (pd.read_csv(tmp_path / name / "results.csv") for name in ("before", "after"))
+    pd.testing.assert_frame_equal(before, after)  # the other plugins' columns (seg_f1) are all there
+    assert (tmp_path / "after" / "report.html").is_file()
+    assert "plugin 'broken' failed in harness_run_audit" in stderr

@@ -1,6 +1,6 @@
 """harness plugin: the field's public benchmarks as dataset layouts, and the ``precomputed`` model.
 
-Layouts: ``visa``, ``mvtec_ad2``, ``mvtec_3d``, ``btech``, ``kolektor_sdd2``, ``mpdd``,
+Layouts: ``loco``, ``visa``, ``mvtec_ad2``, ``mvtec_3d``, ``btech``, ``kolektor_sdd2``, ``mpdd``,
 ``real_iad`` (:mod:`harness_datasets.layouts`; README, "Datasets", cites each). Model:
 ``precomputed`` reads scores (and maps) a method wrote elsewhere, so that it is evaluated like
 any model (:mod:`harness_datasets.precomputed`). The dataset audit: its checks

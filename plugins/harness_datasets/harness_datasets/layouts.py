@@ -1,8 +1,9 @@
 """Layouts of the field's public benchmarks, each reading the dataset's own tree and split files.
 
-``visa`` (VisA's ``split_csv/1cls.csv``), ``mvtec_ad2`` (MVTec AD 2), ``mvtec_3d`` (MVTec 3D-AD, its
-RGB images), ``btech`` (BTAD), ``kolektor_sdd2`` (KolektorSDD2), ``mpdd`` (MVTec-like) and
-``real_iad`` (Real-IAD's JSON split files). README, "Datasets", cites each and names its download page.
+``loco`` (MVTec LOCO AD), ``visa`` (VisA's ``split_csv/1cls.csv``), ``mvtec_ad2`` (MVTec AD 2),
+``mvtec_3d`` (MVTec 3D-AD, its RGB images), ``btech`` (BTAD), ``kolektor_sdd2`` (KolektorSDD2),
+``mpdd`` (MVTec-like) and ``real_iad`` (Real-IAD's JSON split files). README, "Datasets", cites each
+and names its download page.
 
 Held-out normals: where a benchmark ships its own defect-free validation images (MVTec AD 2 and
 MVTec 3D-AD ``validation/good``), they become records of the split ``"holdout"``; the training
@@ -220,6 +221,30 @@ class KolektorSDD2Layout:
         return Category(self.name, records)
 
 
+LOCO_FAMILIES = {"logical_anomalies": "logical", "structural_anomalies": "structural"}
+
+
+class LocoLayout(MVTecLayout):
+    """MVTec LOCO AD: the MVTec tree plus ``validation/good``, and masks as folders of PNGs.
+
+    ``ground_truth/<type>/<stem>/000.png, 001.png, ...`` are united into one mask per image.
+    The defect-free ``validation/good`` images join the training normals (they are normals the
+    benchmark sets aside for model selection; the harness's own holdout then splits them all).
+    Families: ``logical_anomalies`` -> logical, ``structural_anomalies`` -> structural.
+    """
+
+    def __init__(self, root: Path | None, families: Mapping[str, object] | None = None) -> None:
+        super().__init__(root, families)
+        self.families = {**LOCO_FAMILIES, **self.families}
+
+    def load(self, category: str) -> Category:
+        """Read one category; validation normals become training records."""
+        loaded = super().load(category)
+        folder = self.root / category / "validation" / NORMAL
+        validation = [Record(p, "train") for p in _images(folder)] if folder.is_dir() else []
+        return Category(category, loaded.split("train") + validation + loaded.split("test"), loaded.families)
+
+
 class MPDDLayout(MVTecLayout):
     """MPDD (Metal Parts Defect Detection): MVTec AD's tree, ``<cat>/{train/good, test/<type>, ground_truth}``."""
 
@@ -333,6 +358,7 @@ def per_object(scores: pd.DataFrame) -> pd.DataFrame:
 def harness_datasets() -> dict[str, object]:
     """The public-benchmark layouts."""
     return {
+        "loco": LocoLayout,
         "visa": VisALayout,
         "mvtec_ad2": MVTecAD2Layout,
         "mvtec_3d": MVTec3DLayout,

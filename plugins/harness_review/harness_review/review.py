@@ -1,4 +1,11 @@
-"""Review figures from cached scores and maps: suspected label errors and anomaly-map panels."""
+"""Review figures from cached scores and maps: suspected label errors and anomaly-map panels.
+
+:func:`review_extras` answers ``harness_analysis_extras`` for a protocol kind (kde_vs_test): for each
+job of the first seed, a label-review sheet (:func:`review_candidates`, :func:`review_figure`) at the
+reference calibration's threshold, and anomaly-map panels (:func:`map_panel_figure`); the candidates
+of every job go to ``figures/label_review.csv``. Each figure is drawn once per content and then
+copied from the derived cache.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,56 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.analyses.base import FigureRecord, JobData
-from harness.analyses.common import slug
-from harness.figures import pyplot, render_once, save
+from harness.analysis import (
+    AnalysisContext,
+    FigureRecord,
+    JobData,
+    pyplot,
+    reference_calibration,
+    render_once,
+    save,
+    slug,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 THUMBNAIL = (112, 112)
+
+
+def review_extras(context: AnalysisContext, rows: pd.DataFrame) -> tuple[list[FigureRecord], pd.DataFrame | None]:
+    """The review sheets and map panels of the first seed's jobs, in job order, and every job's candidates.
+
+    Options (the kind's, ``context.options``): ``review`` (images per review list, default 6, 0 = off;
+    needs a reference calibration), ``map_panels`` (default true). The review threshold is the
+    reference calibration's row of each job in ``rows`` (joined on ``cache_key``).
+    """
+    import pandas as pd
+
+    figures: list[FigureRecord] = []
+    reviews = []
+    first_seed = min((job.seed for job in context.jobs), default=0)
+    reference = reference_calibration(context)
+    review_count = int(context.options.get("review", 6))
+    for job in context.jobs:
+        if job.seed != first_seed:
+            continue
+        if reference is not None and review_count:
+            threshold = _threshold(rows, job.key, reference.label)
+            candidates = review_candidates(job, threshold, review_count)
+            reviews.append(candidates)
+            figure = review_figure(job, candidates, context.figure_dir, reference.label)
+            figures.extend([figure] if figure else [])
+        if context.options.get("map_panels", True):
+            figure = map_panel_figure(job, context.figure_dir)
+            figures.extend([figure] if figure else [])
+    return figures, pd.concat(reviews) if reviews else None
+
+
+def _threshold(rows: pd.DataFrame, key: str, calibration: str) -> float:
+    """The threshold of the job ``key``'s row for ``calibration``."""
+    mine = rows[(rows["cache_key"] == key) & (rows["calibration"] == calibration)]
+    return float(mine["threshold"].iloc[0])
 
 
 def review_candidates(job: JobData, threshold: float, count: int = 6) -> pd.DataFrame:
@@ -59,7 +108,7 @@ def review_figure(job: JobData, candidates: pd.DataFrame, figure_dir: Path, cali
 
 
 def _draw_review(candidates: pd.DataFrame, path: Path) -> None:
-    from harness.data.base import load_image
+    from harness.datasets import load_image
 
     groups = [candidates[candidates["kind"] == kind] for kind in ("good above threshold", "defect scoring lowest")]
     columns = max(len(g) for g in groups)
@@ -123,7 +172,7 @@ def map_panel_figure(job: JobData, figure_dir: Path) -> FigureRecord | None:
 
 def _draw_map_panels(job: JobData, path: Path) -> bool:
     """Draw the panels to ``path``; False (nothing written) when the job has no maps."""
-    from harness.data.base import load_image
+    from harness.datasets import load_image
 
     maps, masks = job.load_maps(), job.load_masks()
     test = job.test
