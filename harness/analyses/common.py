@@ -93,6 +93,38 @@ def cached_pixel_metrics(job: JobData) -> dict[str, float] | None:
     return values
 
 
+SLOW_PIXEL_METRICS = ("pl",)
+"""Pixel metrics computed in a child process (:class:`Background`) while this one computes the others."""
+
+
+def pixel_metric_values(job: JobData, names: object) -> dict[str, float]:
+    """The registered pixel metrics among ``names``, computed as :attr:`JobData.pixel_metrics` computes them."""
+    from harness.analyses.base import _metric_value, _metrics
+
+    specs = {name: spec for name, spec in _metrics("pixel").items() if name in names}
+    if not specs:
+        return {}
+    maps, masks = job.load_maps(), job.load_masks()
+    if maps is None or masks is None or not masks.any():
+        return dict.fromkeys(specs, float("nan"))
+    return {name: _metric_value(spec, maps, masks) for name, spec in specs.items()}
+
+
+def pixel_metrics_beside(job: JobData, background: Background, key: str) -> dict[str, float]:
+    """:attr:`JobData.pixel_metrics`: the slow ones from ``background`` (``key``), the others computed here meanwhile.
+
+    ``key`` was submitted with :func:`pixel_metric_values` of :data:`SLOW_PIXEL_METRICS`.
+    """
+
+    def compute(missing: dict[str, Any]) -> dict[str, float]:
+        values = pixel_metric_values(job, [name for name in missing if name not in SLOW_PIXEL_METRICS])
+        slow = [name for name in missing if name in SLOW_PIXEL_METRICS]
+        values.update(background.result(key, lambda: pixel_metric_values(job, slow)) if slow else {})
+        return {name: values[name] for name in missing}
+
+    return job._cached_metrics("pixel", compute)
+
+
 class Background:
     """Values computed in forked child processes while this process goes on, ``workers`` at a time.
 

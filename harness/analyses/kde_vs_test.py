@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING
 from harness import hookimpl
 from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
 from harness.analyses.common import (
+    SLOW_PIXEL_METRICS,
     Background,
     cached_pixel_metrics,
     job_rng,
+    pixel_metric_values,
+    pixel_metrics_beside,
     slug,
     thresholds_of,
 )
@@ -151,8 +154,9 @@ class KdeVsTest(AnalysisSpec):
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
         """Rows per calibration and the distribution, confusion, review and map figures.
 
-        The jobs' pixel metrics are computed in child processes (:class:`Background`) while the
-        figures are drawn here; rows and figures are those of computing one after the other.
+        The jobs' slowest pixel metric (PL) is computed in child processes (:class:`Background`) while
+        the score figures and the other pixel metrics are computed here; rows and figures are those of
+        computing one after the other.
         """
         import pandas as pd
 
@@ -163,16 +167,15 @@ class KdeVsTest(AnalysisSpec):
         try:
             for index, job in enumerate(context.jobs):
                 if cached_pixel_metrics(job) is None:
-                    background.submit(str(index), lambda job=job: job.pixel_metrics)
+                    background.submit(str(index), lambda job=job: pixel_metric_values(job, SLOW_PIXEL_METRICS))
             thresholds = [thresholds_of(job, context) for job in context.jobs]
             for job, job_thresholds in zip(context.jobs, thresholds, strict=True):
                 if job.seed == first_seed:
                     figures.append(self._job_figure(job, _counts(job, job_thresholds), context))
                     background.poll()
             for index, job in enumerate(context.jobs):
-                if "pixel_metrics" not in vars(job):
-                    job.load_masks()  # while the child computes: the masks the extras read next, decoded once
-                    job.pixel_metrics = background.result(str(index), lambda job=job: job.pixel_metrics)
+                if "pixel_metrics" not in vars(job):  # PL in a child, the others here meanwhile
+                    job.pixel_metrics = pixel_metrics_beside(job, background, str(index))
                 rows.extend(calibrate_rows(job, context, thresholds[index]))
         finally:
             background.close()
