@@ -55,3 +55,38 @@ def test_close_stops_children_never_asked_for():
     background.submit("queued", lambda: 1)
     background.close()
     assert not background.running and not background.queued
+
+
+def _job(seed: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    from harness.analyses.base import JobData
+
+    rng = np.random.default_rng(seed)
+    labels = np.array([0] * 6 + [1] * 6)
+    masks = np.zeros((12, 16, 16), bool)
+    masks[6:, 4:9, 5:11] = True
+    maps = (rng.random((12, 16, 16)) + masks * 0.6).astype(np.float32)
+    scores = pd.DataFrame(
+        {
+            "split": ["test"] * 12,
+            "score": maps.max(axis=(1, 2)),
+            "label": labels,
+            "path": [f"{i}.png" for i in range(12)],
+        }
+    )
+    return JobData("m", "c", 0, "k", {}, scores, lambda: maps, lambda: masks)
+
+
+def test_pixel_metrics_split_across_processes_equal_the_inline_ones():
+    from harness.analyses.common import SLOW_PIXEL_METRICS, pixel_metric_values, pixel_metrics_beside
+
+    inline = _job().pixel_metrics
+    job = _job()
+    background = Background(workers=1)
+    background.submit("0", lambda: pixel_metric_values(job, SLOW_PIXEL_METRICS))
+    split = pixel_metrics_beside(job, background, "0")
+    assert list(split) == list(inline)
+    assert split == pytest.approx(inline, nan_ok=True)
+    assert all((a == b) or (a != a and b != b) for a, b in zip(split.values(), inline.values(), strict=True))
