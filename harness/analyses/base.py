@@ -130,7 +130,15 @@ def _version(spec: MetricSpec, level: str) -> object:
         from harness.metrics import metric_versions
 
         return metric_versions(level)
-    return spec.version() if callable(spec.version) else spec.version
+    try:
+        return spec.version() if callable(spec.version) else spec.version
+    except Exception as exc:  # a plugin's bug: its values are computed every run, never cached
+        warnings.warn(
+            f"metric '{spec.name}': version failed ({type(exc).__name__}: {exc}); not cached",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
 
 
 def _metrics(level: str) -> dict[str, MetricSpec]:

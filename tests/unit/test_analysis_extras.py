@@ -124,6 +124,27 @@ def _job(tmp_path, calls: list[str]) -> JobData:
     return JobData("m", "c", 0, "key", meta, frame, lambda: None, lambda: None, derived=DerivedCache(tmp_path))
 
 
+def test_a_metric_whose_version_raises_is_computed_every_time_with_a_warning(tmp_path, register):
+    calls: list[str] = []
+
+    def broken_version():
+        raise RuntimeError("no version")
+
+    class Plugin:
+        @harness.hookimpl
+        def harness_metrics(self):
+            def metric(scores, labels):
+                calls.append("m")
+                return float(scores.max())
+
+            return {"m": harness.MetricSpec("m", True, "image", metric, version=broken_version)}
+
+    register(Plugin(), "broken-version")
+    with pytest.warns(RuntimeWarning, match="metric 'm': version failed"):
+        values = [_job(tmp_path, calls).image_metrics["m"] for _ in range(2)]
+    assert values == [0.9, 0.9] and calls == ["m", "m"]
+
+
 @pytest.mark.parametrize("version", ["1", lambda: "1"])
 def test_a_plugin_metric_with_a_version_is_cached_and_one_without_is_not(tmp_path, register, version):
     calls: list[str] = []
