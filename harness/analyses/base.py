@@ -100,6 +100,34 @@ class JobData:
         checksums = {name: info.get("sha256") for name, info in sorted(files.items())}
         return digest("job-view", self.key, checksums, rows.hexdigest(), self.model, self.category, self.seed)
 
+    def remember(self, name: str, compute: Callable[[], Any], *inputs: object, code: Sequence[str] = ()) -> Any:
+        """``compute()``, a JSON value, or the value stored for the same view of this job, ``inputs`` and code.
+
+        "Score once, calibrate many" for an analysis's own per-job work (draws, re-calibrations,
+        tables): the value is kept in the derived cache beside the scores, keyed by
+        :attr:`view_digest` (the scores this view holds), ``name``, ``inputs`` (options,
+        calibrations, seeds: everything else it depends on) and the source of the modules named in
+        ``code``, and sha256-verified on every read (a damaged record is named and recomputed).
+        Without a derived cache, or for an entry without checksums, it is computed every time. The
+        value comes back as JSON reads it (tuples as lists) whether computed or stored, so a rerun
+        gives the same result either way.
+
+        .. versionadded:: 0.3
+        """
+        import json
+
+        from harness.derived_cache import code_digest, digest
+
+        view = self.view_digest if self.derived is not None else None
+        key = digest("job-value", name, view, code_digest(*code), *inputs) if view else None
+        stored = self.derived.get_value(key) if key else None
+        if stored is not None:
+            return stored
+        value = json.loads(json.dumps(compute(), allow_nan=True))
+        if key:
+            self.derived.put_value(key, value)
+        return value
+
     def _cached_metrics(
         self, level: str, compute: Callable[[Mapping[str, MetricSpec]], dict[str, float]]
     ) -> dict[str, float]:
