@@ -12,6 +12,7 @@ recomputed. Only JSON, PNG and PDF are written, never pickles.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -138,11 +139,12 @@ def _verify(record: Mapping[str, Any], base: Path) -> None:
             raise _Damaged(f"{path.name} checksum mismatch")
 
 
+@functools.lru_cache(maxsize=64)
 def code_digest(*modules: str) -> str:
     """A sha256 over the source of ``modules`` (found without importing them) and the numpy and pandas versions.
 
     What an analysis's own computation depends on besides its inputs: new code or new libraries,
-    new results. A module without a source file counts by its name only.
+    new results. A module without a source file counts by its name only. Computed once per process.
     """
     import importlib.util
     from importlib import metadata
