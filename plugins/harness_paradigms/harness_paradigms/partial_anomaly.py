@@ -181,9 +181,7 @@ class PartialAnomaly(AnalysisSpec):
         )
         return FigureRecord(name, caption, category=job.category, model=job.model)
 
-    def _draw(
-        self, job: JobData, draws: pd.DataFrame, references: dict[str, Any], n_anomalous: int, path: Any
-    ) -> None:
+    def _draw(self, job: JobData, draws: pd.DataFrame, references: dict[str, Any], n_anomalous: int, path: Any) -> None:
         labels = list(dict.fromkeys(draws["calibration"]))
         fig, axes = plt.subplots(len(labels), 2, figsize=(11, 3.0 * len(labels)), squeeze=False)
         for row, label in enumerate(labels):
