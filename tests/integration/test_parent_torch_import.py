@@ -23,7 +23,7 @@ from harness.cli import main
 code = main(sys.argv[1:])
 print(json.dumps({"code": int(code), "modules": sorted(sys.modules)}))
 """
-TORCH_PLUGIN = '''
+TORCH_PLUGIN = """
 import numpy as np
 import harness
 
@@ -40,7 +40,7 @@ class TorchGrey:
 @harness.hookimpl
 def harness_models():
     return {"torch_grey": TorchGrey}
-'''
+"""
 
 
 def _modules_after_cold_run(tmp_path: Path, model: str, plugin_dir: Path) -> set[str]:
