@@ -21,7 +21,6 @@ _NAMES = {
     "harness.config.types": "Bool Float Fraction NonNegativeInt OptionsModel PositiveInt Str",
     "harness.data.base": "Category Record",
     "harness.errors": "HarnessError ProtocolError unknown_name_message",
-    "harness.derived_cache": "code_digest",
     "harness.figures": "array_digest render_once save",
     "harness.metrics": "ranking_metrics threshold_metrics",
     "harness.report.finding": "Finding fraction_finding left_out_finding",

@@ -12,7 +12,6 @@ recomputed. Only JSON, PNG and PDF are written, never pickles.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -137,31 +136,6 @@ def _verify(record: Mapping[str, Any], base: Path) -> None:
             raise _Damaged(f"{path.name} has {path.stat().st_size} bytes, expected {expected['bytes']}")
         if sha256_file(path) != expected["sha256"]:
             raise _Damaged(f"{path.name} checksum mismatch")
-
-
-@functools.lru_cache(maxsize=64)
-def code_digest(*modules: str) -> str:
-    """A sha256 over the source of ``modules`` (found without importing them) and the numpy and pandas versions.
-
-    What an analysis's own computation depends on besides its inputs: new code or new libraries,
-    new results. A module without a source file counts by its name only. Computed once per process.
-    """
-    import importlib.util
-    from importlib import metadata
-
-    from harness.integrity import file_digest
-
-    parts: list[str] = []
-    for module in modules:
-        spec = importlib.util.find_spec(module)
-        origin = spec.origin if spec is not None else None
-        parts.append(file_digest(Path(origin)) if origin and Path(origin).is_file() else f"no source: {module}")
-    for library in ("numpy", "pandas"):
-        try:
-            parts.append(f"{library} {metadata.version(library)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{library} absent")
-    return digest("code", parts)
 
 
 def floats(value: Mapping[str, Any]) -> dict[str, float]:

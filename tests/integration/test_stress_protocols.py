@@ -197,6 +197,24 @@ def test_partial_anomaly_rerun_reads_stored_draws_and_figures(cli, tmp_path, loo
     assert figure.read_bytes() == (tmp_path / "first" / "figures" / figure.name).read_bytes()
     assert cli("run", str(path), "--out", str(tmp_path / "fewer"), "--set", "analysis.draws=4")[0] == 0
     assert calls == ["draws", "figure"]  # another option: recomputed
+    monkeypatch.setattr(partial_anomaly, "code_digest", lambda: "new code")
+    assert cli("run", str(path), "--out", str(tmp_path / "new-code"))[0] == 0
+    assert calls == ["draws", "figure"] * 2  # new code: recomputed
+
+
+def test_partial_anomaly_code_digest_follows_its_source(tmp_path, monkeypatch):
+    from harness_paradigms import partial_anomaly
+
+    module = tmp_path / "partial_probe.py"
+    module.write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(partial_anomaly, "CODE", ("partial_probe",))
+    partial_anomaly.code_digest.cache_clear()
+    first = partial_anomaly.code_digest()
+    module.write_text("VALUE = 2\n")
+    partial_anomaly.code_digest.cache_clear()  # a new process
+    assert partial_anomaly.code_digest() != first
+    partial_anomaly.code_digest.cache_clear()
 
 
 def test_partial_anomaly_recomputes_when_a_score_changes(cli, tmp_path, lookup_dataset, monkeypatch):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analyses.base import JobData
-from harness.derived_cache import DerivedCache, code_digest
+from harness.derived_cache import DerivedCache
 
 
 def _job(tmp_path, scores_sha: str = "s1", shift: float = 0.0, derived: bool = True) -> JobData:
@@ -50,19 +50,8 @@ def test_changed_inputs_scores_or_entry_recompute(tmp_path):
     _job(tmp_path).remember("other", _counting(calls), "options", 1)  # another analysis
     _job(tmp_path, shift=0.01).remember("kind", _counting(calls), "options", 1)  # other scores
     _job(tmp_path, scores_sha="s2").remember("kind", _counting(calls), "options", 1)  # another score entry
-    assert len(calls) == 5
-
-
-def test_changed_code_recomputes(tmp_path, monkeypatch):
-    module = tmp_path / "remember_probe.py"
-    module.write_text("VALUE = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    calls: list[int] = []
-    _job(tmp_path).remember("kind", _counting(calls), code=("remember_probe",))
-    module.write_text("VALUE = 2  # new code\n")
-    code_digest.cache_clear()  # a new process
-    _job(tmp_path).remember("kind", _counting(calls), code=("remember_probe",))
-    assert len(calls) == 2
+    _job(tmp_path).remember("kind", _counting(calls), "options", 1, "code v2")  # new code (its hash an input)
+    assert len(calls) == 6
 
 
 def test_damaged_record_is_recomputed_and_named(tmp_path, caplog):

@@ -11,6 +11,11 @@ Analysis options: ``fractions`` (default 0.1, 0.2, ..., 1.0), ``draws`` (default
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
+from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +29,6 @@ from harness.analysis import (
     HarnessError,
     JobData,
     array_digest,
-    code_digest,
     fraction_finding,
     job_rng,
     render_once,
@@ -168,7 +172,7 @@ class PartialAnomaly(AnalysisSpec):
             lambda path: self._draw(job, draws, references, n_anomalous, path),
             store,
             "partial_anomaly",
-            code_digest(*CODE),
+            code_digest(),
             name,
             key,
             sorted(references.items()),
@@ -268,6 +272,17 @@ CODE = (
 """The modules whose source a job's stored draws and figure depend on (with the numpy and pandas versions)."""
 
 
+@functools.cache
+def code_digest() -> str:
+    """A sha256 of the source of :data:`CODE` (found without importing it) and the numpy and pandas versions."""
+    digest = hashlib.sha256(f"numpy {np.__version__} pandas {metadata.version('pandas')}".encode())
+    for module in CODE:
+        spec = importlib.util.find_spec(module)
+        origin = Path(spec.origin) if spec is not None and spec.origin else None
+        digest.update(origin.read_bytes() if origin is not None and origin.is_file() else module.encode())
+    return digest.hexdigest()
+
+
 def _remembered_job_rows(
     job: JobData, context: AnalysisContext
 ) -> tuple[list[dict[str, Any]], pd.DataFrame | None, dict[str, tuple[float, int]]]:
@@ -290,7 +305,7 @@ def _remembered_job_rows(
     ]
     fractions, draws = _options(context.options)
     inputs = (list(fractions), draws, context.seed, described, job.weights)
-    value = job.remember("partial_anomaly", compute, *inputs, code=CODE)
+    value = job.remember("partial_anomaly", compute, code_digest(), *inputs)
     table = None if value["draws"] is None else pd.DataFrame(value["draws"])
     deployed = {label: (threshold, missed) for label, (threshold, missed) in value["deployed"].items()}
     return value["rows"], table, deployed
