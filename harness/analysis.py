@@ -21,12 +21,15 @@ _NAMES = {
     "harness.config.types": "Bool Float Fraction NonNegativeInt OptionsModel PositiveInt Str",
     "harness.data.base": "Category Record",
     "harness.errors": "HarnessError ProtocolError unknown_name_message",
-    "harness.figures": "array_digest render_once save",
+    "harness.figures": "pyplot render_once save",
     "harness.metrics": "ranking_metrics threshold_metrics",
     "harness.report.finding": "Finding fraction_finding left_out_finding",
     "harness.scoring": "TrainingSubset",
 }
-_ON_CALL = {"save", "ranking_metrics", "threshold_metrics", "fraction_finding", "left_out_finding"}
+_ON_CALL = {
+    *("pyplot", "render_once", "save"),
+    *("ranking_metrics", "threshold_metrics", "fraction_finding", "left_out_finding"),
+}
 """Functions whose modules (matplotlib, scikit-learn) load on their first call, not on import."""
 
 __all__, __getattr__, __dir__ = lazy_names("harness.analysis", _NAMES, on_call=_ON_CALL)

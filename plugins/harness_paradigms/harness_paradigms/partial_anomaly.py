@@ -28,7 +28,6 @@ from harness.analysis import (
     FigureRecord,
     HarnessError,
     JobData,
-    array_digest,
     fraction_finding,
     job_rng,
     render_once,
@@ -164,8 +163,9 @@ class PartialAnomaly(AnalysisSpec):
         context: AnalysisContext,
     ) -> FigureRecord:
         name = f"partial_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
-        drawn = (draws["fraction"], draws["threshold"], draws["false_negatives"])
-        key = (job.model, job.category, job.seed, list(draws["calibration"]), array_digest(*drawn))
+        drawn = draws[["fraction", "threshold", "false_negatives"]].to_numpy(np.float64)
+        shown = hashlib.sha256(drawn.tobytes()).hexdigest()
+        key = (job.model, job.category, job.seed, list(draws["calibration"]), drawn.shape, shown)
         store = job.derived if job.view_digest is not None else None
         render_once(
             context.figure_dir / name,
