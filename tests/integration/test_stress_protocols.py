@@ -202,19 +202,34 @@ def test_partial_anomaly_rerun_reads_stored_draws_and_figures(cli, tmp_path, loo
     assert calls == ["draws", "figure"] * 2  # new code: recomputed
 
 
-def test_partial_anomaly_code_digest_follows_its_source(tmp_path, monkeypatch):
-    from harness_paradigms import partial_anomaly
+def test_stored_paradigm_work_is_keyed_by_its_source(tmp_path, monkeypatch):
+    from harness_paradigms.cached import source_digest
 
-    module = tmp_path / "partial_probe.py"
+    module = tmp_path / "paradigm_probe.py"
     module.write_text("VALUE = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(partial_anomaly, "CODE", ("partial_probe",))
-    partial_anomaly.code_digest.cache_clear()
-    first = partial_anomaly.code_digest()
+    first = source_digest("paradigm_probe")
     module.write_text("VALUE = 2\n")
-    partial_anomaly.code_digest.cache_clear()  # a new process
-    assert partial_anomaly.code_digest() != first
-    partial_anomaly.code_digest.cache_clear()
+    source_digest.cache_clear()  # a new process
+    assert source_digest("paradigm_probe") != first
+    source_digest.cache_clear()
+
+
+def test_missing_type_rerun_copies_its_figure(cli, tmp_path, lookup_dataset, monkeypatch):
+    from harness_paradigms import missing_type
+
+    path = _protocol(tmp_path, lookup_dataset, "missing_type", "{}")
+    assert cli("run", str(path), "--out", str(tmp_path / "first"))[0] == 0
+    calls = []
+    original = missing_type.MissingType._draw
+    monkeypatch.setattr(missing_type.MissingType, "_draw", lambda *a: calls.append(1) or original(*a))
+    assert cli("run", str(path), "--out", str(tmp_path / "again"))[0] == 0
+    assert calls == []
+    (figure,) = (tmp_path / "again" / "figures").glob("missing_*.png")
+    assert figure.read_bytes() == (tmp_path / "first" / "figures" / figure.name).read_bytes()
+    assert (tmp_path / "first" / "results.csv").read_bytes() == (tmp_path / "again" / "results.csv").read_bytes()
+    assert cli("run", str(path), "--out", str(tmp_path / "types"), "--set", "analysis.modes=[type]")[0] == 0
+    assert calls == [1]  # other rows shown: drawn
 
 
 def test_partial_anomaly_recomputes_when_a_score_changes(cli, tmp_path, lookup_dataset, monkeypatch):

@@ -11,11 +11,7 @@ Analysis options: ``fractions`` (default 0.1, 0.2, ..., 1.0), ``draws`` (default
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.util
-from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +33,7 @@ from harness.analysis import (
     thresholds_of,
 )
 from harness_paradigms._lazy import lazy_module
+from harness_paradigms.cached import source_digest
 from harness_paradigms.options import PartialAnomalyOptions
 from harness_paradigms.stress import calibrate_on, oracle_function, split_specs
 
@@ -272,15 +269,9 @@ CODE = (
 """The modules whose source a job's stored draws and figure depend on (with the numpy and pandas versions)."""
 
 
-@functools.cache
 def code_digest() -> str:
-    """A sha256 of the source of :data:`CODE` (found without importing it) and the numpy and pandas versions."""
-    digest = hashlib.sha256(f"numpy {np.__version__} pandas {metadata.version('pandas')}".encode())
-    for module in CODE:
-        spec = importlib.util.find_spec(module)
-        origin = Path(spec.origin) if spec is not None and spec.origin else None
-        digest.update(origin.read_bytes() if origin is not None and origin.is_file() else module.encode())
-    return digest.hexdigest()
+    """A sha256 of the source of :data:`CODE` and the numpy and pandas versions (once per process)."""
+    return source_digest(*CODE)
 
 
 def _remembered_job_rows(
