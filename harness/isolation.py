@@ -174,7 +174,7 @@ class IsolatedJobs:
                     running.remove(item)
                     progress.update()
                     yield self._outcome(item)
-                    if self.imports_torch:  # the next jobs inherit it instead of importing it each
+                    if self.imports_torch and pending:  # the next jobs inherit it instead of importing it each
                         _import_torch()
         finally:
             for item in running:
