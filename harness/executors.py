@@ -19,10 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from harness.errors import HarnessError, ProtocolError, unknown_name_message
-from harness.isolation import IsolatedJobs
 from harness.scoring import Job, JobFailed, run_job
 from harness.store import ScoreCache
 
@@ -57,7 +54,10 @@ def execute_job(job: Job, cache_root: str) -> Result:
     return job.key, "fitted", None
 
 
-def _progress(total: int) -> tqdm:
+def _progress(total: int) -> Any:
+    """A ``tqdm`` progress bar (imported when there is a job to run, like the forked jobs' module)."""
+    from tqdm import tqdm
+
     return tqdm(total=total, desc="fit + score", unit="job", disable=None, file=sys.stderr)
 
 
@@ -90,6 +90,8 @@ class LocalExecutor:
     def run(self, jobs: Sequence[Job], cache_root: Path) -> Iterator[Result]:
         """Yield each job's result as it finishes."""
         if self.isolate:
+            from harness.isolation import IsolatedJobs
+
             yield from IsolatedJobs(self.workers, self.gpus, self.timeout).run(list(jobs), str(cache_root))
         elif self.workers == 1:
             progress = _progress(len(jobs))

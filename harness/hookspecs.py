@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from harness.contract import MetricSpec, ModelSpec, ReportSection
     from harness.data.base import Category as DatasetCategory
     from harness.data.base import DatasetSource
-    from harness.scoring import FittedJob, Job
+    from harness.scoring import FittedJob, JobView
     from harness.types import DetectorFactory
 
 hookspec = pluggy.HookspecMarker("harness")
@@ -340,7 +340,7 @@ def harness_commands(cli: click.Group) -> None:
 
 
 @hookspec(firstresult=True)
-def harness_fit_and_score(job: Job, efficiency: Mapping[str, Any]) -> FittedJob | None:
+def harness_fit_and_score(job: JobView, efficiency: Mapping[str, Any]) -> FittedJob | None:
     """Wrap one job's fit and score, in the process that runs it, to measure it.
 
     Implement it as a wrapper, as pytest's ``pytest_runtest_call`` wrappers are written::
@@ -359,14 +359,17 @@ def harness_fit_and_score(job: Job, efficiency: Mapping[str, Any]) -> FittedJob 
     added to ``fitted.figures`` are recorded with the job (its cache entry's ``efficiency``;
     ``run.json`` keeps the two timers) and become the result columns of the protocol kinds that show them. A
     model's exception reaches the wrapper at ``yield``: let it through. A wrapper's own exception
-    costs only its figures: the job keeps its scores, and ``energy_note`` says what failed.
+    after ``yield`` costs the figures of the call: the job keeps its scores, and ``energy_note``
+    says what failed; one before ``yield`` leaves the job unmeasured. Whatever a wrapper does to
+    ``fitted``, the harness keeps its own detector, samples and timers, and only plain values
+    (numbers, strings, ``None`` and lists or mappings of them) of ``figures``.
     Called in the job's own process (a forked child, or the run's process with
     ``executor.isolate: false``); plain (non-wrapper) implementations must return ``None``.
     plugins/harness_efficiency implements it (memory, GPU, energy and CO2, latency, throughput,
     parameters, size, GMAC); without a wrapper a job records its two timers and a note.
 
-    :param job: the :class:`harness.runs.Job` (``key``, ``model``, ``category``, ``seed``,
-        ``image_size``).
+    :param job: a :class:`harness.runs.JobView`: ``key``, ``model`` (name), ``options``,
+        ``category`` (name), ``seed``, ``image_size``; no image, path or label.
     :param efficiency: the protocol's ``efficiency:`` keys as written (validated, defaults not
         filled in: ``energy``, ``latency_repeats``, ``grid_intensity``, ``country``,
         ``sample_seconds``).

@@ -104,7 +104,7 @@ def _child(sender: Connection, job: Job, cache_root: str, device: int | None, on
     if one_thread:
         sys.modules["torch"].set_num_threads(1)
     try:
-        message: tuple[str, Any] = ("result", execute_job(job, cache_root))
+        message: tuple[Any, ...] = ("result", execute_job(job, cache_root), "torch" in sys.modules)
     except HarnessError as exc:  # bad data or options: the whole run stops with one line, as in-process
         message = ("harness_error", (type(exc).__name__, str(exc)))
     except KeyboardInterrupt:
@@ -133,11 +133,14 @@ class IsolatedJobs:
         self.workers, self.gpus, self.timeout = workers, gpus, timeout
         self.context = get_context("fork")
         self.one_thread = False
+        self.imports_torch = False
+        """Whether a job's process imported torch (then this process imports it once, for the jobs after)."""
 
     def run(self, jobs: list[Job], cache_root: str) -> Iterator[Result]:
         """Yield each job's result as its process ends; a job already cached is reported without a process.
 
-        The cache is looked up first, and torch imported (once, here) only when several jobs will be forked.
+        The cache is looked up first. torch is imported here (once, for the jobs forked after) only
+        when a job's process imported it: a model that never uses torch leaves this process without it.
         """
         cache = ScoreCache(Path(cache_root))
         pending, running = [], []
@@ -148,9 +151,7 @@ class IsolatedJobs:
                 pending.append(job)
         if not pending:
             return
-        if len(pending) > 1:  # shared by the jobs' processes; one job's process imports what its model needs
-            _import_torch()
-        preload_models(job.model.name for job in pending)
+        preload_models(job.model.name for job in pending)  # torch itself: once a job is seen to import it
         if _cuda_initialised():  # CUDA cannot be used in a forked child of a process that initialised it
             self.context = get_context("spawn")
         self.one_thread = self.context.get_start_method() == "fork" and not torch_survives_fork(self.context)
@@ -165,6 +166,8 @@ class IsolatedJobs:
                     running.remove(item)
                     progress.update()
                     yield self._outcome(item)
+                    if self.imports_torch and pending:  # the next jobs inherit it instead of importing it each
+                        _import_torch()
         finally:
             for item in running:
                 item.process.kill()
@@ -208,7 +211,8 @@ class IsolatedJobs:
             if timed_out:
                 return item.job.key, "failed", f"timed out after {self.timeout:g} s (executor.timeout)"
             return item.job.key, "failed", _death(item.process.exitcode)
-        kind, payload = message
+        kind, payload, *imported = message
+        self.imports_torch = self.imports_torch or bool(imported and imported[0])
         if kind == "harness_error":
             raise HarnessError(payload[1])
         return payload

@@ -225,11 +225,15 @@ class Plugins:
         """Every registered metric by name (built-in and from plugins)."""
         return dict(self._registries["metrics"])
 
-    def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
+    def call_each(
+        self, hook_name: str, check: Callable[[Any], Any] | None = None, copies: tuple[str, ...] = (), **kwargs: Any
+    ) -> list[Any]:
         """``pm.hook.<hook_name>(**kwargs)`` one plugin at a time (pluggy's subset caller), in plugin order.
 
-        A plugin whose implementation raises is left out with one warning that names it and the hook:
-        a failing plugin loses its own contribution (its columns, figures, section or audit), not the
+        Each plugin gets its own copy of the arguments named in ``copies``; ``check`` turns each
+        result into what is kept, raising for one that breaks the hook's contract. A plugin whose
+        implementation or result fails is left out with one warning that names it and the hook: a
+        failing plugin loses its own contribution (its columns, figures, section or audit), not the
         run. ``None`` results are dropped; for a ``firstresult`` hook the list holds the first result.
         """
         hook = getattr(self.manager.hook, hook_name)
@@ -237,35 +241,32 @@ class Plugins:
         results: list[Any] = []
         for impl in reversed(hook.get_hookimpls()) if first else hook.get_hookimpls():
             others = [plugin for plugin in self.manager.get_plugins() if plugin is not impl.plugin]
+            arguments = {**kwargs, **{name: kwargs[name].copy() for name in copies}}
             try:
-                result = self.manager.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+                answer = self.manager.subset_hook_caller(hook_name, remove_plugins=others)(**arguments)
+                kept = [check(one) if check else one for one in ([answer] if first else answer) if one is not None]
             except Exception as exc:  # a third party's bug must not end the run
-                logger.warning(
-                    "plugin '%s' failed in %s (%s: %s); its part is left out",
-                    impl.plugin_name,
-                    hook_name,
-                    type(exc).__name__,
-                    exc,
-                )
+                message = "plugin '%s' failed in %s (%s: %s); its part is left out"
+                logger.warning(message, impl.plugin_name, hook_name, type(exc).__name__, exc)
                 continue
-            results.extend([result] if first else result)
-            if first and result is not None:
+            results.extend(kept)
+            if first and kept:
                 break
-        return [result for result in results if result is not None]
+        return results
 
     def report_sections(self, results: Any, run: Mapping[str, Any], out: Path | None = None) -> list[ReportSection]:
         """Extra report sections: ``harness_report_sections`` of every plugin (:meth:`call_each`), in plugin order."""
         from harness.contract import ReportSection
 
-        sections: list[ReportSection] = []
-        for result in self.call_each("harness_report_sections", results=results, run=run, out=out):
-            for section in result:
+        def sections_of(result: Any) -> list[ReportSection]:
+            sections = list(result)
+            for section in sections:
                 if not isinstance(section, ReportSection):
-                    raise TypeError(
-                        f"harness_report_sections() must return harness.ReportSection, got {type(section).__name__}"
-                    )
-                sections.append(section)
-        return sections
+                    raise TypeError(f"it must return harness.ReportSection, got {type(section).__name__}")
+            return sections
+
+        found = self.call_each("harness_report_sections", sections_of, results=results, run=run, out=out)
+        return [section for sections in found for section in sections]
 
     def owner(self, kind: str, name: str) -> PluginInfo:
         """The plugin that registered ``name``."""

@@ -52,11 +52,8 @@ def hardware() -> dict[str, Any]:
     with contextlib.suppress(ValueError, OSError, AttributeError):
         info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
     torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        info["gpu"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    else:
-        info["gpu"] = []
-    return info
+    gpus = torch.cuda.device_count() if torch is not None and torch.cuda.is_available() else 0
+    return {**info, "gpu": [torch.cuda.get_device_name(i) for i in range(gpus)]}
 
 
 def git_revision() -> str | None:

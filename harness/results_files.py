@@ -48,13 +48,9 @@ def typed(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _json_type(series: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(series):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(series):
-        return "integer"
-    if pd.api.types.is_numeric_dtype(series):
-        return "number"
-    return "string"
+    types = pd.api.types
+    kinds = (("boolean", types.is_bool_dtype), ("integer", types.is_integer_dtype), ("number", types.is_numeric_dtype))
+    return next((name for name, test in kinds if test(series)), "string")
 
 
 def _plain(value: Any) -> Any:

@@ -7,6 +7,7 @@ Each step lives in a module named for it: :mod:`harness.planning` (resolve), :mo
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from harness.store import (  # noqa: F401 (re-exported)
     ScoreCache,
     check_home_and_cache,
     default_cache_dir,
+    json_dumps,
     output_lock,
     preflight,
 )
@@ -160,6 +162,7 @@ def run_protocol(
         job_data = collect(run.outcomes, cache)
         audits = plugins.call_each(  # audit.json, cached by dataset content; a crashing audit is left out
             "harness_run_audit",
+            lambda record: json.loads(json_dumps(record)),  # a record audit.json cannot hold is left out
             categories=list(run.plan.categories),
             dataset=run.plan.protocol.dataset,
             cache_root=cache.root,

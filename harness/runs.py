@@ -24,7 +24,7 @@ _NAMES = {
     "harness.report.finding": "primary_metric",
     "harness.report.latex_tables": "LatexWriter latex_table tex",
     "harness.results_files": "run_identity",
-    "harness.scoring": "FittedJob Job",
+    "harness.scoring": "FittedJob Job JobView",
     "harness.store": "ScoreCache",
 }
 _PRIVATE = {"html_table": "_table", "job_progress": "_progress", "run_identity": "identity"}

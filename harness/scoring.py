@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import random
 import sys
@@ -198,6 +199,18 @@ class FittedJob:
         self.figures = {"fit_seconds": self.fit_seconds, "score_seconds": self.score_seconds, **self.figures}
 
 
+@dataclass(frozen=True)
+class JobView:
+    """What a ``harness_fit_and_score`` wrapper learns of its job: names and sizes, no image, path or label."""
+
+    key: str
+    model: str
+    options: Mapping[str, Any]
+    category: str
+    seed: int
+    image_size: tuple[int, int]
+
+
 class JobFailed(Exception):
     """A detector raised or returned unusable scores; the run goes on without this job."""
 
@@ -372,7 +385,10 @@ def _with_fit_notes(fitted: FittedJob) -> FittedJob:
     return fitted
 
 
-NOT_MEASURED = "efficiency: not measured (no plugin wraps harness_fit_and_score; install plugins/harness_efficiency)"
+NOT_MEASURED = (
+    "efficiency: not measured when this job was fitted (no plugin wrapped harness_fit_and_score then; "
+    "plugins/harness_efficiency measures jobs fitted while it is installed)"
+)
 
 
 def measured(job: Job, run: Callable[[], FittedJob]) -> FittedJob:
@@ -388,23 +404,53 @@ def measured(job: Job, run: Callable[[], FittedJob]) -> FittedJob:
 
     def innermost(job: Job, efficiency: Mapping[str, Any]) -> FittedJob:
         try:
-            state["fitted"] = run()
+            fitted = state["fitted"] = run()
         except BaseException as exc:
             state["error"] = exc
             raise
-        return state["fitted"]
+        state["kept"] = (fitted.detector, fitted.samples, fitted.fit_seconds, fitted.score_seconds)
+        return fitted
 
     note = None if hook.get_hookimpls() else NOT_MEASURED
+    view = JobView(job.key, job.model.name, dict(job.model.options), job.category.name, job.seed, job.image_size)
     try:
-        hook.call_extra([innermost], {"job": job, "efficiency": dict(job.efficiency)})
+        hook.call_extra([innermost], {"job": view, "efficiency": dict(job.efficiency)})
     except Exception as exc:
         note = None if "error" in state else f"efficiency: a measuring plugin failed ({type(exc).__name__}: {exc})"
     if "error" in state:
         raise state["error"]
-    fitted = state.get("fitted") or innermost(job, job.efficiency)  # a wrapper failed before the fit
-    if note:
-        fitted.figures["energy_note"] = "; ".join(filter(None, (fitted.figures.get("energy_note"), note)))
-    return fitted
+    fitted = state.get("fitted") or innermost(view, job.efficiency)  # a wrapper failed before the fit
+    return _as_measured(fitted, state["kept"], note)
+
+
+def _is_plain(value: Any) -> bool:
+    """A figure the cache entry can hold: a number, string, ``None``, or a list or mapping of them."""
+    if isinstance(value, (list, tuple)):
+        return all(map(_is_plain, value))
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return value is None or isinstance(value, (str, numbers.Number))
+
+
+def _as_measured(fitted: FittedJob, kept: tuple[Any, ...], note: str | None) -> FittedJob:
+    """The harness's own detector, samples and timers (whatever a wrapper set), and figures that are plain values."""
+    figures = {k: v for k, v in fitted.figures.items() if _is_plain(v)}
+    dropped = sorted(set(fitted.figures) - set(figures))
+    notes = [
+        figures.pop("energy_note", None),
+        note,
+        f"figures that are not plain values left out: {dropped}" * bool(dropped),
+    ]
+    if any(notes):
+        figures["energy_note"] = "; ".join(str(n) for n in notes if n)
+    detector, samples, fit_seconds, score_seconds = kept
+    return FittedJob(
+        detector,
+        samples,
+        fit_seconds,
+        score_seconds,
+        {**figures, "fit_seconds": fit_seconds, "score_seconds": score_seconds},
+    )
 
 
 def labelled_samples(job: Job, folder: SampleFolder) -> list[LabelledSample]:

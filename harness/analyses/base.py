@@ -100,6 +100,32 @@ class JobData:
         checksums = {name: info.get("sha256") for name, info in sorted(files.items())}
         return digest("job-view", self.key, checksums, rows.hexdigest(), self.model, self.category, self.seed)
 
+    def remember(self, name: str, compute: Callable[[], Any], *inputs: object) -> Any:
+        """``compute()``, a JSON value, or the value stored for the same view of this job and ``inputs``.
+
+        "Score once, calibrate many" for an analysis's own per-job work (draws, re-calibrations,
+        tables): the value is kept in the derived cache beside the scores, keyed by
+        :attr:`view_digest` (the scores this view holds), ``name`` and ``inputs`` (everything else
+        it depends on: options, calibrations, seeds, and a version or hash of the code that
+        computes it), and sha256-verified on every read (a damaged record is named and
+        recomputed). Without a derived cache, or for an entry without checksums, it is computed
+        every time. The value comes back as JSON reads it (tuples as lists) whether computed or
+        stored, so a rerun gives the same result either way.
+
+        .. versionadded:: 0.3
+        """
+        import json
+
+        from harness.derived_cache import digest
+
+        key = digest("job-value", name, self.view_digest, *inputs) if self.derived and self.view_digest else None
+        value = self.derived.get_value(key) if key else None
+        if value is None:
+            value = json.loads(json.dumps(compute(), allow_nan=True))
+            if key:
+                self.derived.put_value(key, value)
+        return value
+
     def _cached_metrics(
         self, level: str, compute: Callable[[Mapping[str, MetricSpec]], dict[str, float]]
     ) -> dict[str, float]:
@@ -130,7 +156,15 @@ def _version(spec: MetricSpec, level: str) -> object:
         from harness.metrics import metric_versions
 
         return metric_versions(level)
-    return spec.version() if callable(spec.version) else spec.version
+    try:
+        return spec.version() if callable(spec.version) else spec.version
+    except Exception as exc:  # a plugin's bug: its values are computed every run, never cached
+        warnings.warn(
+            f"metric '{spec.name}': version failed ({type(exc).__name__}: {exc}); not cached",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
 
 
 def _metrics(level: str) -> dict[str, MetricSpec]:
@@ -368,26 +402,21 @@ class _DuckTypedAnalysis(AnalysisSpec):
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
         return self.wrapped.analyse(context)  # type: ignore[attr-defined]
 
+    def _own(self, name: str) -> Callable[..., Any]:
+        """The wrapped object's method ``name``, else :class:`AnalysisSpec`'s default."""
+        return getattr(self.wrapped, name, None) or getattr(super(), name)
+
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
-        method = getattr(self.wrapped, "summarise", None)
-        return method(rows) if method is not None else super().summarise(rows)
+        return self._own("summarise")(rows)
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Any:
-        method = getattr(self.wrapped, "finding", None)
-        return method(rows, summary) if method is not None else super().finding(rows, summary)
+        return self._own("finding")(rows, summary)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        method = getattr(self.wrapped, "check_options", None)
-        if method is not None:
-            method(options)
+        self._own("check_options")(options)
 
     def plan_jobs(self, protocol: Any, categories: list[Any], maker: Any) -> list[Any]:
-        method = getattr(self.wrapped, "plan_jobs", None)
-        return (
-            method(protocol, categories, maker)
-            if method is not None
-            else super().plan_jobs(protocol, categories, maker)
-        )
+        return self._own("plan_jobs")(protocol, categories, maker)
 
     def __getattr__(self, name: str) -> Any:  # anything else the plugin's own code reads
         wrapped = self.__dict__.get("wrapped")

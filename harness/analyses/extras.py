@@ -18,17 +18,30 @@ if TYPE_CHECKING:
 
 
 def analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[FigureRecord]]:
-    """``rows`` with every plugin's per-job columns joined on ``cache_key``, and the plugins' figures."""
+    """``rows`` with every plugin's per-job columns joined on ``cache_key``, and the plugins' figures.
+
+    Each plugin gets its own copy of ``rows``, so it cannot change a row. Its columns are joined
+    only when they are new names with one row per ``cache_key``; a plugin that breaks that (or
+    raises) loses its own columns and figures with one warning, and the kind's rows stay as they were.
+    """
     from harness.plugins import get_plugins
 
     figures: list[FigureRecord] = []
-    for result in get_plugins().call_each("harness_analysis_extras", context=context, rows=rows):
+    joined = {"rows": rows}
+
+    def join(result: object) -> None:
         if not isinstance(result, AnalysisResult):
-            raise TypeError(
-                f"harness_analysis_extras() must return harness.AnalysisResult, got {type(result).__name__}"
-            )
-        columns = result.rows
-        if not rows.empty and columns is not None and not columns.empty and "cache_key" in columns:
-            rows = rows.merge(columns, on="cache_key", how="left")
+            raise TypeError(f"it must return harness.AnalysisResult, got {type(result).__name__}")
+        columns, current = result.rows, joined["rows"]
+        if current.empty or columns is None or columns.empty or "cache_key" not in columns:
+            figures.extend(result.figures)
+            return
+        taken = sorted(set(columns.columns) - {"cache_key"} & set(current.columns))
+        if taken or columns["cache_key"].duplicated().any():
+            problem = f"columns already taken: {taken}" if taken else "more than one row for a cache_key"
+            raise ValueError(f"its per-job columns must be new names with one row per job ({problem})")
+        joined["rows"] = current.merge(columns, on="cache_key", how="left")
         figures.extend(result.figures)
-    return rows, figures
+
+    get_plugins().call_each("harness_analysis_extras", join, copies=("rows",), context=context, rows=rows)
+    return joined["rows"], figures

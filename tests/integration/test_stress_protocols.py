@@ -178,3 +178,78 @@ def test_multiclass_cross_matrix(cli, tmp_path):
     assert matrix.loc["disc", "disc"] == pytest.approx(own, abs=1e-4)  # the diagonal is the usual result
     html = (tmp_path / "mc" / "report.html").read_text()
     assert "train on one, test on all" in html.lower() or "trained on each category" in html
+
+
+def test_partial_anomaly_rerun_reads_stored_draws_and_figures(cli, tmp_path, lookup_dataset, monkeypatch):
+    from harness_paradigms import partial_anomaly
+
+    path = _protocol(tmp_path, lookup_dataset, "partial_anomaly", "{draws: 5}")
+    assert cli("run", str(path), "--out", str(tmp_path / "first"))[0] == 0
+    calls = []
+    original_draw, original_rows = partial_anomaly.PartialAnomaly._draw, partial_anomaly._job_rows
+    monkeypatch.setattr(partial_anomaly.PartialAnomaly, "_draw", lambda *a: calls.append("figure") or original_draw(*a))
+    monkeypatch.setattr(partial_anomaly, "_job_rows", lambda *a: calls.append("draws") or original_rows(*a))
+    assert cli("run", str(path), "--out", str(tmp_path / "again"))[0] == 0
+    assert calls == []  # the same question of the same scores: read back
+    for name in ("results.csv", "figures/partial_anomaly_draws.csv", "figures/manifest.json"):
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+    (figure,) = (tmp_path / "again" / "figures").glob("partial_*.png")
+    assert figure.read_bytes() == (tmp_path / "first" / "figures" / figure.name).read_bytes()
+    assert cli("run", str(path), "--out", str(tmp_path / "fewer"), "--set", "analysis.draws=4")[0] == 0
+    assert calls == ["draws", "figure"]  # another option: recomputed
+    monkeypatch.setattr(partial_anomaly, "code_digest", lambda: "new code")
+    assert cli("run", str(path), "--out", str(tmp_path / "new-code"))[0] == 0
+    assert calls == ["draws", "figure"] * 2  # new code: recomputed
+
+
+def test_stored_paradigm_work_is_keyed_by_its_source(tmp_path, monkeypatch):
+    from harness_paradigms.cached import source_digest
+
+    module = tmp_path / "paradigm_probe.py"
+    module.write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = source_digest("paradigm_probe")
+    module.write_text("VALUE = 2\n")
+    source_digest.cache_clear()  # a new process
+    assert source_digest("paradigm_probe") != first
+    source_digest.cache_clear()
+
+
+def test_missing_type_rerun_copies_its_figure(cli, tmp_path, lookup_dataset, monkeypatch):
+    from harness_paradigms import missing_type
+
+    path = _protocol(tmp_path, lookup_dataset, "missing_type", "{}")
+    assert cli("run", str(path), "--out", str(tmp_path / "first"))[0] == 0
+    calls = []
+    original = missing_type.MissingType._draw
+    monkeypatch.setattr(missing_type.MissingType, "_draw", lambda *a: calls.append(1) or original(*a))
+    assert cli("run", str(path), "--out", str(tmp_path / "again"))[0] == 0
+    assert calls == []
+    (figure,) = (tmp_path / "again" / "figures").glob("missing_*.png")
+    assert figure.read_bytes() == (tmp_path / "first" / "figures" / figure.name).read_bytes()
+    assert (tmp_path / "first" / "results.csv").read_bytes() == (tmp_path / "again" / "results.csv").read_bytes()
+    assert cli("run", str(path), "--out", str(tmp_path / "types"), "--set", "analysis.modes=[type]")[0] == 0
+    assert calls == [1]  # other rows shown: drawn
+
+
+def test_partial_anomaly_recomputes_when_a_score_changes(cli, tmp_path, lookup_dataset, monkeypatch):
+    import shutil
+
+    from harness_paradigms import partial_anomaly
+
+    path = _protocol(tmp_path, lookup_dataset, "partial_anomaly", "{draws: 5}")
+    home = tmp_path / "cache"
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(home))
+    assert cli("run", str(path), "--out", str(tmp_path / "first"))[0] == 0
+    for entry in home.iterdir():  # the score entries, not the derived artefacts beside them
+        if entry.name != ".derived":
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    monkeypatch.setitem(SCORES, "a0", 0.36)  # refitted, one anomaly scores differently
+    calls = []
+    original_rows = partial_anomaly._job_rows
+    monkeypatch.setattr(partial_anomaly, "_job_rows", lambda *a: calls.append("draws") or original_rows(*a))
+    assert cli("run", str(path), "--out", str(tmp_path / "second"))[0] == 0
+    assert calls == ["draws"]
+    first = pd.read_csv(tmp_path / "first" / "figures" / "partial_anomaly_draws.csv")
+    second = pd.read_csv(tmp_path / "second" / "figures" / "partial_anomaly_draws.csv")
+    assert 0.35 in set(first["threshold"]) and 0.36 in set(second["threshold"])

@@ -134,3 +134,29 @@ def test_the_models_own_error_reaches_the_job_through_the_wrappers(cli, tmp_path
     rows = _run(cli, tmp_path, "--set", "executor.isolate=false", options=", options: {fail: raise}", exit_code=1)
     assert (rows["status"] == "failed").all()
     assert rows["error"].str.startswith("RuntimeError: boom (at conftest.py:").all()
+
+
+class Tampers:
+    """A hostile wrapper: reads what it is given, then rewrites the timers, the detector and the figures."""
+
+    seen: dict = {}
+
+    @harness.hookimpl(wrapper=True)
+    def harness_fit_and_score(self, job, efficiency):
+        Tampers.seen = {name: getattr(job, name) for name in vars(job)}
+        fitted = yield
+        fitted.fit_seconds, fitted.score_seconds, fitted.detector = -1.0, "hacked", object()
+        fitted.figures.update(fit_seconds=-1.0, score_seconds="hacked", weights=object(), memory_mb=1.5)
+        return fitted
+
+
+def test_a_wrapper_sees_no_record_and_cannot_rewrite_the_harness_timers(cli, tmp_path, wrapper):
+    wrapper(Tampers())
+    rows = _run(cli, tmp_path, "--set", "executor.isolate=false")
+    assert set(Tampers.seen) == {"key", "model", "options", "category", "seed", "image_size"}
+    assert Tampers.seen["category"] == "weave" and Tampers.seen["model"] == "fixed_scores"
+    (figures,) = _figures()
+    assert figures["fit_seconds"] > 0 and isinstance(figures["score_seconds"], float)
+    assert "weights" not in figures and "left out: ['weights']" in figures["energy_note"]
+    assert figures["memory_mb"] == 1.5  # a plain figure is kept
+    assert (rows["status"] == "ok").all()

@@ -13,7 +13,7 @@ embedded dataset and ``families.json`` files declare them). Analysis option ``mo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,12 +26,14 @@ from harness.analysis import (
     HarnessError,
     JobData,
     left_out_finding,
+    render_once,
     save,
     slug,
     successful,
     thresholds_of,
 )
 from harness_paradigms._lazy import lazy_module
+from harness_paradigms.cached import source_digest
 from harness_paradigms.options import MissingTypeOptions
 from harness_paradigms.stress import calibrate_on, oracle_function
 
@@ -167,6 +169,20 @@ class MissingType(AnalysisSpec):
         return AnalysisResult(pd.DataFrame(rows), figures)
 
     def _figure(self, job: JobData, rows: pd.DataFrame, context: AnalysisContext) -> FigureRecord:
+        """The job's figure, drawn once per content: a rerun copies it from the derived cache beside the scores."""
+        name = f"missing_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
+        shown = rows[["mode", "left_out", "calibration", "left_out_recall"]].to_numpy().tolist()
+        store = job.derived if job.view_digest is not None else None
+        draw = lambda path: self._draw(job, rows, path)  # noqa: E731
+        code = source_digest(__name__)
+        render_once(context.figure_dir / name, draw, store, "missing_type", code, name, job.model, job.category, shown)
+        caption = (
+            f"{job.model} on {job.category}: recall on the anomalies left out of calibration, per left-out "
+            "type and family and per calibration (paper 000, Figs 5-7)."
+        )
+        return FigureRecord(name, caption, category=job.category, model=job.model)
+
+    def _draw(self, job: JobData, rows: pd.DataFrame, path: Any) -> None:
         modes = list(dict.fromkeys(rows["mode"]))
         fig, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 3.4), squeeze=False)
         for ax, mode in zip(axes[0], modes, strict=True):
@@ -188,13 +204,7 @@ class MissingType(AnalysisSpec):
             ax.set_title(f"one {mode} left out of calibration", fontsize=9)
             ax.legend(fontsize=7)
         fig.suptitle(f"{job.model} / {job.category} (seed {job.seed})", fontsize=10)
-        name = f"missing_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
-        save(fig, context.figure_dir / name)
-        caption = (
-            f"{job.model} on {job.category}: recall on the anomalies left out of calibration, per left-out "
-            "type and family and per calibration (paper 000, Figs 5-7)."
-        )
-        return FigureRecord(name, caption, category=job.category, model=job.model)
+        save(fig, path)
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
         """The report's opening numbers (see :func:`harness.report.finding.left_out_finding`)."""

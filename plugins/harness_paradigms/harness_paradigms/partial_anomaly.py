@@ -11,6 +11,7 @@ Analysis options: ``fractions`` (default 0.1, 0.2, ..., 1.0), ``draws`` (default
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,12 +26,14 @@ from harness.analysis import (
     JobData,
     fraction_finding,
     job_rng,
+    render_once,
     save,
     slug,
     successful,
     thresholds_of,
 )
 from harness_paradigms._lazy import lazy_module
+from harness_paradigms.cached import source_digest
 from harness_paradigms.options import PartialAnomalyOptions
 from harness_paradigms.stress import calibrate_on, oracle_function, split_specs
 
@@ -128,11 +131,15 @@ class PartialAnomaly(AnalysisSpec):
         _options(options)
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
-        """Draw, re-calibrate, evaluate; rows per (model, category, seed, calibration, fraction)."""
+        """Draw, re-calibrate, evaluate; rows per (model, category, seed, calibration, fraction).
+
+        Each job's draws, rows and figure are kept in the derived cache beside its scores: asking
+        the same question again (same scores, options, calibrations, seed and code) reads them back.
+        """
         rows, figures, all_draws = [], [], []
         first_seed = min((j.seed for j in context.jobs), default=0)
         for job in context.jobs:
-            job_rows, draws_table, deployed = _job_rows(job, context)
+            job_rows, draws_table, deployed = _remembered_job_rows(job, context)
             rows.extend(job_rows)
             if draws_table is None:
                 continue
@@ -152,6 +159,30 @@ class PartialAnomaly(AnalysisSpec):
         n_anomalous: int,
         context: AnalysisContext,
     ) -> FigureRecord:
+        name = f"partial_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
+        drawn = draws[["fraction", "threshold", "false_negatives"]].to_numpy(np.float64)
+        shown = hashlib.sha256(drawn.tobytes()).hexdigest()
+        key = (job.model, job.category, job.seed, list(draws["calibration"]), drawn.shape, shown)
+        store = job.derived if job.view_digest is not None else None
+        render_once(
+            context.figure_dir / name,
+            lambda path: self._draw(job, draws, references, n_anomalous, path),
+            store,
+            "partial_anomaly",
+            code_digest(),
+            name,
+            key,
+            sorted(references.items()),
+            n_anomalous,
+        )
+        caption = (
+            f"{job.model} on {job.category}: oracle threshold (left) and false negatives on the whole test "
+            "set (right) against the share of test anomalies available for calibration, over the draws "
+            "(paper 000, Figs 3-4); dashed: deployable thresholds, which use no anomaly."
+        )
+        return FigureRecord(name, caption, category=job.category, model=job.model)
+
+    def _draw(self, job: JobData, draws: pd.DataFrame, references: dict[str, Any], n_anomalous: int, path: Any) -> None:
         labels = list(dict.fromkeys(draws["calibration"]))
         fig, axes = plt.subplots(len(labels), 2, figsize=(11, 3.0 * len(labels)), squeeze=False)
         for row, label in enumerate(labels):
@@ -175,14 +206,7 @@ class PartialAnomaly(AnalysisSpec):
                 if references:
                     ax.legend(fontsize=7)
         fig.suptitle(f"{job.model} / {job.category} (seed {job.seed})", fontsize=10)
-        name = f"partial_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
-        save(fig, context.figure_dir / name)
-        caption = (
-            f"{job.model} on {job.category}: oracle threshold (left) and false negatives on the whole test "
-            "set (right) against the share of test anomalies available for calibration, over the draws "
-            "(paper 000, Figs 3-4); dashed: deployable thresholds, which use no anomaly."
-        )
-        return FigureRecord(name, caption, category=job.category, model=job.model)
+        save(fig, path)
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
         """The report's opening numbers (see :func:`harness.report.finding.fraction_finding`)."""
@@ -234,6 +258,48 @@ def _spread(table: pd.DataFrame, n_anomalous: int) -> dict[str, float]:
 def harness_protocols() -> dict[str, object]:
     """Register partial_anomaly."""
     return {"partial_anomaly": PartialAnomaly()}
+
+
+CODE = (
+    "harness_paradigms.partial_anomaly",
+    "harness_paradigms.stress",
+    "harness.calibration",
+    "harness.analyses.common",
+)
+"""The modules whose source a job's stored draws and figure depend on (with the numpy and pandas versions)."""
+
+
+def code_digest() -> str:
+    """A sha256 of the source of :data:`CODE` and the numpy and pandas versions (once per process)."""
+    return source_digest(*CODE)
+
+
+def _remembered_job_rows(
+    job: JobData, context: AnalysisContext
+) -> tuple[list[dict[str, Any]], pd.DataFrame | None, dict[str, tuple[float, int]]]:
+    """:func:`_job_rows`, read back from the derived cache when the same question was asked of the same scores.
+
+    Stored only when every calibrator is a built-in one (a plugin's calibrator may change without
+    the harness knowing).
+    """
+    if not all(type(spec.calibrator).__module__ == "harness.calibration" for spec in context.calibrations):
+        return _job_rows(job, context)
+
+    def compute() -> dict[str, Any]:
+        rows, table, deployed = _job_rows(job, context)
+        draws = None if table is None else {column: table[column].tolist() for column in table}
+        return {"rows": rows, "draws": draws, "deployed": deployed}
+
+    described = [
+        [spec.label, spec.name, spec.oracle, type(spec.calibrator).__name__, vars(spec.calibrator)]
+        for spec in context.calibrations
+    ]
+    fractions, draws = _options(context.options)
+    inputs = (list(fractions), draws, context.seed, described, job.weights)
+    value = job.remember("partial_anomaly", compute, code_digest(), *inputs)
+    table = None if value["draws"] is None else pd.DataFrame(value["draws"])
+    deployed = {label: (threshold, missed) for label, (threshold, missed) in value["deployed"].items()}
+    return value["rows"], table, deployed
 
 
 def _job_rows(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pandas as pd
@@ -21,17 +21,18 @@ from harness.analysis import AnalysisContext, FigureRecord, digest, reference_ca
 from harness.runs import holdout_pixel_threshold
 
 TABLE = "recall_by_type_and_size.csv"
-CODE = ("segmentation.py", "pixel_counts.py")
-"""The modules the report's numbers and figure come from (beside the core's held-out pixel threshold)."""
 
 
 @functools.cache
 def _code_digest() -> str:
-    """A hash of the code behind the report (read, not imported): new code, new results."""
+    """A hash of the code behind the report (read, not imported): new code, new results.
+
+    Every module of this plugin, and the whole core module of the held-out pixel threshold (its constants too).
+    """
     code = hashlib.sha256()
-    for name in CODE:
-        code.update((Path(__file__).parent / name).read_bytes())
-    code.update(inspect.getsource(holdout_pixel_threshold).encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        code.update(path.name.encode() + path.read_bytes())
+    code.update(Path(inspect.getsourcefile(holdout_pixel_threshold) or "").read_bytes())
     return code.hexdigest()
 
 
@@ -67,9 +68,17 @@ def _file_key(key: str, name: str) -> str:
 
 
 def _usable(stored: Any) -> bool:
+    """A stored value of the right shape whose figures are plain file names (never a path out of the figure folder)."""
     return (
-        isinstance(stored, dict) and isinstance(stored.get("per_job"), dict) and isinstance(stored.get("figures"), list)
+        isinstance(stored, dict)
+        and isinstance(stored.get("per_job"), dict)
+        and isinstance(stored.get("figures"), list)
+        and all(isinstance(f, dict) and _plain_name(f.get("file")) for f in stored["figures"])
     )
+
+
+def _plain_name(name: Any) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and PurePath(name).name == name and "\\" not in name
 
 
 def _restore(stored: dict[str, Any], context: AnalysisContext, store: Any, key: str) -> bool:

@@ -42,14 +42,25 @@ def test_the_metric_version_covers_the_code_and_the_libraries():
     assert all(spec.version is harness_pixel.metrics_version for spec in harness_pixel.harness_metrics().values())
 
 
-def test_the_segmentation_key_covers_its_code_and_the_core_threshold(monkeypatch):
+def test_the_segmentation_key_covers_its_code_and_the_core_threshold_module(monkeypatch, tmp_path):
     before = segmentation_cache._code_digest()
+    core = Path(segmentation_cache.inspect.getsourcefile(segmentation_cache.holdout_pixel_threshold))
+    changed = tmp_path / "metrics.py"
+    changed.write_bytes(core.read_bytes().replace(b"SIGMAS = 3.0", b"SIGMAS = 1.0"))
+    assert changed.read_bytes() != core.read_bytes()  # the constant lives in the core module
     segmentation_cache._code_digest.cache_clear()
-    monkeypatch.setattr(segmentation_cache, "CODE", ("segmentation.py",))
+    monkeypatch.setattr(segmentation_cache.inspect, "getsourcefile", lambda _: str(changed))
     try:
-        assert segmentation_cache._code_digest() != before  # pixel_counts.py is part of it
+        assert segmentation_cache._code_digest() != before  # a constant, not only the function's source
     finally:
         segmentation_cache._code_digest.cache_clear()
+
+
+def test_a_stored_segmentation_entry_naming_a_path_is_not_used():
+    entry = {"per_job": {}, "figures": [{"file": "recall.png"}]}
+    assert segmentation_cache._usable(entry)
+    for name in ("../../x.sh", "/tmp/x.sh", "a/b.png", "..", "", None):
+        assert not segmentation_cache._usable({**entry, "figures": [{"file": name}]})
 
 
 def test_registering_imports_no_plotting_scientific_or_model_library():

@@ -9,6 +9,8 @@ copied from the derived cache.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 THUMBNAIL = (112, 112)
+
+
+@functools.cache
+def code_digest() -> str:
+    """A hash of this plugin's modules (read, not imported): it keys every figure drawn here, so new code draws anew."""
+    code = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        code.update(path.name.encode() + path.read_bytes())
+    return code.hexdigest()
 
 
 def review_extras(context: AnalysisContext, rows: pd.DataFrame) -> tuple[list[FigureRecord], pd.DataFrame | None]:
@@ -96,7 +107,7 @@ def review_figure(job: JobData, candidates: pd.DataFrame, figure_dir: Path, cali
     ]
     # the images themselves are part of the job's key (the dataset by content)
     store = job.derived if job.view_digest is not None else None
-    key = ("review", job.key, job.model, job.category, job.seed, shown)
+    key = ("review", code_digest(), job.key, job.model, job.category, job.seed, shown)
     render_once(figure_dir / name, lambda path: _draw_review(candidates, path), store, *key)
     threshold = candidates["threshold"].iloc[0]
     caption = (
@@ -160,7 +171,7 @@ def map_panel_figure(job: JobData, figure_dir: Path) -> FigureRecord | None:
     def draw(path: Path) -> None:
         drawn.append(_draw_map_panels(job, path))
 
-    render_once(figure_dir / name, draw, job.derived if view else None, "map_panels", view)
+    render_once(figure_dir / name, draw, job.derived if view else None, "map_panels", code_digest(), view)
     if drawn and not drawn[0]:  # no maps: nothing was drawn
         return None
     caption = (

@@ -51,3 +51,23 @@ def test_importing_the_plugin_loads_no_plotting_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert not set(result.stdout.split()) & {"matplotlib", "sklearn", "scipy", "torch", "PIL"}
+
+
+def test_every_figure_key_covers_the_plugins_code(monkeypatch, tmp_path):
+    from harness_review import review
+
+    keys = []
+    monkeypatch.setattr(review, "render_once", lambda path, draw, store, *key: keys.append(key))
+    test = pd.DataFrame({"label": [0, 1]})
+    job = SimpleNamespace(
+        derived=object(), view_digest="v", key="k", model="m", category="c", seed=0, test=test, meta={}
+    )
+    candidates = pd.DataFrame(
+        {"path": ["a.png"], "defect_type": ["crack"], "score": [0.5], "kind": ["missed"], "threshold": [0.4]}
+    )
+    for code in ("old", "new"):
+        monkeypatch.setattr(review, "code_digest", lambda code=code: code)
+        review.review_figure(job, candidates, tmp_path, "kde")
+        review.map_panel_figure(job, tmp_path)
+    review_old, maps_old, review_new, maps_new = keys
+    assert review_old != review_new and maps_old != maps_new  # new plugin code, new figures
