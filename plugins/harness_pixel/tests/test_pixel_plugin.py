@@ -10,6 +10,7 @@ import harness_pixel
 import numpy as np
 import pytest
 from harness_pixel import metrics, segmentation_cache
+from sklearn.metrics import roc_auc_score
 
 PACKAGE = Path(harness_pixel.__file__).parent
 
@@ -72,3 +73,21 @@ def test_registering_imports_no_plotting_scientific_or_model_library():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     loaded = set(result.stdout.split())
     assert not loaded & {"matplotlib", "sklearn", "scipy", "torch", "anomalib", "cv2", "proportion_localised"}
+
+
+def test_plain_counts_of_the_same_arrays_are_counted_once(monkeypatch):
+    from harness_pixel import pixel_counts
+
+    calls = []
+    counted = pixel_counts._counted
+    monkeypatch.setattr(pixel_counts, "_counted", lambda *a: calls.append(1) or counted(*a))
+    rng = np.random.default_rng(0)
+    maps = rng.random((3, 8, 8)).astype(np.float16)
+    masks = rng.random((3, 8, 8)) > 0.7
+    first = pixel_counts.value_counts(maps, masks)
+    first[0][:] = 0  # a caller changing its copy changes nothing stored
+    again = pixel_counts.value_counts(maps, masks)
+    assert len(calls) == 1 and again[0].sum() == (~masks).sum()
+    pixel_counts.value_counts(maps.copy(), masks)  # other arrays: counted anew
+    assert len(calls) == 2
+    assert metrics.pixel_auroc(maps, masks) == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()))
