@@ -219,7 +219,9 @@ def harness_run_audit(
 ) -> Mapping[str, Any] | None:
     """Audit the dataset of a run, after its jobs: the record the run stores as ``audit.json``.
 
-    Called once by ``harness run`` when its jobs are done, before the outputs are written. The
+    Called once by ``harness run``, in a child process of its own while the jobs run (in the run's
+    process when there is one core): the returned record comes back, changes made in memory do
+    not. The
     first plugin that returns a record wins; plugins/harness_datasets implements it: it reads
     ``dataset.audit``, runs ``harness_dataset_audit`` over the categories (cached under
     ``cache_root/audits`` by their content fingerprints), logs one warning when something is

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.analyses.base import JobData, evaluation_view
+from harness.analyses.common import Background
 from harness.console import job_line, log
 from harness.data.base import Category, load_mask
 from harness.data.shaping import load_categories, open_dataset, rebalance, supervise  # noqa: F401 (re-exported)
@@ -157,16 +158,15 @@ def run_protocol(
     executor = build_executor(protocol.executor)
     with output_lock(out):
         cache = ScoreCache(cache_dir or default_cache_dir())
-        run.outcomes = execute(run.plan.jobs, protocol, plugins, cache, executor)
-        scoring_seconds = time.time() - started
-        job_data = collect(run.outcomes, cache)
-        audits = plugins.call_each(  # audit.json, cached by dataset content; a crashing audit is left out
-            "harness_run_audit",
-            lambda record: json.loads(json_dumps(record)),  # a record audit.json cannot hold is left out
-            categories=list(run.plan.categories),
-            dataset=run.plan.protocol.dataset,
-            cache_root=cache.root,
-        )
+        beside = Background()  # the dataset audit runs in a child of its own while the jobs run
+        try:
+            beside.submit("audit", lambda: _audit(run, cache))
+            run.outcomes = execute(run.plan.jobs, protocol, plugins, cache, executor)
+            scoring_seconds = time.time() - started
+            job_data = collect(run.outcomes, cache)
+            audits = beside.result("audit", lambda: _audit(run, cache))
+        finally:
+            beside.close()
         run.audit = audits[0] if audits else None
 
         def record() -> Any:
@@ -175,3 +175,14 @@ def run_protocol(
 
         write_outputs(run, job_data, record)
     return RunSummary(out, run.outcomes)
+
+
+def _audit(run: RunState, cache: ScoreCache) -> list[Any]:
+    """``harness_run_audit``: audit.json's record, cached by dataset content; a failing one is left out."""
+    return run.plugins.call_each(
+        "harness_run_audit",
+        lambda record: json.loads(json_dumps(record)),
+        categories=list(run.plan.categories),
+        dataset=run.plan.protocol.dataset,
+        cache_root=cache.root,
+    )

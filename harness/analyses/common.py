@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -131,7 +132,7 @@ class Background:
     On two cores the pixel metrics of a job (minutes of PL, AUPRO and pixel AUROC on large sets)
     are computed beside its figures. A value comes back through a pipe; a child that fails or
     dies leaves the value to be computed here, so errors and numbers are those of the inline path.
-    Warnings raised in the child are raised again here.
+    Warnings raised in the child are raised again here, and its harness log lines logged again here.
     """
 
     def __init__(self, workers: int | None = None) -> None:
@@ -186,6 +187,8 @@ class Background:
             return function()
         for caught in message[2]:
             warnings.warn_explicit(caught[0], caught[1], caught[2], caught[3])
+        for level, line in message[3]:
+            logging.getLogger("harness").log(level, "%s", line)
         return message[1]
 
     def close(self) -> None:
@@ -199,13 +202,26 @@ class Background:
         self.running.clear()
 
 
+class _Collected(logging.Handler):
+    """The harness's log lines of a child, kept to be logged again by the parent (its streams and run.log)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
+
+
 def _background_child(sender: Any, function: Callable[[], Any]) -> None:
+    logger, collected = logging.getLogger("harness"), _Collected()
+    logger.handlers, logger.propagate = [collected], False
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             value = function()
         raised = [(w.message, w.category, w.filename, w.lineno) for w in caught]
-        sender.send(("value", value, raised))
+        sender.send(("value", value, raised, collected.lines))
     except BaseException:  # the parent computes it again and meets the same error there
         sender.send(("failed",))
     finally:

@@ -68,12 +68,12 @@ def test_hook_harness_run_audit(cli, small_protocol, tmp_path):
     """A plugin's run-audit record is the run's audit.json; the report's sections get the run folder."""
     import json
 
-    seen = {}
+    seen_file = tmp_path / "seen.json"  # the audit may run in a child process of its own, beside the jobs
 
     class _RunAudit:
         @harness.hookimpl
         def harness_run_audit(self, categories, dataset, cache_root):
-            seen["call"] = ([c.name for c in categories], dataset.audit, cache_root is not None)
+            seen_file.write_text(json.dumps([[c.name for c in categories], dataset.audit, cache_root is not None]))
             return {"ran": True, "note": "checked by hand", "findings": []}
 
         @harness.hookimpl
@@ -90,7 +90,8 @@ def test_hook_harness_run_audit(cli, small_protocol, tmp_path):
         assert code == 0, stderr
     finally:
         plugins.unregister("hand_audit")
-    assert seen["call"][1:] == (None, True) and seen["call"][0]
+    seen = json.loads(seen_file.read_text())
+    assert seen[1:] == [None, True] and seen[0]
     assert json.loads((out / "audit.json").read_text()) == {"ran": True, "note": "checked by hand", "findings": []}
     for report in ("report.html", "report.tex"):
         assert "Hand audit" in (out / report).read_text() and "checked by hand" in (out / report).read_text()
