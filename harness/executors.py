@@ -86,13 +86,17 @@ class LocalExecutor:
         if timeout is not None and not isolate:
             raise ProtocolError("executor.timeout needs isolated jobs; remove executor.isolate: false")
         self.timeout, self.isolate = (float(timeout) if timeout else None), bool(isolate)
+        self.while_waiting: Callable[[], None] | None = None
+        """Work for this process while its job processes run (the run imports its analysis' modules there)."""
 
     def run(self, jobs: Sequence[Job], cache_root: Path) -> Iterator[Result]:
         """Yield each job's result as it finishes."""
         if self.isolate:
             from harness.isolation import IsolatedJobs
 
-            yield from IsolatedJobs(self.workers, self.gpus, self.timeout).run(list(jobs), str(cache_root))
+            isolated = IsolatedJobs(self.workers, self.gpus, self.timeout)
+            isolated.while_waiting = self.while_waiting
+            yield from isolated.run(list(jobs), str(cache_root))
         elif self.workers == 1:
             progress = _progress(len(jobs))
             for job in jobs:

@@ -8,6 +8,7 @@ Measured on a 2-core CPU machine (9 trivial jobs against in-process), a job's pr
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -15,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -69,6 +70,15 @@ def preload_models(names: Iterable[str]) -> None:
             logger.debug("preloading model %s: %s", name, exc)
 
 
+def preload_modules(modules: Iterable[str]) -> None:
+    """Import ``modules`` here (an analysis' own, while its jobs run); one that fails, fails where it is used."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # the analysis meets the real error when it imports the module itself
+            logger.debug("preloading %s: %s", module, exc)
+
+
 def _cuda_initialised() -> bool:
     """Whether this process initialised CUDA (then jobs start in spawned processes, which find plugins anew)."""
     torch = sys.modules.get("torch")
@@ -95,9 +105,25 @@ def torch_survives_fork(context: Any, seconds: float = 5.0) -> bool:
     return True
 
 
-def _child(sender: Connection, job: Job, cache_root: str, device: int | None, one_thread: bool) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this child when the run's process ``parent`` dies (Linux): a killed run leaves no job or helper running.
+
+    An orphan would go on holding the output folder's lock, so resuming at once would be refused.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before this process asked
+        os._exit(1)
+
+
+def _child(sender: Connection, job: Job, cache_root: str, device: int | None, one_thread: bool, parent: int) -> None:
     """Body of a job's process: run the job and send back its result (or the harness error that stopped it)."""
     from harness.executors import execute_job
+
+    die_with_parent(parent)
 
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
@@ -135,6 +161,8 @@ class IsolatedJobs:
         self.one_thread = False
         self.imports_torch = False
         """Whether a job's process imported torch (then this process imports it once, for the jobs after)."""
+        self.while_waiting: Callable[[], None] | None = None
+        """Called once here when the last job has started, while its process runs (no fork follows)."""
 
     def run(self, jobs: list[Job], cache_root: str) -> Iterator[Result]:
         """Yield each job's result as its process ends; a job already cached is reported without a process.
@@ -162,6 +190,9 @@ class IsolatedJobs:
                 while pending and free:
                     running.append(self._start(pending.pop(0), cache_root, free.pop(0)))
                     progress.set_postfix_str(_describe(running[-1].job))
+                if not pending and self.while_waiting is not None:
+                    self.while_waiting, idle = None, self.while_waiting
+                    idle()
                 for item in self._wait(running):
                     running.remove(item)
                     progress.update()
@@ -177,7 +208,9 @@ class IsolatedJobs:
     def _start(self, job: Job, cache_root: str, slot: int) -> _Running:
         receiver, sender = self.context.Pipe(duplex=False)
         device = slot % self.gpus if self.gpus > 1 else None
-        process = self.context.Process(target=_child, args=(sender, job, cache_root, device, self.one_thread))
+        process = self.context.Process(
+            target=_child, args=(sender, job, cache_root, device, self.one_thread, os.getpid())
+        )
         process.start()
         sender.close()
         return _Running(job, process, receiver, time.monotonic(), slot)

@@ -22,6 +22,7 @@ from harness.data.base import Category, load_mask
 from harness.data.shaping import load_categories, open_dataset, rebalance, supervise  # noqa: F401 (re-exported)
 from harness.derived_cache import DerivedCache
 from harness.executors import build_executor
+from harness.isolation import preload_modules
 from harness.outputs import write_outputs
 from harness.planning import JobMaker, RunPlan, build_calibrations, check_model_options, plan, resolve  # noqa: F401
 from harness.plugins import Plugins, get_plugins
@@ -161,6 +162,8 @@ def run_protocol(
         beside = Background()  # the dataset audit runs in a child of its own while the jobs run
         try:
             beside.submit("audit", lambda: _audit(run, cache))
+            if hasattr(executor, "while_waiting"):  # the analysis' imports, while the parent waits for the jobs
+                executor.while_waiting = lambda: preload_modules(run.plan.analysis.preload)
             run.outcomes = execute(run.plan.jobs, protocol, plugins, cache, executor)
             scoring_seconds = time.time() - started
             job_data = collect(run.outcomes, cache)

@@ -312,6 +312,8 @@ class AnalysisSpec:
         leaderboard_columns: the report's first table (default :data:`LEADERBOARD_COLUMNS`).
         detail_columns: the per-category tables (default :data:`DETAIL_COLUMNS`).
         latex_columns: the LaTeX summary table (default :data:`LATEX_COLUMNS`).
+        preload: modules its analysis imports (e.g. ``("scipy.stats", "matplotlib.pyplot")``),
+            imported while the run waits for its jobs, so the analysis does not wait for them after.
 
     """
 
@@ -323,6 +325,7 @@ class AnalysisSpec:
     leaderboard_columns: Columns = LEADERBOARD_COLUMNS
     detail_columns: Columns = DETAIL_COLUMNS
     latex_columns: Columns = LATEX_COLUMNS
+    preload: tuple[str, ...] = ()
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
         """Compute rows and figures from cached scores (required)."""
@@ -385,6 +388,7 @@ _EXTENSION_ATTRIBUTES = (
     "leaderboard_columns",
     "detail_columns",
     "latex_columns",
+    "preload",
 )
 
 

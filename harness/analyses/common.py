@@ -173,7 +173,7 @@ class Background:
             key, function = next(iter(self.queued.items()))
             del self.queued[key]
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_background_child, args=(sender, function), daemon=True)
+            process = context.Process(target=_background_child, args=(sender, function, os.getpid()), daemon=True)
             process.start()
             sender.close()
             self.running[key] = (process, receiver)
@@ -213,7 +213,10 @@ class _Collected(logging.Handler):
         self.lines.append((record.levelno, record.getMessage()))
 
 
-def _background_child(sender: Any, function: Callable[[], Any]) -> None:
+def _background_child(sender: Any, function: Callable[[], Any], parent: int) -> None:
+    from harness.isolation import die_with_parent
+
+    die_with_parent(parent)
     logger, collected = logging.getLogger("harness"), _Collected()
     logger.handlers, logger.propagate = [collected], False
     try:

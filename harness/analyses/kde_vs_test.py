@@ -107,6 +107,7 @@ class KdeVsTest(AnalysisSpec):
     )
     options_model = KdeVsTestOptions
     options = ("bootstrap", "review", "map_panels")
+    preload = ("scipy.stats", "scipy.optimize", "sklearn.metrics", "harness.figures", "matplotlib.pyplot")
     leaderboard_note = (
         "Mean over categories and seeds (FN and FP summed). F1 gap: F1 minus the model's best oracle F1, "
         "in percentage points."
