@@ -18,5 +18,7 @@ class KdeVsTestOptions(OptionsModel):
     """Options of ``kde_vs_test`` (paper 000)."""
 
     bootstrap: NonNegativeInt = Field(1000, description="bootstrap resamples for recall/F1 intervals; 0 = off")
-    review: NonNegativeInt = Field(6, description="images per label-review list; 0 = off")
-    map_panels: Bool = Field(True, description="draw anomaly-map panels per category")
+    review: NonNegativeInt = Field(
+        6, description="images per label-review list; 0 = off (drawn by `plugins/harness_review`)"
+    )
+    map_panels: Bool = Field(True, description="draw anomaly-map panels per category (`plugins/harness_review`)")
