@@ -45,6 +45,22 @@ def synthetic_root() -> Path:
 
 
 @pytest.fixture
+def register():
+    """``register(plugin, name)``: a plugin registered in-process for one test, unregistered after it."""
+    from harness.plugins import get_plugins
+
+    names = []
+
+    def add(plugin, name):
+        get_plugins().register(plugin, name)
+        names.append(name)
+
+    yield add
+    for name in names:
+        get_plugins().unregister(name)
+
+
+@pytest.fixture
 def cli(capsys):
     """Run ``harness ARGS`` in-process; returns (exit code, stdout, stderr)."""
     from harness.cli import main

@@ -8,7 +8,6 @@ import harness
 from harness.analyses.base import AnalysisContext, AnalysisResult, FigureRecord, JobData
 from harness.analyses.extras import analysis_extras
 from harness.derived_cache import DerivedCache
-from harness.plugins import get_plugins
 
 PROTOCOL = """protocol: kde_vs_test
 dataset: {synthetic: {n_train: 16, n_test_good: 6, n_per_defect: 2, size: 64, seed: 0}, categories: [weave],
@@ -16,19 +15,6 @@ dataset: {synthetic: {n_train: 16, n_test_good: 6, n_per_defect: 2, size: 64, se
 models: [{name: fixed_scores}]
 calibrations: [kde, test_f1_oracle]
 """
-
-
-@pytest.fixture
-def register():
-    names = []
-
-    def add(plugin, name):
-        get_plugins().register(plugin, name)
-        names.append(name)
-
-    yield add
-    for name in names:
-        get_plugins().unregister(name)
 
 
 class JobsSeen:

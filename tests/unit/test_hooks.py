@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 import harness
 from harness.analyses.base import AnalysisResult
@@ -15,19 +14,6 @@ dataset: {{synthetic: {{n_train: 16, n_test_good: 6, n_per_defect: 2, size: 64, 
 models: [{{name: {model}}}]
 calibrations: [{calibration}]
 """
-
-
-@pytest.fixture
-def register():
-    names = []
-
-    def add(plugin, name):
-        get_plugins().register(plugin, name)
-        names.append(name)
-
-    yield add
-    for name in names:
-        get_plugins().unregister(name)
 
 
 def _run(cli, tmp_path, kind="kde_vs_test", model="fixed_scores", calibration="kde", extra=()):
