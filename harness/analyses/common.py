@@ -171,10 +171,16 @@ class Background:
         context = get_context("fork")
         while self.queued and len(self.running) < self.workers:
             key, function = next(iter(self.queued.items()))
-            del self.queued[key]
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(target=_background_child, args=(sender, function, os.getpid()), daemon=True)
-            process.start()
+            try:
+                process.start()
+            except OSError:  # no process to be had (limits, memory): the value is computed here when asked
+                receiver.close()
+                sender.close()
+                self.workers = 0
+                return
+            del self.queued[key]
             sender.close()
             self.running[key] = (process, receiver)
 

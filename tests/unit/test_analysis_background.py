@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 import warnings
 
 import pytest
@@ -16,7 +17,10 @@ def test_values_come_back_from_children_in_any_order():
     parent = os.getpid()
     for key in "abc":
         background.submit(key, lambda key=key: (key * 2, os.getpid()))
-    background.poll()
+    deadline = time.monotonic() + 60
+    while (background.queued or background.running) and time.monotonic() < deadline:
+        background.poll()  # a queued value starts once a child is done; one still queued would be computed here
+        time.sleep(0.01)
     values = {key: background.result(key, lambda: pytest.fail("computed here")) for key in "cba"}
     assert {key: value[0] for key, value in values.items()} == {"a": "aa", "b": "bb", "c": "cc"}
     assert all(pid != parent for _, pid in values.values())
@@ -36,6 +40,19 @@ def test_unsubmitted_or_zero_workers_compute_here():
     background.submit("x", lambda: os.getpid())
     assert background.result("x", os.getpid) == os.getpid()
     assert Background(workers=1).result("never", lambda: 5) == 5
+
+
+def test_no_process_to_be_had_computes_here(monkeypatch):
+    from multiprocessing.process import BaseProcess
+
+    def refuse(self):
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(BaseProcess, "start", refuse)
+    background = Background(workers=1)
+    background.submit("x", lambda: "child")
+    assert background.result("x", lambda: "here") == "here" and not background.running
+    background.close()
 
 
 def test_warnings_of_the_child_are_raised_here():
