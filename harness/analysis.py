@@ -24,13 +24,13 @@ _NAMES = {
     "harness.derived_cache": "digest",
     "harness.errors": "HarnessError ProtocolError unknown_name_message",
     "harness.figures": "pyplot render_once save",
-    "harness.metrics": "ranking_metrics threshold_metrics",
+    "harness.metrics": "distribution_version ranking_metrics threshold_metrics",
     "harness.report.finding": "Finding fraction_finding left_out_finding",
     "harness.scoring": "TrainingSubset",
 }
 _ON_CALL = {
     *("pyplot", "render_once", "save"),
-    *("ranking_metrics", "threshold_metrics", "fraction_finding", "left_out_finding"),
+    *("distribution_version", "ranking_metrics", "threshold_metrics", "fraction_finding", "left_out_finding"),
 }
 """Functions whose modules (matplotlib, scikit-learn) load on their first call, not on import."""
 

@@ -27,21 +27,21 @@ def analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> tuple[pd.Da
     from harness.plugins import get_plugins
 
     figures: list[FigureRecord] = []
-    joined = {"rows": rows}
 
     def join(result: object) -> None:
         if not isinstance(result, AnalysisResult):
             raise TypeError(f"it must return harness.AnalysisResult, got {type(result).__name__}")
-        columns, current = result.rows, joined["rows"]
-        if current.empty or columns is None or columns.empty or "cache_key" not in columns:
+        nonlocal rows
+        columns = result.rows
+        if rows.empty or columns is None or columns.empty or "cache_key" not in columns:
             figures.extend(result.figures)
             return
-        taken = sorted(set(columns.columns) - {"cache_key"} & set(current.columns))
+        taken = sorted(set(columns.columns) - {"cache_key"} & set(rows.columns))
         if taken or columns["cache_key"].duplicated().any():
             problem = f"columns already taken: {taken}" if taken else "more than one row for a cache_key"
             raise ValueError(f"its per-job columns must be new names with one row per job ({problem})")
-        joined["rows"] = current.merge(columns, on="cache_key", how="left")
+        rows = rows.merge(columns, on="cache_key", how="left")
         figures.extend(result.figures)
 
     get_plugins().call_each("harness_analysis_extras", join, copies=("rows",), context=context, rows=rows)
-    return joined["rows"], figures
+    return rows, figures

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import harness
+from harness.analysis import distribution_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,14 +42,7 @@ def metrics_version() -> str:
     code = hashlib.sha256()
     for name in METRIC_CODE:
         code.update((Path(__file__).parent / name).read_bytes())
-    return ";".join([code.hexdigest(), *(f"{name}={_distribution_version(name)}" for name in LIBRARIES)])
-
-
-def _distribution_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
+    return ";".join([code.hexdigest(), *(f"{name}={distribution_version(name)}" for name in LIBRARIES)])
 
 
 @harness.hookimpl
