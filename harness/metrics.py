@@ -119,40 +119,6 @@ def ranking_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     }
 
 
-def bootstrap_intervals(
-    scores: np.ndarray,
-    labels: np.ndarray,
-    threshold: float,
-    rng: np.random.Generator,
-    resamples: int = 1000,
-    level: float = 0.95,
-) -> dict[str, float]:
-    """Percentile bootstrap intervals (over test images) of recall and F1 at a fixed threshold.
-
-    The threshold is held fixed: for oracle calibrations the interval ignores the extra
-    optimism of having tuned it on the same images.
-    """
-    n = scores.size
-    index = rng.integers(0, n, size=(resamples, n))
-    predicted = scores[index] >= threshold
-    truth = labels[index].astype(bool)
-    tp = (predicted & truth).sum(axis=1)
-    fn = (~predicted & truth).sum(axis=1)
-    fp = (predicted & ~truth).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = tp / (tp + fn)
-        f1 = 2 * tp / (2 * tp + fp + fn)
-    tail = 100 * (1 - level) / 2
-    low_recall, high_recall = np.nanpercentile(recall, [tail, 100 - tail])
-    low_f1, high_f1 = np.nanpercentile(f1, [tail, 100 - tail])
-    return {
-        "recall_ci_low": float(low_recall),
-        "recall_ci_high": float(high_recall),
-        "f1_ci_low": float(low_f1),
-        "f1_ci_high": float(high_f1),
-    }
-
-
 def bootstrap_intervals_many(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -161,9 +127,12 @@ def bootstrap_intervals_many(
     resamples: int = 1000,
     level: float = 0.95,
 ) -> list[dict[str, float]]:
-    """:func:`bootstrap_intervals` for several thresholds in one numpy pass, over one shared set of resamples.
+    """Percentile bootstrap intervals (over test images) of recall and F1 at each of several fixed thresholds.
 
-    One resample index matrix serves every threshold (the calibrations of a job are compared on the
+    The thresholds are held fixed: for oracle calibrations the interval ignores the extra
+    optimism of having tuned them on the same images.
+
+    One numpy pass: one resample index matrix serves every threshold (the calibrations of a job are compared on the
     same resampled test sets). Each resample is reduced to counts per image in descending score
     order; the true and false positives of ``score >= t`` are then a cumulative sum read at the
     number of images scoring at least ``t``, so no threshold needs a pass over the resamples.

@@ -14,7 +14,24 @@ import pytest
 from harness.analyses.base import JobData
 from harness.derived_cache import DerivedCache, digest
 from harness.figures import render_once
-from harness.metrics import bootstrap_intervals, bootstrap_intervals_many, threshold_metrics
+from harness.metrics import bootstrap_intervals_many, threshold_metrics
+
+
+def bootstrap_intervals(scores, labels, threshold, rng, resamples):
+    """The reference: percentile bootstrap intervals of recall and F1 at one threshold, resample by resample."""
+    n = scores.size
+    index = rng.integers(0, n, size=(resamples, n))
+    predicted = scores[index] >= threshold
+    truth = labels[index].astype(bool)
+    tp = (predicted & truth).sum(axis=1)
+    fn = (~predicted & truth).sum(axis=1)
+    fp = (predicted & ~truth).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = tp / (tp + fn)
+        f1 = 2 * tp / (2 * tp + fp + fn)
+    low_recall, high_recall = np.nanpercentile(recall, [2.5, 97.5])
+    low_f1, high_f1 = np.nanpercentile(f1, [2.5, 97.5])
+    return {"recall_ci_low": low_recall, "recall_ci_high": high_recall, "f1_ci_low": low_f1, "f1_ci_high": high_f1}
 
 
 def _record(store: DerivedCache, key: str):
