@@ -16,8 +16,7 @@ docs/architecture.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -26,6 +25,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("harness")
 """Marker for hook implementations in plugins (``@harness.hookimpl``)."""
 
+from harness.lazy import lazy_names  # noqa: E402
 from harness.types import (  # noqa: E402
     Detector,
     DetectorFactory,
@@ -37,27 +37,14 @@ from harness.types import (  # noqa: E402
 )
 
 _LAZY = {
-    "ModelSpec": "harness.contract",
-    "MetricSpec": "harness.contract",
-    "ReportSection": "harness.contract",
-    "AnalysisSpec": "harness.analyses.base",
-    "AnalysisContext": "harness.analyses.base",
-    "AnalysisResult": "harness.analyses.base",
-    "FigureRecord": "harness.analyses.base",
-    "JobData": "harness.analyses.base",
-    "HarnessError": "harness.errors",
-    "ProtocolError": "harness.errors",
-    "DatasetError": "harness.errors",
-    "ModelError": "harness.errors",
-    "unknown_name_message": "harness.errors",
-    "validation_split": "harness.data.base",
-    "harness_home": "harness.store",
-    "ensure_generated": "harness.data.synthetic",
-    "by_content": "harness.integrity",
-    "write_atomic": "harness.store",
-    "check_detector": "harness.testing",
-    "parametrize_checks": "harness.testing",
-    "ConformanceError": "harness.testing",
+    "harness.contract": "MetricSpec ModelSpec ReportSection",
+    "harness.analyses.base": "AnalysisContext AnalysisResult AnalysisSpec FigureRecord JobData",
+    "harness.errors": "DatasetError HarnessError ModelError ProtocolError unknown_name_message",
+    "harness.data.base": "validation_split",
+    "harness.store": "harness_home write_atomic",
+    "harness.data.synthetic": "ensure_generated",
+    "harness.integrity": "by_content",
+    "harness.testing": "ConformanceError check_detector parametrize_checks",
 }
 """Public names imported on first use, so that ``import harness`` stays light and free of cycles."""
 
@@ -95,17 +82,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harness' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+_LAZY_NAMES, __getattr__, __dir__ = lazy_names("harness", _LAZY)
 
 
 if TYPE_CHECKING:
