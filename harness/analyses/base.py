@@ -390,10 +390,14 @@ _EXTENSION_ATTRIBUTES = (
     "latex_columns",
     "preload",
 )
+_EXTENSION_METHODS = ("analyse", "summarise", "finding", "check_options", "plan_jobs")
 
 
 class _DuckTypedAnalysis(AnalysisSpec):
-    """An analysis registered without subclassing :class:`AnalysisSpec`, seen through it."""
+    """An analysis registered without subclassing :class:`AnalysisSpec`, seen through it.
+
+    Its attributes and methods shadow the defaults (a method it sets to ``None`` keeps the default).
+    """
 
     def __init__(self, wrapped: object) -> None:
         if not callable(getattr(wrapped, "analyse", None)):
@@ -402,25 +406,9 @@ class _DuckTypedAnalysis(AnalysisSpec):
         for name in _EXTENSION_ATTRIBUTES:
             if hasattr(wrapped, name):
                 setattr(self, name, getattr(wrapped, name))
-
-    def analyse(self, context: AnalysisContext) -> AnalysisResult:
-        return self.wrapped.analyse(context)  # type: ignore[attr-defined]
-
-    def _own(self, name: str) -> Callable[..., Any]:
-        """The wrapped object's method ``name``, else :class:`AnalysisSpec`'s default."""
-        return getattr(self.wrapped, name, None) or getattr(super(), name)
-
-    def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
-        return self._own("summarise")(rows)
-
-    def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Any:
-        return self._own("finding")(rows, summary)
-
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        self._own("check_options")(options)
-
-    def plan_jobs(self, protocol: Any, categories: list[Any], maker: Any) -> list[Any]:
-        return self._own("plan_jobs")(protocol, categories, maker)
+        for name in _EXTENSION_METHODS:
+            if getattr(wrapped, name, None):
+                setattr(self, name, getattr(wrapped, name))
 
     def __getattr__(self, name: str) -> Any:  # anything else the plugin's own code reads
         wrapped = self.__dict__.get("wrapped")
