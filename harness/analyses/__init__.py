@@ -1,25 +1,12 @@
-"""Protocol kinds: analyses over cached scores (one module each)."""
+"""Protocol kinds: analyses over cached scores (one module each).
+
+The names of :mod:`harness.analyses.base` also resolve here (``from harness.analyses import
+JobData``, an earlier spelling; today's is ``harness`` or ``harness.analysis``).
+"""
 
 from typing import Any
 
 from harness.analyses import base
-from harness.analyses.base import (
-    AnalysisContext,
-    AnalysisResult,
-    AnalysisSpec,
-    FigureRecord,
-    JobData,
-    analysis_spec,
-)
-
-__all__ = [
-    "AnalysisContext",
-    "AnalysisResult",
-    "AnalysisSpec",
-    "FigureRecord",
-    "JobData",
-    "analysis_spec",
-]
 
 
 def __getattr__(name: str) -> Any:
