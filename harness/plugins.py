@@ -61,32 +61,14 @@ REGISTRATION_HOOKS = {
 }
 
 
-def _metric_spec(entry: object) -> MetricSpec:
-    from harness.contract import MetricSpec
-
-    if not isinstance(entry, MetricSpec):
-        raise TypeError(f"a metric must be a harness.MetricSpec, got {type(entry).__name__}")
-    return entry
-
-
-def _model_spec(entry: object) -> ModelSpec:
-    from harness.contract import model_spec
-
-    return model_spec(entry)
-
-
-def _analysis_spec(entry: object) -> AnalysisSpec:
+def _normalise(kind: str, entry: object) -> Any:
+    """One registered entry as kept: models as a ModelSpec, protocol kinds as an AnalysisSpec, the rest as given."""
     from harness.analyses.base import analysis_spec
+    from harness.contract import MetricSpec, model_spec
 
-    return analysis_spec(entry)
-
-
-NORMALISE: dict[str, Callable[[Any], Any]] = {
-    "models": _model_spec,
-    "protocols": _analysis_spec,
-    "metrics": _metric_spec,
-}
-"""Registration kinds whose entries are normalised into one typed spec (the others are kept as given)."""
+    if kind == "metrics" and not isinstance(entry, MetricSpec):
+        raise TypeError(f"a metric must be a harness.MetricSpec, got {type(entry).__name__}")
+    return {"models": model_spec, "protocols": analysis_spec}.get(kind, lambda same: same)(entry)
 
 
 @dataclass
@@ -185,13 +167,12 @@ class Plugins:
         """What ``plugin`` registers, per kind, normalised; nothing is registered yet."""
         collected: dict[str, dict[str, Any]] = {}
         for kind, hook_name in REGISTRATION_HOOKS.items():
-            normalise = NORMALISE.get(kind, lambda entry: entry)
             for result in self._call_hook(plugin, hook_name):
                 if not isinstance(result, Mapping):
                     raise TypeError(f"{hook_name}() must return a mapping of names, got {type(result).__name__}")
                 for entry_name, entry in result.items():
                     try:
-                        collected.setdefault(kind, {})[str(entry_name)] = normalise(entry)
+                        collected.setdefault(kind, {})[str(entry_name)] = _normalise(kind, entry)
                     except (TypeError, ValueError) as exc:
                         raise TypeError(f"{kind[:-1]} '{entry_name}': {exc}") from None
         return collected
