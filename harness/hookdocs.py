@@ -14,9 +14,7 @@ from harness import hookspecs
 
 def hook_names() -> list[str]:
     """Names of every hook in :mod:`harness.hookspecs`, in source order."""
-    functions = inspect.getmembers(hookspecs, inspect.isfunction)
-    specs = [(f.__code__.co_firstlineno, name) for name, f in functions if name.startswith("harness_")]
-    return [name for _, name in sorted(specs)]
+    return [name for name, f in vars(hookspecs).items() if name.startswith("harness_") and inspect.isfunction(f)]
 
 
 def render() -> str:

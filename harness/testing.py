@@ -28,6 +28,7 @@ asserts exactly that. The deterministic-fit check compares two fits of its own. 
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import sys
 import tempfile
@@ -359,23 +360,20 @@ def suite(
                 "Fix: see the traceback of this check"
             ) from exc
 
-    def run(check_name: str) -> Callable[[], None]:
-        def call() -> None:
-            if check_name not in expected:
-                guarded(check_name)
-                return
-            try:
-                guarded(check_name)
-            except ConformanceError:
-                return
-            raise ConformanceError(
-                f"detector '{name}' passes '{check_name}', declared as an expected failure "
-                f"({expected[check_name]}); remove the declaration"
-            )
+    def call(check_name: str) -> None:
+        if check_name not in expected:
+            guarded(check_name)
+            return
+        try:
+            guarded(check_name)
+        except ConformanceError:
+            return
+        raise ConformanceError(
+            f"detector '{name}' passes '{check_name}', declared as an expected failure "
+            f"({expected[check_name]}); remove the declaration"
+        )
 
-        return call
-
-    return [(check_name, run(check_name)) for check_name in CHECKS]
+    return [(check_name, functools.partial(call, check_name)) for check_name in CHECKS]
 
 
 def check_detector(
