@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -97,31 +97,14 @@ class Plugins:
         for module_name in DEFAULT_PLUGINS:
             self._register(importlib.import_module(module_name), module_name, "built-in", _harness_version())
         autoload, self.disabled = _choice(autoload, disabled)
-        if autoload:
-            self._load_entry_points()
-        for module_name in _extra_modules():
-            self._load_module(module_name)
-        self.manager.check_pending()
-
-    def _load_module(self, module_name: str) -> None:
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            self.infos.append(PluginInfo(module_name, "?", EXTRA_PLUGINS_ENV, error=f"{type(exc).__name__}: {exc}"))
-            return
-        self._register(module, module_name, EXTRA_PLUGINS_ENV, str(getattr(module, "__version__", "0")))
-
-    def _load_entry_points(self) -> None:
-        for ep in _entry_points(self.disabled):
-            dist = getattr(ep, "dist", None)
-            version = dist.version if dist is not None else "?"
-            source = dist.name if dist is not None else ep.value
+        for name, source, version, load in _loaders(autoload, self.disabled):
             try:
-                plugin = ep.load()
+                plugin = load()
             except Exception as exc:  # a broken plugin is reported, never fatal
-                self.infos.append(PluginInfo(ep.name, version, source, error=f"{type(exc).__name__}: {exc}"))
+                self.infos.append(PluginInfo(name, version or "?", source, error=f"{type(exc).__name__}: {exc}"))
                 continue
-            self._register(plugin, ep.name, source, version)
+            self._register(plugin, name, source, version or str(getattr(plugin, "__version__", "0")))
+        self.manager.check_pending()
 
     def register(self, plugin: object, name: str, version: str = "0", source: str = "in-process") -> PluginInfo:
         """Register a plugin object or module directly (tests, notebooks); returns its info."""
@@ -279,8 +262,17 @@ def _choice(autoload: bool | None, disabled: set[str] | frozenset[str] | None) -
     return autoload, set(disabled)
 
 
-def _extra_modules() -> list[str]:
-    return [m.strip() for m in os.environ.get(EXTRA_PLUGINS_ENV, "").split(",") if m.strip()]
+def _loaders(autoload: bool, disabled: set[str]) -> list[tuple[str, str, str | None, Callable[[], object]]]:
+    """(name, source, version, load) of the entry points when autoloading, then of ``HARNESS_PLUGINS``'s modules.
+
+    A module's version is its ``__version__``, known once it is imported (``None`` until then).
+    """
+    found = [(ep, getattr(ep, "dist", None)) for ep in _entry_points(disabled)] if autoload else []
+    modules = [m.strip() for m in os.environ.get(EXTRA_PLUGINS_ENV, "").split(",") if m.strip()]
+    return [
+        *[(ep.name, dist.name if dist else ep.value, dist.version if dist else "?", ep.load) for ep, dist in found],
+        *[(m, EXTRA_PLUGINS_ENV, None, partial(importlib.import_module, m)) for m in modules],
+    ]
 
 
 def _entry_points(disabled: set[str]) -> list[Any]:
@@ -304,8 +296,7 @@ def command_hooks() -> pluggy.PluginManager:
     manager = pluggy.PluginManager("harness")
     manager.add_hookspecs(hookspecs)
     autoload, disabled = _choice(_settings.get("autoload"), _settings.get("disabled"))  # type: ignore[arg-type]
-    loaders = [(ep.name, ep.load) for ep in _entry_points(disabled)] if autoload else []
-    for name, load in [*loaders, *[(m, lambda m=m: importlib.import_module(m)) for m in _extra_modules()]]:
+    for name, _, _, load in _loaders(autoload, disabled):
         try:
             manager.register(load(), name=name)
         except Exception:  # reported by `harness plugins`, never fatal here
