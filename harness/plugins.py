@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from harness import hookspecs
+from harness import __version__, hookspecs
 from harness.errors import HarnessError, unknown_name_message
 from harness.names import resolve_name, unknown_message
 
@@ -95,7 +95,7 @@ class Plugins:
         self._owners: dict[str, dict[str, str]] = {kind: {} for kind in REGISTRATION_HOOKS}
         self._registries: dict[str, dict[str, Any]] = {kind: {} for kind in REGISTRATION_HOOKS}
         for module_name in DEFAULT_PLUGINS:
-            self._register(importlib.import_module(module_name), module_name, "built-in", _harness_version())
+            self._register(importlib.import_module(module_name), module_name, "built-in", __version__)
         autoload, self.disabled = _choice(autoload, disabled)
         for name, source, version, load in _loaders(autoload, self.disabled):
             try:
@@ -141,16 +141,12 @@ class Plugins:
                 self._registries[kind][entry_name] = entry
                 info.registers.setdefault(kind, []).append(entry_name)
 
-    def _call_hook(self, plugin: object, hook_name: str) -> list[Any]:
-        """``pm.hook.<hook_name>()`` restricted to ``plugin`` (pluggy's subset caller): its results."""
-        others = [p for p in self.manager.get_plugins() if p is not plugin]
-        return self.manager.subset_hook_caller(hook_name, remove_plugins=others)()
-
     def _collect(self, plugin: object) -> dict[str, dict[str, Any]]:
         """What ``plugin`` registers, per kind, normalised; nothing is registered yet."""
         collected: dict[str, dict[str, Any]] = {}
+        others = [p for p in self.manager.get_plugins() if p is not plugin]  # pluggy's subset caller: this plugin's
         for kind, hook_name in REGISTRATION_HOOKS.items():
-            for result in self._call_hook(plugin, hook_name):
+            for result in self.manager.subset_hook_caller(hook_name, remove_plugins=others)():
                 if not isinstance(result, Mapping):
                     raise TypeError(f"{hook_name}() must return a mapping of names, got {type(result).__name__}")
                 for entry_name, entry in result.items():
@@ -302,12 +298,6 @@ def command_hooks() -> pluggy.PluginManager:
         except Exception:  # reported by `harness plugins`, never fatal here
             continue
     return manager
-
-
-def _harness_version() -> str:
-    from harness import __version__
-
-    return __version__
 
 
 _settings: dict[str, object] = {}
