@@ -379,17 +379,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_EXTENSION_ATTRIBUTES = (
-    "title",
-    "description",
-    "options_model",
-    "options",
-    "leaderboard_note",
-    "leaderboard_columns",
-    "detail_columns",
-    "latex_columns",
-    "preload",
-)
+_EXTENSION_ATTRIBUTES = tuple(AnalysisSpec.__annotations__)
+"""What a duck-typed kind may declare as attributes: every one :class:`AnalysisSpec` annotates."""
 _EXTENSION_METHODS = ("analyse", "summarise", "finding", "check_options", "plan_jobs")
 
 
