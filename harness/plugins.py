@@ -50,15 +50,9 @@ DEFAULT_PLUGINS = (
 )
 """Built-in plugins, registered like any other so that they show in ``harness plugins``."""
 
-REGISTRATION_HOOKS = {
-    "models": "harness_models",
-    "datasets": "harness_datasets",
-    "calibrations": "harness_calibrations",
-    "protocols": "harness_protocols",
-    "metrics": "harness_metrics",
-    "trackers": "harness_trackers",
-    "executors": "harness_executors",
-}
+_KINDS = ("models", "datasets", "calibrations", "protocols", "metrics", "trackers", "executors")
+REGISTRATION_HOOKS = {kind: f"harness_{kind}" for kind in _KINDS}
+"""The registries, in order, and the hook that fills each (``harness_<kind>``)."""
 
 
 def _normalise(kind: str, entry: object) -> Any:
