@@ -9,10 +9,7 @@ from harness.plugins import Plugins
 
 def _call(entry: Any, method: str) -> Any:
     """``entry.method()`` when the entry has it (wrapped or duck-typed), else None."""
-    try:
-        function = getattr(entry, method)
-    except AttributeError:
-        return None
+    function = getattr(entry, method, None)
     return function() if callable(function) else None
 
 
