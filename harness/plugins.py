@@ -130,10 +130,9 @@ class Plugins:
             info.error = f"{type(exc).__name__}: {exc}"
             return
         for kind, registered in entries.items():
-            for entry_name, entry in registered.items():
-                self._owners[kind][entry_name] = name
-                self._registries[kind][entry_name] = entry
-                info.registers.setdefault(kind, []).append(entry_name)
+            self._owners[kind].update(dict.fromkeys(registered, name))
+            self._registries[kind].update(registered)
+            info.registers[kind] = list(registered)
 
     def _collect(self, plugin: object) -> dict[str, dict[str, Any]]:
         """What ``plugin`` registers, per kind, normalised; nothing is registered yet."""
