@@ -51,11 +51,15 @@ __all__ = ["CHECKS", "ConformanceError", "check_detector", "parametrize_checks",
 EMBEDDED = {"n_train": 12, "n_test_good": 4, "n_per_defect": 2, "size": 48, "seed": 0}
 
 
-_SAMPLE_FOLDERS: dict[int, SampleFolder] = {}
-
 _SHARED_FITS: dict[tuple[Any, ...], tuple[Callable[..., Any], Any]] = {}
 """Fitted detectors shared by the score-only checks, newest last (the factory pins its id)."""
 _SHARED_FITS_KEPT = 2
+
+
+@functools.cache
+def _sample_folder(image_size: int) -> SampleFolder:
+    """The hand-over folder for one image size, one per process: samples outlive a Subject built inline."""
+    return SampleFolder((image_size,) * 2, seed=0)
 
 
 class ConformanceError(AssertionError):
@@ -71,17 +75,10 @@ class Subject:
     options: Mapping[str, Any]
     image_size: int
     category: str = "weave"
-    folder: SampleFolder | None = None
     share_fits: bool = True
 
     def build(self) -> Any:
         return self.factory(**dict(self.options))
-
-    def _folder(self) -> SampleFolder:
-        # one folder per image size for the process: samples outlive a Subject built inline
-        if self.folder is None:
-            self.folder = _SAMPLE_FOLDERS.setdefault(self.image_size, SampleFolder((self.image_size,) * 2, seed=0))
-        return self.folder
 
     def records(self, split: str, category: str | None = None) -> list[Record]:
         root = ensure_generated(**{**EMBEDDED, "size": max(self.image_size, 32)})
@@ -90,12 +87,12 @@ class Subject:
     def samples(self, split: str) -> list[Sample]:
         """The split's images as the harness hands them over: opaque names, record order kept."""
         records = self.records(split)
-        handed = self._folder().hand_over(records, "fit")
+        handed = _sample_folder(self.image_size).hand_over(records, "fit")
         return [handed.samples[i] for i in np.argsort(handed.order)]
 
     def labelled(self) -> list[LabelledSample]:
         """Defective images with masks from another category, for supervised detectors only."""
-        return self._folder().labelled([r for r in self.records("test", "grain") if r.label])
+        return _sample_folder(self.image_size).labelled([r for r in self.records("test", "grain") if r.label])
 
     def fitted(self, seed: int = 0) -> Any:
         seed_everything(seed)
