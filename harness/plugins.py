@@ -39,8 +39,8 @@ DISABLE_PLUGINS_ENV = "HARNESS_DISABLE_PLUGINS"
 EXTRA_PLUGINS_ENV = "HARNESS_PLUGINS"
 """Comma-separated import paths of modules to register as plugins (not installed; e.g. in tests)."""
 TRACE_ENV = "HARNESS_TRACE_PLUGINS"
-logger = logging.getLogger("harness")
 """Set to 1 to write every hook call and its result to stderr (pluggy's tracing)."""
+logger = logging.getLogger("harness")
 
 DEFAULT_PLUGINS = (
     "harness.data.layouts",
