@@ -69,7 +69,10 @@ def stat_key(purpose: str, records: Sequence[Any]) -> str | None:
 
 def remembered(purpose: str, records: Sequence[Any], compute: Callable[[], str]) -> str:
     """``compute()``, or the answer it gave for the same files before (see the module doc)."""
-    key = stat_key(purpose, records)
+    return _remembered(stat_key(purpose, records), compute)
+
+
+def _remembered(key: str | None, compute: Callable[[], str]) -> str:
     memo = _memo()
     if key is not None and isinstance(memo.get(key), str):
         return memo[key]
@@ -103,12 +106,7 @@ def files_key(purpose: str, paths: Sequence[Path]) -> str | None:
 
 def checked_once(purpose: str, paths: Sequence[Path], check: Callable[[], None]) -> None:
     """Run ``check()`` (which raises on failure) unless it passed before for the same files (see :func:`files_key`)."""
-    key = files_key(purpose, paths)
-    if key is not None and _memo().get(key) == "ok":
-        return
-    check()
-    if key is not None:
-        _remember(key, "ok")
+    _remembered(files_key(purpose, paths), lambda: check() or "ok")  # check() returns None when it passes
 
 
 def _path() -> Path:
