@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
 from harness import hookimpl
+from harness.config.models import SyntheticOptions
 from harness.data import synthetic
 from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record, absolute
 from harness.data.folder_options import FolderOptions
@@ -37,6 +39,16 @@ def _families_from(mapping: Mapping[str, object] | None) -> dict[str, str]:
     return result
 
 
+def _root(root: Path | None, layout: str, hint: str) -> Path:
+    """``dataset.root`` made absolute; missing or not a folder: a :class:`DatasetError` saying what to set."""
+    if root is None:
+        raise DatasetError(f"dataset.root is required for layout '{layout}'; set --set dataset.root=/path/to/{hint}")
+    path = absolute(root)
+    if not path.is_dir():
+        raise DatasetError(f"dataset.root {path} does not exist or is not a folder; check the path")
+    return path
+
+
 class MVTecLayout:
     """MVTec AD's tree: ``ROOT/<category>/{train/good, test/<type>, ground_truth/<type>/<stem>_mask.png}``.
 
@@ -48,11 +60,7 @@ class MVTecLayout:
     def __init__(
         self, root: Path | None, families: Mapping[str, object] | None = None, mask_suffix: str = "_mask"
     ) -> None:
-        if root is None:
-            raise DatasetError("dataset.root is required for layout 'mvtec'; set --set dataset.root=/path/to/mvtec_ad")
-        self.root = absolute(root)
-        if not self.root.is_dir():
-            raise DatasetError(f"dataset.root {self.root} does not exist or is not a folder; check the path")
+        self.root = _root(root, "mvtec", "mvtec_ad")
         self.families = _families_from(families)
         self.mask_suffix = mask_suffix
 
@@ -116,11 +124,7 @@ class FolderLayout:
         category: str | None = None,
         families: Mapping[str, object] | None = None,
     ) -> None:
-        if root is None:
-            raise DatasetError("dataset.root is required for layout 'folder'; set --set dataset.root=/path/to/images")
-        self.root = absolute(root)
-        if not self.root.is_dir():
-            raise DatasetError(f"dataset.root {self.root} does not exist or is not a folder; check the path")
+        self.root = _root(root, "folder", "images")
         if not normal_dir:
             raise DatasetError("layout 'folder' needs dataset.options.normal_dir (the folder of defect-free images)")
         if isinstance(abnormal_dirs, Mapping):
@@ -223,21 +227,15 @@ class FolderLayout:
         return Category(self.name, records, dict(self.families))
 
 
-def synthetic_layout(root: Path | None = None, **options: object) -> MVTecLayout:
+def synthetic_layout(root: Path | None = None, **options: Any) -> MVTecLayout:
     """The embedded dataset, generated on first use (see :mod:`harness.data.synthetic`).
 
-    Options: ``n_train``, ``n_test_good``, ``n_per_defect``, ``size`` (pixels), ``seed``.
+    Options: :class:`~harness.config.models.SyntheticOptions` (``n_train``, ``n_test_good``, ``n_per_defect``,
+    ``size`` in pixels, ``seed``); an unknown or mistyped one is a :class:`pydantic.ValidationError`.
     """
     if root is not None:
         raise DatasetError("layout 'synthetic' takes no dataset.root; drop the root or choose layout mvtec/folder")
-    allowed = {"n_train", "n_test_good", "n_per_defect", "size", "seed"}
-    unknown = set(options) - allowed
-    if unknown:
-        raise DatasetError(
-            f"unknown dataset.options for layout 'synthetic': {sorted(unknown)}; allowed: {sorted(allowed)}"
-        )
-    params = {"n_train": 60, "n_test_good": 20, "n_per_defect": 6, "size": 128, "seed": 0, **options}
-    return MVTecLayout(synthetic.ensure_generated(**params))
+    return MVTecLayout(synthetic.ensure_generated(**SyntheticOptions(**options).model_dump()))
 
 
 @hookimpl
