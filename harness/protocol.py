@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.config.errors import located_error, matching_override
+from harness.config.errors import error_at, located_error
 from harness.config.models import DatasetConfig, EntrySpec, ProtocolFile
-from harness.config.yamlio import Locator, compose_and_load, load_yaml_value, read_protocol_text
+from harness.config.yamlio import Locator, compose_and_load, load_yaml_file
 from harness.errors import ProtocolError
 from harness.includes import expand_includes
 
@@ -87,11 +87,7 @@ class ProtocolConfig:
 
     def error(self, path: Sequence[str | int], message: str) -> ProtocolError:
         """A :class:`ProtocolError` at key ``path``, naming the file line or the ``--set`` that set it."""
-        full = tuple(path)
-        setting = matching_override(full, self.overrides)
-        line = self.locator.line(full)
-        where = f"--set {setting}" if setting else f"{self.path}:{line}" if line else self.path
-        return ProtocolError(message, path=where, key=".".join(str(p) for p in full))
+        return error_at(path, message, source=self.path, locator=self.locator, overrides=self.overrides)
 
     def located(self, exc: ValidationError, data: Any, model: Any, prefix: Sequence[str | int]) -> ProtocolError:
         """A plugin options model's :class:`ValidationError` on ``data`` (found at ``prefix``) as one line."""
@@ -115,7 +111,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ProtocolError(f"--set {text!r} has an empty key")
     key = key.strip()
     try:
-        parsed = load_yaml_value(value, f"--set {key}") if value.strip() else None
+        parsed = compose_and_load(value, f"--set {key}")[0] if value.strip() else None
     except ProtocolError as exc:
         if "malformed YAML" not in str(exc):
             raise
@@ -173,7 +169,7 @@ def load_protocol(path: Path | str, overrides: Sequence[str] = ()) -> ProtocolCo
     path = Path(path)
     if not path.is_file():
         raise ProtocolError(f"protocol file {path} not found; `harness list protocols` shows the shipped ones")
-    data, node = compose_and_load(read_protocol_text(path), path)
+    data, node = load_yaml_file(path)
     if not isinstance(data, dict):
         raise ProtocolError(f"{path}: a protocol file must be a YAML mapping (protocol:, dataset:, models:, ...)")
     data = expand_includes(copy.deepcopy(data), path)  # include: another file, overridden by this one

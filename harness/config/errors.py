@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,12 +19,7 @@ def _inner_models(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic models an annotation holds (through Annotated, unions, tuples and lists)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _inner_models(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType, tuple, list, dict) or origin is not None:
-        return [m for arg in typing.get_args(annotation) for m in _inner_models(arg)]
-    return []
+    return [model for arg in typing.get_args(annotation) for model in _inner_models(arg)]
 
 
 def model_at(model: type[BaseModel] | None, path: Path_, data: Any) -> type[BaseModel] | None:
@@ -129,11 +123,15 @@ def located_error(
     error = exc.errors()[0]
     path = clean_location(error["loc"], data, keep_last=error["type"] == "missing")
     message = _describe(error, path, model, data)
-    full = prefix + path
+    return error_at(prefix + path, message, source=source, locator=locator, overrides=overrides)
+
+
+def error_at(
+    path: Sequence[str | int], message: str, *, source: object, locator: Locator, overrides: Mapping[Path_, str] | None
+) -> ProtocolError:
+    """A :class:`ProtocolError` at key ``path``: the ``--set`` that set it, else the file and the key's line."""
+    full = tuple(path)
     setting = matching_override(full, overrides)
-    if setting is not None:
-        where = f"--set {setting}"
-    else:
-        line = locator.line(full)
-        where = f"{source}:{line}" if line else source
+    line = locator.line(full)
+    where = f"--set {setting}" if setting is not None else f"{source}:{line}" if line else source
     return ProtocolError(message, path=where, key=dotted(full) or None)

@@ -84,6 +84,24 @@ def test_includes_are_relative_nested_listed_and_cycles_are_errors(tmp_path):
         expand_includes({"include": "nope.yaml"}, tmp_path / "a.yaml")
 
 
+def test_included_files_are_read_as_safely_as_the_including_one(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("include: base.yaml\nmodels: [padim]\n")
+    for text, expected in (
+        ("protocol: kde_vs_test\nseeds: [0]\nseeds: [1]\n", "base.yaml:3: duplicate key 'seeds'"),
+        ("protocol: [kde_vs_test\n", "base.yaml:2: malformed YAML"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcd", "bcde", strict=True)),
+            "aliases expand",
+        ),
+    ):
+        (tmp_path / "base.yaml").write_text(text)
+        with pytest.raises(ProtocolError, match=expected) as caught:
+            load_protocol(path)
+        assert "\n" not in str(caught.value)
+
+
 def test_protocols_by_name_paths_win_and_unknown_names_suggest(tmp_path, monkeypatch):
     assert resolve_protocol_path("kde_vs_test") == shipped_protocols()["kde_vs_test"]
     assert resolve_protocol_path("kde_vs_test.yaml").name == "kde_vs_test.yaml"
