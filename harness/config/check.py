@@ -115,15 +115,15 @@ def check_analysis_options(config: ProtocolConfig, analysis: Any) -> None:
             raise config.error(("analysis",), str(exc)) from None
 
 
-def check_calibration_options(config: ProtocolConfig, factory: Any, index: int) -> None:
-    """A calibration's options against its ``options_model``, then by building it (cheap, no data)."""
+def check_calibration_options(config: ProtocolConfig, factory: Any, index: int) -> Any:
+    """A calibration's options against its ``options_model``, then by building it (cheap, no data); the calibrator."""
     entry = config.calibrations[index]
     path = ("calibrations", index, "options")
     model = getattr(factory, "options_model", None)
     if model is not None:
         _validate(config, model, dict(entry.options), path)
     try:
-        factory(**dict(entry.options))
+        return factory(**dict(entry.options))
     except TypeError as exc:
         raise config.error(path, f"invalid options for calibration '{entry.name}': {exc}") from None
     except HarnessError as exc:
