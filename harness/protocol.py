@@ -126,23 +126,17 @@ def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> N
     node: Any = config
     dotted = ".".join(keys)
     for depth, key in enumerate(keys):
-        last = depth == len(keys) - 1
-        if isinstance(node, list):
-            if not key.isdigit() or int(key) >= len(node):
-                raise ProtocolError(f"--set {dotted}: '{key}' is not an index of a list of {len(node)}")
-            if last:
-                node[int(key)] = value
-            else:
-                node = node[int(key)]
-        elif isinstance(node, dict):
-            if last:
-                node[key] = value
-            else:
-                if node.get(key) is None:
-                    node[key] = {}
-                node = node[key]
-        else:
+        if not isinstance(node, (list, dict)):
             raise ProtocolError(f"--set {dotted}: '{'.'.join(keys[:depth])}' is a value, not a mapping")
+        if isinstance(node, list) and not (key.isdigit() and int(key) < len(node)):
+            raise ProtocolError(f"--set {dotted}: '{key}' is not an index of a list of {len(node)}")
+        slot = int(key) if isinstance(node, list) else key
+        if depth == len(keys) - 1:
+            node[slot] = value
+        else:
+            if isinstance(node, dict) and node.get(key) is None:
+                node[key] = {}
+            node = node[slot]
 
 
 def _key_path(keys: Sequence[str]) -> tuple[str | int, ...]:
