@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.config.errors import error_at, located_error
+from harness.config.errors import described, error_at
 from harness.config.models import DatasetConfig, EntrySpec, ProtocolFile
 from harness.config.yamlio import Locator, compose_and_load, load_yaml_file
 from harness.errors import ProtocolError
@@ -91,15 +91,8 @@ class ProtocolConfig:
 
     def located(self, exc: ValidationError, data: Any, model: Any, prefix: Sequence[str | int]) -> ProtocolError:
         """A plugin options model's :class:`ValidationError` on ``data`` (found at ``prefix``) as one line."""
-        return located_error(
-            exc,
-            data,
-            source=self.path,
-            locator=self.locator,
-            model=model,
-            prefix=tuple(prefix),
-            overrides=self.overrides,
-        )
+        path, message = described(exc, data, model)
+        return self.error((*prefix, *path), message)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -178,9 +171,8 @@ def load_protocol(path: Path | str, overrides: Sequence[str] = ()) -> ProtocolCo
     try:
         spec = ProtocolFile.model_validate(checked)
     except ValidationError as exc:
-        raise located_error(
-            exc, checked, source=path, locator=locator, model=ProtocolFile, overrides=set_keys
-        ) from None
+        key, message = described(exc, checked, ProtocolFile)
+        raise error_at(key, message, source=path, locator=locator, overrides=set_keys) from None
     return _config(path, spec, data, locator, set_keys)
 
 

@@ -105,25 +105,15 @@ def matching_override(path: Path_, overrides: Mapping[Path_, str] | None) -> str
     return None
 
 
-def located_error(
-    exc: ValidationError,
-    data: Any,
-    *,
-    source: object,
-    locator: Locator,
-    model: type[BaseModel] | None = None,
-    prefix: Path_ = (),
-    overrides: Mapping[Path_, str] | None = None,
-) -> ProtocolError:
-    """The first error of ``exc`` as a :class:`ProtocolError` naming the file line (or ``--set``) and key path.
+def described(exc: ValidationError, data: Any, model: type[BaseModel] | None) -> tuple[Path_, str]:
+    """(key path, one-line message) of the first error of ``exc``.
 
-    ``data`` is what was validated, found at ``prefix`` in the protocol file; ``model`` the class
-    that validated it (for the allowed keys and the field docs).
+    ``data`` is what was validated; ``model`` the class that validated it (for the allowed keys
+    and the field docs). :func:`error_at` turns the pair into an error naming the file line or ``--set``.
     """
     error = exc.errors()[0]
     path = clean_location(error["loc"], data, keep_last=error["type"] == "missing")
-    message = _describe(error, path, model, data)
-    return error_at(prefix + path, message, source=source, locator=locator, overrides=overrides)
+    return path, _describe(error, path, model, data)
 
 
 def error_at(
