@@ -7,13 +7,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from harness import hookimpl
 from harness.config.models import SyntheticOptions
 from harness.data import synthetic
-from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record, absolute
+from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record, absolute, validation_split
 from harness.data.folder_options import FolderOptions
 from harness.errors import DatasetError
 
@@ -212,13 +211,9 @@ class FolderLayout:
         normals = self._list(self.normal_dir, "normal_dir")
         if self.normal_test_dir:
             train, test_normals = normals, self._list(self.normal_test_dir, "normal_test_dir")
-        else:
-            rng = np.random.default_rng(self.split_seed)
-            order = rng.permutation(len(normals))
-            n_test = max(1, round(len(normals) * self.test_normal_fraction))
-            test_index = set(order[:n_test].tolist())
-            train = [p for i, p in enumerate(normals) if i not in test_index]
-            test_normals = [p for i, p in enumerate(normals) if i in test_index]
+        else:  # the same seeded split as a detector's validation share
+            fraction, seed = self.test_normal_fraction, self.split_seed
+            train, test_normals = validation_split(normals, fraction, seed, owner="layout 'folder'")
         records = [Record(p, "train") for p in train] + [Record(p, "test") for p in test_normals]
         for defect_type, relative in self.abnormal_dirs.items():
             for image in self._list(relative, f"abnormal_dirs.{defect_type}"):
