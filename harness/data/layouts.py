@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -142,12 +143,6 @@ class FolderLayout:
         """A folder tree is one category."""
         return [self.name]
 
-    def _folder(self, relative: str, key: str) -> Path:
-        folder = self.root / relative
-        if not folder.is_dir():
-            raise DatasetError(f"dataset.options.{key}: folder {folder} does not exist; check the path")
-        return folder
-
     def _mask_for(self, image: Path) -> tuple[Path, ...]:
         if not self.mask_pattern:
             return ()
@@ -156,7 +151,9 @@ class FolderLayout:
         return (mask,) if mask.is_file() and mask != image else ()
 
     def _list(self, relative: str, key: str) -> list[Path]:
-        folder = self._folder(relative, key)
+        folder = self.root / relative
+        if not folder.is_dir():
+            raise DatasetError(f"dataset.options.{key}: folder {folder} does not exist; check the path")
         masks = (
             frozenset(m for p in _images(folder, self.image_pattern) for m in self._mask_for(p))
             if self.mask_dir is None
@@ -184,15 +181,13 @@ class FolderLayout:
                     f"folder (e.g. {named[0].name}); set image_pattern (e.g. '*{named[0].suffix}') so masks are not "
                     "taken as images"
                 )
-        stems: dict[str, list[Path]] = {}
-        for image in images:
-            stems.setdefault(image.stem, []).append(image)
-        twins = [paths for paths in stems.values() if len(paths) > 1]
+        twins = [stem for stem, count in Counter(image.stem for image in images).items() if count > 1]
         if twins:
-            shown = ", ".join(p.name for p in twins[0])
+            shown = [p for p in images if p.stem == twins[0]]
             raise DatasetError(
-                f"{option}: {len(twins)} images in {folder} share their name with another file ({shown}): masks "
-                f"beside images? set image_pattern (e.g. '*{twins[0][0].suffix}') and mask_pattern"
+                f"{option}: {len(twins)} images in {folder} share their name with another file "
+                f"({', '.join(p.name for p in shown)}): masks beside images? set image_pattern "
+                f"(e.g. '*{shown[0].suffix}') and mask_pattern"
             )
 
     def _require_masks_found(self, records: list[Record]) -> None:
