@@ -187,11 +187,8 @@ def load_mask(paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(size, dtype=bool)
     for path in paths:
         try:
-            with open_image(path) as image:
-                if image.mode == "L":  # nearest sampling picks pixels: thresholding before or after is the same
-                    mask |= np.asarray(image.resize((size[1], size[0]), Image.Resampling.NEAREST)) > 0
-                    continue
-                binary = Image.fromarray(mask_array(image).astype(np.uint8) * 255, "L")
+            with open_image(path) as image:  # nearest sampling picks pixels: thresholding before or after is the same
+                binary = image if image.mode == "L" else Image.fromarray(mask_array(image).astype(np.uint8) * 255, "L")
                 mask |= np.asarray(binary.resize((size[1], size[0]), Image.Resampling.NEAREST)) > 0
         except READ_ERRORS as exc:
             raise unreadable_error("mask", path, exc) from None
