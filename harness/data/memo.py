@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -133,18 +132,12 @@ def _remember(key: str, value: str) -> None:
     memo[key] = value
     while len(memo) > LIMIT:
         memo.pop(next(iter(memo)))
+    from harness.store import write_atomic
+
     path = _path()
-    if not path.parent.is_dir():
-        return
-    with contextlib.suppress(OSError):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(memo, handle)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+    if path.parent.is_dir():  # never creates the harness home
+        with contextlib.suppress(OSError):
+            write_atomic(path, json.dumps(memo))
 
 
 __all__ = ["checked_once", "files_key", "remembered", "stat_key"]
