@@ -34,14 +34,10 @@ def model_at(model: type[BaseModel] | None, path: Path_, data: Any) -> type[Base
         field = model.model_fields.get(str(part))
         candidates = _inner_models(field.annotation) if field else []
         if len(candidates) > 1 and isinstance(data, Mapping):  # a discriminated union: pick by its name
-            candidates = [c for c in candidates if data.get("name", "local") in typing.get_args(_name_type(c))]
+            name = data.get("name", "local")
+            candidates = [c for c in candidates if name in typing.get_args(c.model_fields["name"].annotation)]
         model = candidates[0] if candidates else None
     return model
-
-
-def _name_type(model: type[BaseModel]) -> Any:
-    field = model.model_fields.get("name")
-    return field.annotation if field else None
 
 
 def clean_location(loc: Sequence[str | int], data: Any, keep_last: bool) -> Path_:
@@ -83,12 +79,9 @@ def _describe(error: dict[str, Any], path: Path_, model: type[BaseModel] | None,
         ctx = error.get("ctx", {})
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
         return unknown_name_message(last or "name", str(ctx.get("tag")), tags)
-    message = MESSAGES.get(kind) or str(error["msg"]).removeprefix("Value error, ")
+    message = "expected a folder path" if kind == "path_type" else str(error["msg"]).removeprefix("Value error, ")
     got = "" if kind == "value_error" and "label" in message else f", got {_shown(error.get('input'))}"
     return f"{message[0].lower()}{message[1:]}{got}{hint}"
-
-
-MESSAGES = {"path_type": "expected a folder path"}
 
 
 def _shown(value: Any) -> str:
