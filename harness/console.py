@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.errors import OutputError
+
 LOGGER = "harness"
 RUN_LOG = "run.log"
 FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
@@ -61,8 +63,6 @@ def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[P
     try:
         handle, temporary = tempfile.mkstemp(prefix="harness-run-", suffix=".log")
     except OSError as exc:
-        from harness.errors import OutputError
-
         raise OutputError(
             f"cannot write the run's log in the temporary folder {tempfile.gettempdir()}: "
             f"{exc.strerror or exc}; point TMPDIR at a writable folder"
@@ -92,7 +92,6 @@ def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[P
 
 def _place_log(temporary: Path, out: Path) -> None:
     """Move the run's log to ``out/run.log`` when the run wrote ``out`` (never over a file it did not write)."""
-    from harness.errors import OutputError
     from harness.ownership import check_not_foreign, record
 
     try:

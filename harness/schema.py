@@ -60,9 +60,7 @@ def type_name(prop: dict[str, Any]) -> str:
 def _default(prop: dict[str, Any], required: bool) -> str:
     if required:
         return "required"
-    if "default" not in prop:
-        return ""
-    return f"`{json.dumps(prop['default'])}`"
+    return f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
 
 
 def model_table(model: type[BaseModel], prefix: str = "") -> str:
