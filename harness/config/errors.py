@@ -56,11 +56,6 @@ def clean_location(loc: Sequence[str | int], data: Any, keep_last: bool) -> Path
     return tuple(path)
 
 
-def dotted(path: Sequence[str | int]) -> str:
-    """``("models", 0, "options")`` -> ``"models.0.options"``."""
-    return ".".join(str(p) for p in path)
-
-
 def _describe(error: dict[str, Any], path: Path_, model: type[BaseModel] | None, data: Any) -> str:
     kind, last = error["type"], str(path[-1]) if path else ""
     named = list(path)
@@ -117,4 +112,4 @@ def error_at(
     setting = matching_override(full, overrides)
     line = locator.line(full)
     where = f"--set {setting}" if setting is not None else f"{source}:{line}" if line else source
-    return ProtocolError(message, path=where, key=dotted(full) or None)
+    return ProtocolError(message, path=where, key=".".join(map(str, full)) or None)  # ("a", 0) -> "a.0"
