@@ -154,12 +154,9 @@ class FolderLayout:
         folder = self.root / relative
         if not folder.is_dir():
             raise DatasetError(f"dataset.options.{key}: folder {folder} does not exist; check the path")
-        masks = (
-            frozenset(m for p in _images(folder, self.image_pattern) for m in self._mask_for(p))
-            if self.mask_dir is None
-            else frozenset()
-        )
-        images = _images(folder, self.image_pattern, exclude=masks)
+        found = _images(folder, self.image_pattern)
+        masks = {m for p in found for m in self._mask_for(p)} if self.mask_dir is None else set()
+        images = [p for p in found if p not in masks]
         self._refuse_masks_as_images(folder, images, key)
         return images
 
