@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, ProtocolError, unknown_name_message
+from harness.names import resolve_name
 from harness.plugins import Plugins, get_plugins
 from harness.protocol import ProtocolConfig
 
@@ -52,8 +53,10 @@ def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, mo
 def lookup(config: ProtocolConfig, plugins: Plugins, kind: str, name: str, path: tuple[str | int, ...]) -> Any:
     """The registered ``name`` of ``kind``, or an error at ``path`` with "did you mean"."""
     registry = plugins.registry(kind)
-    if name in registry:
-        return registry[name]
+    # model names as the README promises and the planner resolves them (anomalib's ``PatchCore``)
+    resolved = resolve_name(str(name), registry) if kind == "models" else name
+    if resolved in registry:
+        return registry[resolved]
     message = unknown_name_message(kind[:-1], str(name), registry)
     failed = [info for info in plugins.infos if info.error]
     if failed:

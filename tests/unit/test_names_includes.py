@@ -45,6 +45,21 @@ def test_plugins_resolve_anomalib_class_names_and_suggest_near_misses():
         plugins.get("models", "PatchKore")
 
 
+def test_validate_accepts_the_anomalib_spellings_the_readme_promises(tmp_path):
+    """``harness validate`` resolves model names as the planner does (it rejected ``PatchCore`` before)."""
+    from harness.config.check import check_protocol
+    from harness.plugins import get_plugins
+
+    if "patchcore" not in get_plugins().registry("models"):
+        pytest.skip("the anomalib plugin is not installed")
+    path = tmp_path / "p.yaml"
+    path.write_text("protocol: kde_vs_test\nmodels: [{name: PatchCore}, {name: EfficientAd}, {name: Padim}]\n")
+    check_protocol(load_protocol(path))
+    path.write_text("protocol: kde_vs_test\nmodels: [{name: PatchKore}]\n")
+    with pytest.raises(ProtocolError, match=r"p\.yaml:2, key 'models\.0\.name'.*Did you mean 'patchcore'"):
+        check_protocol(load_protocol(path))
+
+
 def test_deep_merge_merges_mappings_and_replaces_lists():
     base = {"dataset": {"layout": "mvtec", "root": None}, "models": [{"name": "padim"}], "seeds": [0]}
     merged = deep_merge(base, {"dataset": {"root": "/data"}, "models": [{"name": "patchcore"}]})
