@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import OutputError
-from harness.integrity import sha256_file
+from harness.integrity import file_mismatch, file_record
 
 MANIFEST = ".harness-owned.json"
 LOCK_NAME = ".harness.lock"
@@ -86,7 +86,7 @@ def record(out: Path, names: Iterable[str], replace: bool = False) -> None:
     files = {} if replace else recorded(out) or {name: {} for name in owned_files(out)}  # a legacy folder's names
     for name in names:
         path = out / name
-        files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size} if path.is_file() else {}
+        files[name] = file_record(path) if path.is_file() else {}
     manifest = {"written_by": f"harness {__version__}", "files": dict(sorted(files.items()))}
     write_atomic(out / MANIFEST, json_dumps(manifest))
 
@@ -95,9 +95,7 @@ def check_unchanged(out: Path, name: str) -> None:
     """Refuse ``out/name`` when the manifest recorded a checksum it no longer matches (cut short or edited)."""
     expected = recorded(out).get(name, {})
     path = out / name
-    if expected.get("sha256") and (
-        path.stat().st_size != expected.get("bytes") or sha256_file(path) != expected["sha256"]
-    ):
+    if expected.get("sha256") and file_mismatch(path, expected):
         raise OutputError(
             f"{path} is not the file the run wrote (its size or checksum differs: cut short or edited); "
             f"rerun `harness run` into {out}"
