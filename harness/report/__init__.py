@@ -15,14 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.analyses.base import DETAIL_COLUMNS as _DETAIL
-from harness.analyses.base import LATEX_COLUMNS as _LATEX
-from harness.analyses.base import LEADERBOARD_COLUMNS as _LEADERBOARD
 from harness.metrics import HIGHER_IS_BETTER
 from harness.report.assets import templates_dir
 from harness.report.inputs import load_results
 from harness.report.latex_tables import render_latex
-from harness.report.layout import column_groups, fmt, fold_intervals, split_cost, sticky_count
+from harness.report.layout import fmt, fold_intervals, split_cost, sticky_count
 from harness.report.readable import quantity
 from harness.store import write_atomic
 
@@ -30,9 +27,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from jinja2 import Environment
 
-LEADERBOARD_COLUMNS = list(_LEADERBOARD)
-DETAIL_COLUMNS = list(_DETAIL)
-LATEX_SUMMARY_COLUMNS = list(_LATEX)
 HEADERS = {
     "recall_ci": "recall 95 % CI",
     "f1_ci": "F1 95 % CI",
@@ -117,14 +111,10 @@ def row_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
-    return fold_intervals(_plain_table(frame, columns))
-
-
-def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
     records = row_records(frame)  # one pass over the rows for cells and oracle marks
-    return {
+    table = {
         "columns": columns,
         "headers": [_header(c) for c in columns],
         "rows": [
@@ -132,20 +122,17 @@ def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
             for row in records
         ],
         "oracle": [bool(row.get("oracle", False)) for row in records],
-        "groups": column_groups(columns),
         "sticky": sticky_count(columns),
     }
+    return fold_intervals(table)  # column groups of the columns it keeps
 
 
-def _environment() -> Environment:
+def _environment(**options: Any) -> Environment:
+    """Jinja2 over the report templates (HTML autoescaped); ``options`` override the environment's settings."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(
-        loader=FileSystemLoader(templates_dir()),
-        autoescape=select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    settings = {"autoescape": select_autoescape(["html", "j2"]), "trim_blocks": True, "lstrip_blocks": True}
+    return Environment(loader=FileSystemLoader(templates_dir()), **{**settings, **options})
 
 
 def render_reports(

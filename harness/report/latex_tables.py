@@ -9,6 +9,7 @@ transliterated or spelled as code points, so any model or category name compiles
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from pathlib import Path
@@ -18,6 +19,7 @@ from harness.store import write_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
+    from jinja2 import Environment, Template
 
 TABLES = "tables"
 _T1_SAFE = re.compile(r"[\u0000-\u017f\u2013\u2014\u2018\u2019\u201c\u201d]")
@@ -52,25 +54,23 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", ascii_text).strip("-").lower() or "x"
 
 
+def _latex_environment(**options: Any) -> Environment:
+    r"""Jinja2 for the LaTeX templates: ``\BLOCK{}``, ``\VAR{}`` and ``\#{}`` delimiters, nothing autoescaped."""
+    from harness.report import _environment
+
+    delimiters = {"block_start_string": r"\BLOCK{", "variable_start_string": r"\VAR{", "comment_start_string": r"\#{"}
+    ends = {"block_end_string": "}", "variable_end_string": "}", "comment_end_string": "}"}
+    return _environment(autoescape=False, **delimiters, **ends, **options)
+
+
+@functools.cache
+def _table_template() -> Template:
+    return _latex_environment(keep_trailing_newline=True).get_template("table.tex.j2")
+
+
 def table_tex(table: dict[str, Any], caption: str, label: str) -> str:
-    """A booktabs ``table`` float from a rendered table (``spec``, ``headers``, ``rows``)."""
-    lines = [
-        r"\begin{table}[htbp]",
-        r"\centering",
-        rf"\caption{{{caption}}}",
-        rf"\label{{{label}}}",
-        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-        rf"\begin{{tabular}}{{{table['spec']}}}",
-        r"\toprule",
-        " & ".join(table["headers"]) + r" \\",
-        r"\midrule",
-        *[" & ".join(row) + r" \\" for row in table["rows"]],
-        r"\bottomrule",
-        r"\end{tabular}}",
-        r"\end{table}",
-        "",
-    ]
-    return "\n".join(lines)
+    """A booktabs ``table`` float (``reports/table.tex.j2``) from a rendered table (``spec``, ``headers``, ``rows``)."""
+    return _table_template().render(table=table, caption=caption, label=label)
 
 
 def latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
@@ -167,7 +167,7 @@ def render_latex(
     context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path, target: Path
 ) -> tuple[str, list[Path]]:
     """Write the report's tables under ``target/tables``; return ``report.tex`` (which inputs them) and the tables."""
-    from harness.report import _environment, _escaped_tree
+    from harness.report import _escaped_tree
 
     analysis, summary, run = context["analysis"], context["summary"], context["run"]
     writer = LatexWriter(target, run["protocol"])
@@ -189,12 +189,8 @@ def render_latex(
         }
         for name in context["categories"]
     ]
-    env = _environment()
-    env.autoescape = False
-    env.block_start_string, env.block_end_string = r"\BLOCK{", "}"
-    env.variable_start_string, env.variable_end_string = r"\VAR{", "}"
-    env.comment_start_string, env.comment_end_string = r"\#{", "}"
-    text = env.get_template("report.tex.j2").render(
+    template = _latex_environment().get_template("report.tex.j2")
+    text = template.render(
         title=tex(context["title"]),
         description=tex(analysis.description),
         headline=tex(finding.headline) if finding is not None else "",
