@@ -39,6 +39,8 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         """The finding as plain JSON types."""
+        from harness.results_files import _plain
+
         return {
             "headline": self.headline,
             "note": self.note,
@@ -46,14 +48,6 @@ class Finding:
             "rows": [dict(zip(self.columns, map(_plain, row), strict=True)) for row in self.rows],
             "numbers": {k: _plain(v) for k, v in self.numbers.items()},
         }
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def finding_of(analysis: Any, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
