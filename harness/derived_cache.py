@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.integrity import file_mismatch
+from harness.store import CacheEntryDamaged as _Damaged
 from harness.store import write_atomic
 
 logger = logging.getLogger("harness.cache")
@@ -116,10 +117,6 @@ class DerivedCache:
         if "write" not in self._warned:
             self._warned.add("write")
             logger.warning("cannot store derived artefacts in %s (%s); they are recomputed each run", self.root, exc)
-
-
-class _Damaged(Exception):
-    pass
 
 
 def _verify(record: Mapping[str, Any], base: Path) -> None:
