@@ -178,10 +178,6 @@ def _fmt(value: Any) -> str:
     return f"{float(value):.3f}"
 
 
-def _deployable_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    return summary[~summary["oracle"].astype(bool)]
-
-
 def left_out_finding(summary: pd.DataFrame) -> Finding:
     """missing_type: per model and mode, the oracle's misses among left-out defects beside the deployable's."""
     columns = ("model", "mode", "calibration", "left_out_missed", "left_out_count", "left_out_recall")
@@ -189,7 +185,7 @@ def left_out_finding(summary: pd.DataFrame) -> Finding:
     keep = [c for c in columns if c in summary.columns]
     rows = tuple(tuple(row[c] for c in keep) for _, row in summary.iterrows())
     oracle = summary[summary["oracle"].astype(bool)]
-    deployable = _deployable_rows(summary)
+    deployable = summary[~summary["oracle"].astype(bool)]
     worst = oracle.loc[oracle["left_out_recall"].astype(float).idxmin()] if not oracle.empty else None
     if worst is None:
         return Finding("No oracle calibration in this run: nothing was calibrated with a type left out.", tuple(keep))
@@ -221,7 +217,7 @@ def fraction_finding(summary: pd.DataFrame) -> Finding:
         f"drops to {float(worst['recall_min']):.3f} in the worst draw (mean {float(worst['recall_mean']):.3f}, "
         f"threshold cv {float(worst['threshold_cv']):.3f}; {worst['model']})"
     )
-    deployable = _deployable_rows(summary)
+    deployable = summary[~summary["oracle"].astype(bool)]
     if not deployable.empty:
         row = deployable.iloc[0]
         headline += f"; {row['calibration']}, which sees no anomaly, has recall {float(row['recall_mean']):.3f}"

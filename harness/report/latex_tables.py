@@ -139,14 +139,12 @@ class LatexWriter:
         import pandas as pd
 
         items = []
-        for entry in [e for e in manifest if e.get("category") == category]:
+        for entry in [e for e in manifest if e.get("category") == category and (figure_dir / e["file"]).is_file()]:
             caption = tex(entry["caption"])
             if entry.get("kind") == "table":
-                path = figure_dir / entry["file"]
-                if path.is_file():
-                    frame = pd.read_csv(path)
-                    items.append(self.table(Path(entry["file"]).stem, latex_table(frame, list(frame.columns)), caption))
-            elif (figure_dir / entry["file"]).is_file():
+                frame = pd.read_csv(figure_dir / entry["file"])
+                items.append(self.table(Path(entry["file"]).stem, latex_table(frame, list(frame.columns)), caption))
+            else:
                 label = f"fig:{self.prefix}-{slug(Path(entry['file']).stem)}"
                 items.append({"figure": _figure_file(entry, figure_dir), "caption": caption, "label": label})
         return items

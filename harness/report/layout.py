@@ -99,19 +99,11 @@ def fold_intervals(table: dict[str, Any]) -> dict[str, Any]:
             if base is not None and row[i][0] not in ("", "–"):
                 suffix = columns[i][len(base) :]
                 extra.setdefault(base, []).append(FOLDED[suffix].format(row[i][0]))
-        rows.append([(row[i][0], row[i][1], " ".join(extra.get(columns[i], []))) for i in keep])
+        rows.append([(cell[0], cell[1], " ".join(extra.get(columns[i], []))) for i, cell in enumerate(row)])
         for i, column in enumerate(columns):
             if column in NOTE_COLUMNS and row[i][0] not in ("", "–", "nan"):
                 notes.append((row[0][0], row[i][0]))
-    kept = [columns[i] for i in keep]
-    return {
-        **table,
-        "columns": kept,
-        "headers": [table["headers"][i] for i in keep],
-        "rows": rows,
-        "groups": column_groups(kept),
-        "notes": notes,
-    }
+    return _subtable({**table, "rows": rows, "notes": notes}, keep, notes=True)
 
 
 def split_cost(table: dict[str, Any], most: int = 14) -> list[dict[str, Any]]:
