@@ -85,12 +85,10 @@ def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
 def _value(row: Mapping[str, Any], column: str) -> str:
     """A cell's text: ranks as whole numbers, a '*' where a lead is significant."""
     value = row[column]
-    readable = quantity(column, value)
-    if readable is not None:
-        return readable + _mark(row, column)
-    if column.endswith("_rank") and isinstance(value, float) and value.is_integer():
+    if column.endswith("_rank") and isinstance(value, float) and value.is_integer():  # ranks carry no unit
         return str(int(value))
-    return _cell(value) + _mark(row, column)
+    readable = quantity(column, value)
+    return (_cell(value) if readable is None else readable) + _mark(row, column)
 
 
 def _mark(row: Mapping[str, Any], column: str) -> str:
