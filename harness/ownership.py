@@ -29,16 +29,14 @@ def _internal(name: str) -> bool:
 
 def folder_files(out: Path) -> list[str]:
     """Every file (or link) under ``out`` as a POSIX path relative to it, links not followed."""
-    found = []
+    found: list[str] = []
     for parent, dirs, files in os.walk(out):
         rel_parent = Path(parent).relative_to(out)
-        if rel_parent == Path("."):
+        if rel_parent == Path("."):  # the harness's own lock, manifest and staging are no output
             dirs[:] = [d for d in dirs if not _internal(d)]
+            files = [f for f in files if not _internal(f)]
         links = [d for d in dirs if (Path(parent) / d).is_symlink()]
-        for name in [*files, *links]:
-            rel = (rel_parent / name).as_posix()
-            if not (rel_parent == Path(".") and _internal(name)):
-                found.append(rel)
+        found += [(rel_parent / name).as_posix() for name in [*files, *links]]
     return sorted(found)
 
 
@@ -58,8 +56,6 @@ def owned_files(out: Path) -> set[str]:
 
 def foreign_files(out: Path) -> list[str]:
     """Files under ``out`` that the harness did not write."""
-    if not out.is_dir():
-        return []
     owned = owned_files(out)
     return [name for name in folder_files(out) if name not in owned]
 
@@ -113,17 +109,13 @@ def check_not_foreign(out: Path, names: Iterable[str]) -> None:
             )
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def check_output_folder(out: Path, cache_root: Path, force: bool = False) -> None:
     """Everything about ``out`` that would stop a run, found before anything is fitted (one line each)."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"output folder {out} is a file; choose another --out")
     out_real, cache_real = out.resolve(), cache_root.resolve()
-    if _inside(out_real, cache_real) or _inside(cache_real, out_real):
-        where = "is" if out_real == cache_real else "is inside" if _inside(out_real, cache_real) else "holds"
+    if out_real.is_relative_to(cache_real) or cache_real.is_relative_to(out_real):
+        where = "is" if out_real == cache_real else "is inside" if out_real.is_relative_to(cache_real) else "holds"
         raise OutputError(
             f"output folder {out} {where} the score cache {cache_root}; choose an --out outside the cache (or --cache)"
         )

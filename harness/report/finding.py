@@ -69,14 +69,6 @@ def default_finding(summary: pd.DataFrame) -> Finding:
     return ranking_finding(summary)
 
 
-def _points(value: float) -> float:
-    return round(100 * value, 1)
-
-
-def _groups(summary: pd.DataFrame) -> list[str]:
-    return ["model", *[c for c in GROUP_COLUMNS if c in summary.columns]]
-
-
 def deployable_label(frame: pd.DataFrame) -> str | None:
     """The deployable calibration a finding quotes: ``kde`` if present, else the first non-oracle row's."""
     deployable = frame.loc[~frame["oracle"].astype(bool), "calibration"].astype(str).tolist()
@@ -85,7 +77,7 @@ def deployable_label(frame: pd.DataFrame) -> str | None:
 
 def oracle_gap_finding(summary: pd.DataFrame) -> Finding:
     """Per model: the deployable calibration's recall and F1 beside the best oracle's, the gap, the misses."""
-    groups = _groups(summary)
+    groups = ["model", *[c for c in GROUP_COLUMNS if c in summary.columns]]
     table = []
     for key, frame in summary.groupby(groups, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
@@ -98,7 +90,7 @@ def oracle_gap_finding(summary: pd.DataFrame) -> Finding:
         oracle = oracles.loc[oracles["f1"].astype(float).idxmax()]
         deployed = pool[pool["calibration"].astype(str) == label].iloc[0]
         row = [*key, label, deployed.get("recall"), deployed["f1"], str(oracle["calibration"])]
-        row += [oracle.get("recall"), oracle["f1"], _points(float(deployed["f1"]) - float(oracle["f1"]))]
+        row += [oracle.get("recall"), oracle["f1"], round(100 * (float(deployed["f1"]) - float(oracle["f1"])), 1)]
         row += [_count(deployed.get("false_negatives")), _count(deployed.get("n_anomalous"))]
         row += [_count(oracle.get("false_negatives"))]
         table.append(tuple(row))
