@@ -133,10 +133,8 @@ def _environment(**options: Any) -> Environment:
     return Environment(loader=FileSystemLoader(templates_dir()), **{**settings, **options})
 
 
-def render_reports(
-    out: Path, formats: tuple[str, ...] | list[str], figure_dir: Path | None = None, target: Path | None = None
-) -> list[Path]:
-    """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
+def render_reports(out: Path, formats: tuple[str, ...] | list[str]) -> list[Path]:
+    """Render the requested formats from the stored results in ``out`` (``results.csv``, ``run.json``, ``figures/``)."""
     import pandas as pd
 
     from harness.analyses.base import successful
@@ -144,8 +142,7 @@ def render_reports(
     from harness.report.finding import finding_of
 
     rows, run, manifest = load_results(out)
-    figure_dir = figure_dir or out / "figures"
-    target = target or out
+    figure_dir = out / "figures"
     plugins = get_plugins()
     analysis = plugins.analysis(run["protocol"], key="protocol (from run.json)")
     summary = analysis.summarise(rows)
@@ -165,12 +162,12 @@ def render_reports(
     }
     written = []
     if "html" in formats:
-        path = target / "report.html"
+        path = out / "report.html"
         write_atomic(path, _render_html(context, ok, manifest, figure_dir))
         written.append(path)
     if "latex" in formats:
-        path = target / "report.tex"
-        text, tables = render_latex(context, ok, manifest, figure_dir, target)
+        path = out / "report.tex"
+        text, tables = render_latex(context, ok, manifest, figure_dir, out)
         write_atomic(path, text)
         written.extend([path, *tables])  # tables/*.tex: one \input-able file per table
     return written
