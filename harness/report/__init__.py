@@ -135,8 +135,6 @@ def _environment(**options: Any) -> Environment:
 
 def render_reports(out: Path, formats: tuple[str, ...] | list[str]) -> list[Path]:
     """Render the requested formats from the stored results in ``out`` (``results.csv``, ``run.json``, ``figures/``)."""
-    import pandas as pd
-
     from harness.analyses.base import successful
     from harness.plugins import get_plugins
     from harness.report.finding import finding_of
@@ -157,7 +155,7 @@ def render_reports(out: Path, formats: tuple[str, ...] | list[str]) -> list[Path
         "categories": categories,
         "failed": failed,
         "finding": finding_of(analysis, ok, summary),
-        "has_oracle": bool(summary.get("oracle", pd.Series(dtype=bool)).any()) if not summary.empty else False,
+        "has_oracle": "oracle" in summary and bool(summary["oracle"].any()),
         "sections": plugins.report_sections(rows, run, out),  # e.g. the dataset audit the run stored
     }
     written = []

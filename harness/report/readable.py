@@ -47,10 +47,8 @@ def quantity(column: str, value: Any) -> str | None:
         return f"{value:+.1f}" if value else "0.0"
     if column not in UNIT_COLUMNS:
         return None
-    if isinstance(value, float) and math.isnan(value):
-        return "–"
     unit, factor = UNIT_COLUMNS[column]
-    return si(value * factor, unit)
+    return si(value * factor, unit)  # NaN as a dash
 
 
 def make_readable(fig: plt.Figure, min_pt: float = MIN_FONT_PT) -> None:
