@@ -21,11 +21,7 @@ SUMMARY_FILE = "summary.csv"
 
 def with_leading_columns(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with :data:`LEADING_COLUMNS` first (empty where a kind has none), the kind's own after."""
-    frame = rows.copy()
-    for column in LEADING_COLUMNS:
-        if column not in frame:
-            frame[column] = pd.NA
-    return frame[[*LEADING_COLUMNS, *(c for c in frame.columns if c not in LEADING_COLUMNS)]]
+    return rows.reindex(columns=[*LEADING_COLUMNS, *(c for c in rows.columns if c not in LEADING_COLUMNS)])
 
 
 def split_aggregates(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
