@@ -191,10 +191,11 @@ def _figure_data(manifest: list[dict[str, Any]], figure_dir: Path) -> list[dict[
 
 def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path) -> str:
     figures = _figure_data(manifest, figure_dir)
+    summary, analysis = context["summary"], context["analysis"]
     per_category = [
         {
             "name": name,
-            "table": _table(ok[ok["category"] == name], context["analysis"].columns("detail", ok)),
+            "table": _table(ok[ok["category"] == name], analysis.columns("detail", ok)),
             "figures": [f for f in figures if f.get("category") == name],
         }
         for name in context["categories"]
@@ -202,11 +203,7 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     template = _environment().get_template("report.html.j2")
     return template.render(
         **context,
-        leaderboards=split_cost(
-            _table(context["summary"], context["analysis"].columns("leaderboard", context["summary"]))
-        )
-        if not context["summary"].empty
-        else [],
+        leaderboards=[] if summary.empty else split_cost(_table(summary, analysis.columns("leaderboard", summary))),
         general_figures=[f for f in figures if not f.get("category")],
         per_category=per_category,
         failed_rows=context["failed"].to_dict("records"),

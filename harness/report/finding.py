@@ -98,11 +98,10 @@ def oracle_gap_finding(summary: pd.DataFrame) -> Finding:
     columns += ("missed", "defects", "oracle_missed")
     headers = (*groups, "deployable", "recall", "F1", "oracle", "oracle recall", "oracle F1", "F1 gap (pts)")
     headers += ("defects missed", "defects", "oracle missed")
-    gaps = [row[columns.index("f1_gap")] for row in table]
-    missed = sum(row[columns.index("missed")] or 0 for row in table)
-    defects = sum(row[columns.index("defects")] or 0 for row in table)
-    oracle_missed = sum(row[columns.index("oracle_missed")] or 0 for row in table)
-    label = table[0][columns.index("deployable")] if table else "deployable"
+    values = {name: [row[i] for row in table] for i, name in enumerate(columns)}
+    gaps = values["f1_gap"]
+    missed, defects, oracle_missed = (sum(v or 0 for v in values[c]) for c in ("missed", "defects", "oracle_missed"))
+    label = values["deployable"][0] if table else "deployable"
     headline = f"With thresholds from defect-free images only ({label}), F1 {_gap_text(gaps)} the test-tuned oracle; "
     headline += f"{label} misses {missed}" + (f" of {defects}" if defects else "") + " defects"
     headline += f" where the oracle misses {oracle_missed}."
