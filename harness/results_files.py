@@ -22,18 +22,12 @@ COUNT_COLUMNS = {
     "false_positives",
     "true_negatives",
     "false_negatives",
-    "n_test",
-    "n_anomalous",
-    "n_holdout",
-    "n_normal",
-    "n_train",
     "categories",
     "seeds",
     "draw",
     "missed",
-    "n_left_out",
 }
-"""Columns holding counts: stored as integers (nullable where a failed job has none)."""
+"""Columns holding counts besides every ``n_*`` one: stored as integers (nullable where a failed job has none)."""
 
 
 def typed(rows: pd.DataFrame) -> pd.DataFrame:

@@ -127,10 +127,9 @@ class ScoreCache:
         link = self.path(key)
         if not link.is_symlink():
             raise CacheEntryDamaged("missing" if not link.exists() else "not a link to a versioned entry")
-        target = os.readlink(link)
-        folder = Path(target)
+        folder = link.readlink()
         if folder.is_absolute() or folder.parts[:1] != (ENTRIES,) or ".." in folder.parts or len(folder.parts) != 2:
-            raise CacheEntryDamaged(f"link points outside the cache ({target})")
+            raise CacheEntryDamaged(f"link points outside the cache ({folder})")
         resolved = self.root / folder
         if not resolved.is_dir():
             raise _Swapped("missing (its version folder is gone)")
