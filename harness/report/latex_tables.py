@@ -22,27 +22,21 @@ if TYPE_CHECKING:
     from jinja2 import Environment, Template
 
 TABLES = "tables"
-_T1_SAFE = re.compile(r"[\u0000-\u017f\u2013\u2014\u2018\u2019\u201c\u201d]")
-"""Latin-1 and Latin Extended-A (typeset by utf8 inputenc with T1 fonts), dashes and quotes."""
 SYMBOLS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$", "±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$"}
+_UNTYPESETTABLE = re.compile(rf"[^\u0000-\u017f\u2013\u2014\u2018\u2019\u201c\u201d{''.join(SYMBOLS)}]")
+"""Characters beyond Latin-1 and Latin Extended-A (utf8 inputenc with T1 fonts), dashes, quotes and :data:`SYMBOLS`."""
 
 
-def _typesettable(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in SYMBOLS or _T1_SAFE.match(ch):
-            out.append(ch)
-            continue
-        ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
-        out.append(ascii_form or f"[U+{ord(ch):04X}]")
-    return "".join(out)
+def _ascii(match: re.Match[str]) -> str:
+    """An untypesettable character transliterated (``ﬁ`` as ``fi``), else spelled as its code point."""
+    return unicodedata.normalize("NFKD", match[0]).encode("ascii", "ignore").decode() or f"[U+{ord(match[0]):04X}]"
 
 
 def tex(text: object) -> str:
     """``text`` escaped for LaTeX and reduced to characters pdflatex can typeset."""
     from harness.report import latex_escape
 
-    escaped = latex_escape(_typesettable(str(text)))
+    escaped = latex_escape(_UNTYPESETTABLE.sub(_ascii, str(text)))
     for symbol, command in SYMBOLS.items():
         escaped = escaped.replace(symbol, command)
     return escaped
