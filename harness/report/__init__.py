@@ -18,6 +18,7 @@ import numpy as np
 from harness.metrics import HIGHER_IS_BETTER
 from harness.report.assets import templates_dir
 from harness.report.inputs import load_results
+from harness.report.latex_tables import latex_escape as latex_escape  # harness.report.latex_escape still works
 from harness.report.latex_tables import render_latex
 from harness.report.layout import fmt, fold_intervals, split_cost, sticky_count
 from harness.report.readable import quantity
@@ -219,41 +220,3 @@ def _section(section: Any) -> dict[str, Any]:
     paragraphs = [p.strip() for p in section.text.split("\n\n") if p.strip()]
     table = _table(section.table, list(section.table.columns)) if section.table is not None else None
     return {"title": section.title, "paragraphs": paragraphs, "table": table}
-
-
-LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-class _Escaped(str):
-    """Text already escaped for LaTeX (escaping it again is a no-op)."""
-
-    __slots__ = ()
-
-
-def latex_escape(text: object) -> str:
-    """Escape LaTeX special characters in ``text`` (control characters dropped)."""
-    if isinstance(text, _Escaped):
-        return text
-    return _Escaped("".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text) if ch >= " " or ch in "\t"))
-
-
-def _escaped_tree(value: Any) -> Any:
-    """Every string in a JSON tree (run.json, which may come from anyone) escaped for LaTeX; numbers kept."""
-    if isinstance(value, dict):
-        return {k: _escaped_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_escaped_tree(v) for v in value]
-    if isinstance(value, (bool, int, float)) or value is None:
-        return value
-    return latex_escape(value)

@@ -32,10 +32,46 @@ def _ascii(match: re.Match[str]) -> str:
     return unicodedata.normalize("NFKD", match[0]).encode("ascii", "ignore").decode() or f"[U+{ord(match[0]):04X}]"
 
 
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+class _Escaped(str):
+    """Text already escaped for LaTeX (escaping it again is a no-op)."""
+
+    __slots__ = ()
+
+
+def latex_escape(text: object) -> str:
+    """Escape LaTeX special characters in ``text`` (control characters dropped)."""
+    if isinstance(text, _Escaped):
+        return text
+    return _Escaped("".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text) if ch >= " " or ch in "\t"))
+
+
+def _escaped_tree(value: Any) -> Any:
+    """Every string in a JSON tree (run.json, which may come from anyone) escaped for LaTeX; numbers kept."""
+    if isinstance(value, dict):
+        return {k: _escaped_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped_tree(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    return latex_escape(value)
+
+
 def tex(text: object) -> str:
     """``text`` escaped for LaTeX and reduced to characters pdflatex can typeset."""
-    from harness.report import latex_escape
-
     escaped = latex_escape(_UNTYPESETTABLE.sub(_ascii, str(text)))
     for symbol, command in SYMBOLS.items():
         escaped = escaped.replace(symbol, command)
@@ -159,8 +195,6 @@ def render_latex(
     context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path, target: Path
 ) -> tuple[str, list[Path]]:
     """Write the report's tables under ``target/tables``; return ``report.tex`` (which inputs them) and the tables."""
-    from harness.report import _escaped_tree
-
     analysis, summary, run = context["analysis"], context["summary"], context["run"]
     writer = LatexWriter(target, run["protocol"])
     finding = context.get("finding")
