@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.integrity import sha256_file
+from harness.integrity import file_mismatch
+from harness.store import CacheEntryDamaged as _Damaged
 from harness.store import write_atomic
 
 logger = logging.getLogger("harness.cache")
@@ -118,10 +119,6 @@ class DerivedCache:
             logger.warning("cannot store derived artefacts in %s (%s); they are recomputed each run", self.root, exc)
 
 
-class _Damaged(Exception):
-    pass
-
-
 def _verify(record: Mapping[str, Any], base: Path) -> None:
     """Raise :class:`_Damaged` naming the first check a record and its files fail."""
     if value_digest(record["value"]) != record["value_sha256"]:
@@ -129,13 +126,9 @@ def _verify(record: Mapping[str, Any], base: Path) -> None:
     for suffix, expected in record["files"].items():
         if suffix not in FILE_SUFFIXES:
             raise _Damaged(f"unexpected file kind {suffix!r}")
-        path = base.with_suffix(suffix)
-        if not path.is_file():
-            raise _Damaged(f"{path.name} is missing")
-        if path.stat().st_size != expected["bytes"]:
-            raise _Damaged(f"{path.name} has {path.stat().st_size} bytes, expected {expected['bytes']}")
-        if sha256_file(path) != expected["sha256"]:
-            raise _Damaged(f"{path.name} checksum mismatch")
+        problem = file_mismatch(base.with_suffix(suffix), expected)
+        if problem:
+            raise _Damaged(problem)
 
 
 def floats(value: Mapping[str, Any]) -> dict[str, float]:

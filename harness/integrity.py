@@ -9,20 +9,34 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 _MEMO: dict[tuple[str, int, int, int], str] = {}
-CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
     """The sha256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """``{"sha256", "bytes"}`` of a file: what cache entries, derived artefacts and manifests record."""
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def file_mismatch(path: Path, expected: Mapping[str, Any]) -> str | None:
+    """Why ``path`` is not the file ``expected`` (a :func:`file_record`) describes, or None when it is."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    size = path.stat().st_size
+    if size != expected.get("bytes"):
+        return f"{path.name} has {size} bytes, expected {expected.get('bytes')}"
+    if sha256_file(path) != expected.get("sha256"):
+        return f"{path.name} checksum mismatch"
+    return None
 
 
 def file_digest(path: Path) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,11 +21,7 @@ SUMMARY_FILE = "summary.csv"
 
 def with_leading_columns(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with :data:`LEADING_COLUMNS` first (empty where a kind has none), the kind's own after."""
-    frame = rows.copy()
-    for column in LEADING_COLUMNS:
-        if column not in frame:
-            frame[column] = pd.NA
-    return frame[[*LEADING_COLUMNS, *(c for c in frame.columns if c not in LEADING_COLUMNS)]]
+    return rows.reindex(columns=[*LEADING_COLUMNS, *(c for c in rows.columns if c not in LEADING_COLUMNS)])
 
 
 def split_aggregates(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,13 +50,6 @@ def failure_rows(outcomes: list[Any]) -> pd.DataFrame:
     )
 
 
-def analyse(run: Any, job_data: list[Any], figure_dir: Path) -> AnalysisResult:
-    """Run the protocol kind's analysis over the cached scores (it never sees a detector)."""
-    protocol = run.plan.protocol
-    context = AnalysisContext(job_data, run.plan.calibrations, figure_dir, protocol.analysis, protocol.seeds[0])
-    return run.plan.analysis.analyse(context)
-
-
 def write_outputs(run: Any, job_data: list[Any], record: Any) -> None:
     """Analyse and write everything into ``run.out`` through a staging folder (earlier results survive a failure).
 
@@ -70,7 +58,9 @@ def write_outputs(run: Any, job_data: list[Any], record: Any) -> None:
     with staged_output(run.out) as stage:
         figure_dir = stage / "figures"
         figure_dir.mkdir()
-        result = analyse(run, job_data, figure_dir)
+        protocol = run.plan.protocol  # the kind's analysis runs over the cached scores; it never sees a detector
+        context = AnalysisContext(job_data, run.plan.calibrations, figure_dir, protocol.analysis, protocol.seeds[0])
+        result: AnalysisResult = run.plan.analysis.analyse(context)
         failures = failure_rows(run.outcomes)
         rows = pd.concat([result.rows, failures], ignore_index=True) if not failures.empty else result.rows
         rows = typed(rows)  # counts as integers in every format
@@ -86,4 +76,4 @@ def write_outputs(run: Any, job_data: list[Any], record: Any) -> None:
         run_record: RunRecord = record()
         write_atomic(stage / "run.json", json_dumps(run_record.to_json()))
         write_machine_readable(stage, rows, run.plan.analysis, json.loads(json_dumps(run_record.to_json())))
-        render_reports(stage, run.plan.protocol.report_formats, figure_dir=figure_dir)
+        render_reports(stage, protocol.report_formats)  # from the files just staged

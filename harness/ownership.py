@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import OutputError
-from harness.integrity import sha256_file
+from harness.integrity import file_mismatch, file_record
 
 MANIFEST = ".harness-owned.json"
 LOCK_NAME = ".harness.lock"
@@ -29,16 +29,14 @@ def _internal(name: str) -> bool:
 
 def folder_files(out: Path) -> list[str]:
     """Every file (or link) under ``out`` as a POSIX path relative to it, links not followed."""
-    found = []
+    found: list[str] = []
     for parent, dirs, files in os.walk(out):
         rel_parent = Path(parent).relative_to(out)
-        if rel_parent == Path("."):
+        if rel_parent == Path("."):  # the harness's own lock, manifest and staging are no output
             dirs[:] = [d for d in dirs if not _internal(d)]
+            files = [f for f in files if not _internal(f)]
         links = [d for d in dirs if (Path(parent) / d).is_symlink()]
-        for name in [*files, *links]:
-            rel = (rel_parent / name).as_posix()
-            if not (rel_parent == Path(".") and _internal(name)):
-                found.append(rel)
+        found += [(rel_parent / name).as_posix() for name in [*files, *links]]
     return sorted(found)
 
 
@@ -58,8 +56,6 @@ def owned_files(out: Path) -> set[str]:
 
 def foreign_files(out: Path) -> list[str]:
     """Files under ``out`` that the harness did not write."""
-    if not out.is_dir():
-        return []
     owned = owned_files(out)
     return [name for name in folder_files(out) if name not in owned]
 
@@ -86,7 +82,7 @@ def record(out: Path, names: Iterable[str], replace: bool = False) -> None:
     files = {} if replace else recorded(out) or {name: {} for name in owned_files(out)}  # a legacy folder's names
     for name in names:
         path = out / name
-        files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size} if path.is_file() else {}
+        files[name] = file_record(path) if path.is_file() else {}
     manifest = {"written_by": f"harness {__version__}", "files": dict(sorted(files.items()))}
     write_atomic(out / MANIFEST, json_dumps(manifest))
 
@@ -95,9 +91,7 @@ def check_unchanged(out: Path, name: str) -> None:
     """Refuse ``out/name`` when the manifest recorded a checksum it no longer matches (cut short or edited)."""
     expected = recorded(out).get(name, {})
     path = out / name
-    if expected.get("sha256") and (
-        path.stat().st_size != expected.get("bytes") or sha256_file(path) != expected["sha256"]
-    ):
+    if expected.get("sha256") and file_mismatch(path, expected):
         raise OutputError(
             f"{path} is not the file the run wrote (its size or checksum differs: cut short or edited); "
             f"rerun `harness run` into {out}"
@@ -115,17 +109,13 @@ def check_not_foreign(out: Path, names: Iterable[str]) -> None:
             )
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def check_output_folder(out: Path, cache_root: Path, force: bool = False) -> None:
     """Everything about ``out`` that would stop a run, found before anything is fitted (one line each)."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"output folder {out} is a file; choose another --out")
     out_real, cache_real = out.resolve(), cache_root.resolve()
-    if _inside(out_real, cache_real) or _inside(cache_real, out_real):
-        where = "is" if out_real == cache_real else "is inside" if _inside(out_real, cache_real) else "holds"
+    if out_real.is_relative_to(cache_real) or cache_real.is_relative_to(out_real):
+        where = "is" if out_real == cache_real else "is inside" if out_real.is_relative_to(cache_real) else "holds"
         raise OutputError(
             f"output folder {out} {where} the score cache {cache_root}; choose an --out outside the cache (or --cache)"
         )

@@ -72,11 +72,6 @@ def git_revision() -> str | None:
     return result.stdout.strip() or None
 
 
-def timestamp(seconds: float) -> str:
-    """Local ISO time of ``seconds`` since the epoch."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
-
-
 @dataclass
 class RunRecord:
     """Everything ``run.json`` holds; field names are its keys (a public, documented schema)."""
@@ -166,6 +161,6 @@ def build_run_record(run: Any, cache: Any, argv: list[str] | None, timings: dict
         plugins=[
             {"name": i.name, "version": i.version, "source": i.source, "error": i.error} for i in run.plugins.infos
         ],
-        started=timestamp(run.started),
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started)),  # local ISO time
         timings=timings,
     )

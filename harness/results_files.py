@@ -22,18 +22,12 @@ COUNT_COLUMNS = {
     "false_positives",
     "true_negatives",
     "false_negatives",
-    "n_test",
-    "n_anomalous",
-    "n_holdout",
-    "n_normal",
-    "n_train",
     "categories",
     "seeds",
     "draw",
     "missed",
-    "n_left_out",
 }
-"""Columns holding counts: stored as integers (nullable where a failed job has none)."""
+"""Columns holding counts besides every ``n_*`` one: stored as integers (nullable where a failed job has none)."""
 
 
 def typed(rows: pd.DataFrame) -> pd.DataFrame:
@@ -71,12 +65,7 @@ def _json_ready(value: Any) -> Any:
         return {k: _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_ready(v) for v in value]
-    return _plain(value) if isinstance(value, float) or hasattr(value, "item") else value
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts (NaN and NA as null, numpy scalars as Python numbers)."""
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    return _plain(value)
 
 
 def identity(run: dict[str, Any]) -> dict[str, Any]:
@@ -95,33 +84,27 @@ def identity(run: dict[str, Any]) -> dict[str, Any]:
 def results_document(rows: pd.DataFrame, summary: pd.DataFrame, finding: Any, run: dict[str, Any]) -> dict[str, Any]:
     """The ``results.json`` document (see ``docs/results-schema.md``)."""
     rows, summary = typed(rows), typed(summary)
-    return {
+    document = {
         "schema": SCHEMA,
         **identity(run),
         "finding": finding.to_json() if finding is not None else None,
         "columns": {c: _json_type(rows[c]) for c in rows.columns},
-        "rows": records(rows),
+        "rows": rows.to_dict("records"),
         "leaderboard_columns": {c: _json_type(summary[c]) for c in summary.columns},
-        "leaderboard": records(summary),
+        "leaderboard": summary.to_dict("records"),
     }
-
-
-def write_results_files(out: Path, rows: pd.DataFrame, summary: pd.DataFrame, finding: Any, run: dict) -> list[Path]:
-    """Write ``results.parquet`` (per-job rows, typed) and ``results.json`` into ``out``."""
-    from harness.store import write_atomic
-
-    parquet = out / "results.parquet"
-    typed(rows).to_parquet(parquet, index=False, engine="pyarrow")
-    document = results_document(rows, summary, finding, run)
-    path = out / "results.json"
-    write_atomic(path, json.dumps(_json_ready(document), indent=1, ensure_ascii=False, allow_nan=False))
-    return [parquet, path]
+    return _json_ready(document)  # NaN and NA as null, numpy scalars as Python numbers
 
 
 def write_machine_readable(out: Path, rows: pd.DataFrame, analysis: Any, run: dict[str, Any]) -> list[Path]:
-    """Summarise ``rows`` with the protocol kind, find its finding, write the Parquet and JSON results."""
+    """Summarise ``rows`` with the protocol kind, find its finding, write ``results.parquet`` and ``results.json``."""
     from harness.analyses.base import successful
     from harness.report.finding import finding_of
+    from harness.store import write_atomic
 
     summary = analysis.summarise(rows)
-    return write_results_files(out, rows, summary, finding_of(analysis, successful(rows), summary), run)
+    parquet, path = out / "results.parquet", out / "results.json"
+    typed(rows).to_parquet(parquet, index=False, engine="pyarrow")  # per-job rows, typed
+    document = results_document(rows, summary, finding_of(analysis, successful(rows), summary), run)
+    write_atomic(path, json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False))
+    return [parquet, path]

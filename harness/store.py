@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from harness.errors import OutputError
-from harness.integrity import sha256_file
+from harness.integrity import file_mismatch, file_record
 from harness.ownership import LOCK_NAME, check_not_foreign, check_output_folder, folder_files, owned_files, record
 
 logger = logging.getLogger("harness.cache")
@@ -127,10 +127,9 @@ class ScoreCache:
         link = self.path(key)
         if not link.is_symlink():
             raise CacheEntryDamaged("missing" if not link.exists() else "not a link to a versioned entry")
-        target = os.readlink(link)
-        folder = Path(target)
+        folder = link.readlink()
         if folder.is_absolute() or folder.parts[:1] != (ENTRIES,) or ".." in folder.parts or len(folder.parts) != 2:
-            raise CacheEntryDamaged(f"link points outside the cache ({target})")
+            raise CacheEntryDamaged(f"link points outside the cache ({folder})")
         resolved = self.root / folder
         if not resolved.is_dir():
             raise _Swapped("missing (its version folder is gone)")
@@ -340,11 +339,7 @@ def write_entry(
         extra = {name: m.astype(np.float16, copy=False) for name, m in (split_maps or {}).items() if m is not None}
         # stored, not deflated: read back memory-mapped
         np.savez(folder / "maps.npz", maps=maps.astype(np.float16, copy=False), **extra)
-    files = {
-        name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
-        for name in ENTRY_FILES
-        if (folder / name).is_file()
-    }
+    files = {name: file_record(folder / name) for name in ENTRY_FILES if (folder / name).is_file()}
     integrity = {
         "files": files,
         "rows": len(scores),
@@ -385,13 +380,9 @@ def verify_entry(folder: Path) -> None:
             if path.exists():
                 raise CacheEntryDamaged(f"{name} is not listed in meta.json")
             continue
-        if not path.is_file():
-            raise CacheEntryDamaged(f"{name} is missing")
-        expected = files[name]
-        if path.stat().st_size != expected.get("bytes"):
-            raise CacheEntryDamaged(f"{name} has {path.stat().st_size} bytes, expected {expected.get('bytes')}")
-        if sha256_file(path) != expected.get("sha256"):
-            raise CacheEntryDamaged(f"{name} checksum mismatch")
+        problem = file_mismatch(path, files[name])
+        if problem:
+            raise CacheEntryDamaged(problem)
     _verify_counts(folder, meta, integrity)
 
 

@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.analyses.base import DETAIL_COLUMNS as _DETAIL
-from harness.analyses.base import LATEX_COLUMNS as _LATEX
-from harness.analyses.base import LEADERBOARD_COLUMNS as _LEADERBOARD
 from harness.metrics import HIGHER_IS_BETTER
 from harness.report.assets import templates_dir
 from harness.report.inputs import load_results
+from harness.report.latex_tables import latex_escape as latex_escape  # harness.report.latex_escape still works
 from harness.report.latex_tables import render_latex
-from harness.report.layout import column_groups, fmt, fold_intervals, split_cost, sticky_count
+from harness.report.layout import fmt, fold_intervals, split_cost, sticky_count
 from harness.report.readable import quantity
 from harness.store import write_atomic
 
@@ -30,9 +28,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from jinja2 import Environment
 
-LEADERBOARD_COLUMNS = list(_LEADERBOARD)
-DETAIL_COLUMNS = list(_DETAIL)
-LATEX_SUMMARY_COLUMNS = list(_LATEX)
 HEADERS = {
     "recall_ci": "recall 95 % CI",
     "f1_ci": "F1 95 % CI",
@@ -91,12 +86,10 @@ def _with_intervals(frame: pd.DataFrame) -> pd.DataFrame:
 def _value(row: Mapping[str, Any], column: str) -> str:
     """A cell's text: ranks as whole numbers, a '*' where a lead is significant."""
     value = row[column]
-    readable = quantity(column, value)
-    if readable is not None:
-        return readable + _mark(row, column)
-    if column.endswith("_rank") and isinstance(value, float) and value.is_integer():
+    if column.endswith("_rank") and isinstance(value, float) and value.is_integer():  # ranks carry no unit
         return str(int(value))
-    return _cell(value) + _mark(row, column)
+    readable = quantity(column, value)
+    return (_cell(value) if readable is None else readable) + _mark(row, column)
 
 
 def _mark(row: Mapping[str, Any], column: str) -> str:
@@ -117,14 +110,10 @@ def row_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
-    return fold_intervals(_plain_table(frame, columns))
-
-
-def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     frame = _with_intervals(frame)
     columns = [c for c in columns if c in frame.columns]
     records = row_records(frame)  # one pass over the rows for cells and oracle marks
-    return {
+    table = {
         "columns": columns,
         "headers": [_header(c) for c in columns],
         "rows": [
@@ -132,35 +121,27 @@ def _plain_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
             for row in records
         ],
         "oracle": [bool(row.get("oracle", False)) for row in records],
-        "groups": column_groups(columns),
         "sticky": sticky_count(columns),
     }
+    return fold_intervals(table)  # column groups of the columns it keeps
 
 
-def _environment() -> Environment:
+def _environment(**options: Any) -> Environment:
+    """Jinja2 over the report templates (HTML autoescaped); ``options`` override the environment's settings."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(
-        loader=FileSystemLoader(templates_dir()),
-        autoescape=select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    settings = {"autoescape": select_autoescape(["html", "j2"]), "trim_blocks": True, "lstrip_blocks": True}
+    return Environment(loader=FileSystemLoader(templates_dir()), **{**settings, **options})
 
 
-def render_reports(
-    out: Path, formats: tuple[str, ...] | list[str], figure_dir: Path | None = None, target: Path | None = None
-) -> list[Path]:
-    """Render the requested formats from the stored results in ``out`` into ``target`` (default ``out``)."""
-    import pandas as pd
-
+def render_reports(out: Path, formats: tuple[str, ...] | list[str]) -> list[Path]:
+    """Render the requested formats from the stored results in ``out`` (``results.csv``, ``run.json``, ``figures/``)."""
     from harness.analyses.base import successful
     from harness.plugins import get_plugins
     from harness.report.finding import finding_of
 
     rows, run, manifest = load_results(out)
-    figure_dir = figure_dir or out / "figures"
-    target = target or out
+    figure_dir = out / "figures"
     plugins = get_plugins()
     analysis = plugins.analysis(run["protocol"], key="protocol (from run.json)")
     summary = analysis.summarise(rows)
@@ -175,17 +156,17 @@ def render_reports(
         "categories": categories,
         "failed": failed,
         "finding": finding_of(analysis, ok, summary),
-        "has_oracle": bool(summary.get("oracle", pd.Series(dtype=bool)).any()) if not summary.empty else False,
+        "has_oracle": "oracle" in summary and bool(summary["oracle"].any()),
         "sections": plugins.report_sections(rows, run, out),  # e.g. the dataset audit the run stored
     }
     written = []
     if "html" in formats:
-        path = target / "report.html"
+        path = out / "report.html"
         write_atomic(path, _render_html(context, ok, manifest, figure_dir))
         written.append(path)
     if "latex" in formats:
-        path = target / "report.tex"
-        text, tables = render_latex(context, ok, manifest, figure_dir, target)
+        path = out / "report.tex"
+        text, tables = render_latex(context, ok, manifest, figure_dir, out)
         write_atomic(path, text)
         written.extend([path, *tables])  # tables/*.tex: one \input-able file per table
     return written
@@ -211,10 +192,11 @@ def _figure_data(manifest: list[dict[str, Any]], figure_dir: Path) -> list[dict[
 
 def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path) -> str:
     figures = _figure_data(manifest, figure_dir)
+    summary, analysis = context["summary"], context["analysis"]
     per_category = [
         {
             "name": name,
-            "table": _table(ok[ok["category"] == name], context["analysis"].columns("detail", ok)),
+            "table": _table(ok[ok["category"] == name], analysis.columns("detail", ok)),
             "figures": [f for f in figures if f.get("category") == name],
         }
         for name in context["categories"]
@@ -222,11 +204,7 @@ def _render_html(context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[
     template = _environment().get_template("report.html.j2")
     return template.render(
         **context,
-        leaderboards=split_cost(
-            _table(context["summary"], context["analysis"].columns("leaderboard", context["summary"]))
-        )
-        if not context["summary"].empty
-        else [],
+        leaderboards=[] if summary.empty else split_cost(_table(summary, analysis.columns("leaderboard", summary))),
         general_figures=[f for f in figures if not f.get("category")],
         per_category=per_category,
         failed_rows=context["failed"].to_dict("records"),
@@ -242,41 +220,3 @@ def _section(section: Any) -> dict[str, Any]:
     paragraphs = [p.strip() for p in section.text.split("\n\n") if p.strip()]
     table = _table(section.table, list(section.table.columns)) if section.table is not None else None
     return {"title": section.title, "paragraphs": paragraphs, "table": table}
-
-
-LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-class _Escaped(str):
-    """Text already escaped for LaTeX (escaping it again is a no-op)."""
-
-    __slots__ = ()
-
-
-def latex_escape(text: object) -> str:
-    """Escape LaTeX special characters in ``text`` (control characters dropped)."""
-    if isinstance(text, _Escaped):
-        return text
-    return _Escaped("".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text) if ch >= " " or ch in "\t"))
-
-
-def _escaped_tree(value: Any) -> Any:
-    """Every string in a JSON tree (run.json, which may come from anyone) escaped for LaTeX; numbers kept."""
-    if isinstance(value, dict):
-        return {k: _escaped_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_escaped_tree(v) for v in value]
-    if isinstance(value, (bool, int, float)) or value is None:
-        return value
-    return latex_escape(value)

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def templates_dir() -> Path:
-    """The folder holding ``report.html.j2`` and ``report.tex.j2``."""
+    """The folder holding ``report.html.j2``, ``report.tex.j2`` and ``table.tex.j2``."""
     for folder in (PACKAGE / "reports", PACKAGE.parent / "reports"):
         if (folder / "report.html.j2").is_file():
             return folder

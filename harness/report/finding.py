@@ -39,6 +39,8 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         """The finding as plain JSON types."""
+        from harness.results_files import _plain
+
         return {
             "headline": self.headline,
             "note": self.note,
@@ -46,14 +48,6 @@ class Finding:
             "rows": [dict(zip(self.columns, map(_plain, row), strict=True)) for row in self.rows],
             "numbers": {k: _plain(v) for k, v in self.numbers.items()},
         }
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def finding_of(analysis: Any, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
@@ -75,14 +69,6 @@ def default_finding(summary: pd.DataFrame) -> Finding:
     return ranking_finding(summary)
 
 
-def _points(value: float) -> float:
-    return round(100 * value, 1)
-
-
-def _groups(summary: pd.DataFrame) -> list[str]:
-    return ["model", *[c for c in GROUP_COLUMNS if c in summary.columns]]
-
-
 def deployable_label(frame: pd.DataFrame) -> str | None:
     """The deployable calibration a finding quotes: ``kde`` if present, else the first non-oracle row's."""
     deployable = frame.loc[~frame["oracle"].astype(bool), "calibration"].astype(str).tolist()
@@ -91,7 +77,7 @@ def deployable_label(frame: pd.DataFrame) -> str | None:
 
 def oracle_gap_finding(summary: pd.DataFrame) -> Finding:
     """Per model: the deployable calibration's recall and F1 beside the best oracle's, the gap, the misses."""
-    groups = _groups(summary)
+    groups = ["model", *[c for c in GROUP_COLUMNS if c in summary.columns]]
     table = []
     for key, frame in summary.groupby(groups, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
@@ -104,7 +90,7 @@ def oracle_gap_finding(summary: pd.DataFrame) -> Finding:
         oracle = oracles.loc[oracles["f1"].astype(float).idxmax()]
         deployed = pool[pool["calibration"].astype(str) == label].iloc[0]
         row = [*key, label, deployed.get("recall"), deployed["f1"], str(oracle["calibration"])]
-        row += [oracle.get("recall"), oracle["f1"], _points(float(deployed["f1"]) - float(oracle["f1"]))]
+        row += [oracle.get("recall"), oracle["f1"], round(100 * (float(deployed["f1"]) - float(oracle["f1"])), 1)]
         row += [_count(deployed.get("false_negatives")), _count(deployed.get("n_anomalous"))]
         row += [_count(oracle.get("false_negatives"))]
         table.append(tuple(row))
@@ -112,11 +98,10 @@ def oracle_gap_finding(summary: pd.DataFrame) -> Finding:
     columns += ("missed", "defects", "oracle_missed")
     headers = (*groups, "deployable", "recall", "F1", "oracle", "oracle recall", "oracle F1", "F1 gap (pts)")
     headers += ("defects missed", "defects", "oracle missed")
-    gaps = [row[columns.index("f1_gap")] for row in table]
-    missed = sum(row[columns.index("missed")] or 0 for row in table)
-    defects = sum(row[columns.index("defects")] or 0 for row in table)
-    oracle_missed = sum(row[columns.index("oracle_missed")] or 0 for row in table)
-    label = table[0][columns.index("deployable")] if table else "deployable"
+    values = {name: [row[i] for row in table] for i, name in enumerate(columns)}
+    gaps = values["f1_gap"]
+    missed, defects, oracle_missed = (sum(v or 0 for v in values[c]) for c in ("missed", "defects", "oracle_missed"))
+    label = values["deployable"][0] if table else "deployable"
     headline = f"With thresholds from defect-free images only ({label}), F1 {_gap_text(gaps)} the test-tuned oracle; "
     headline += f"{label} misses {missed}" + (f" of {defects}" if defects else "") + " defects"
     headline += f" where the oracle misses {oracle_missed}."
@@ -184,10 +169,6 @@ def _fmt(value: Any) -> str:
     return f"{float(value):.3f}"
 
 
-def _deployable_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    return summary[~summary["oracle"].astype(bool)]
-
-
 def left_out_finding(summary: pd.DataFrame) -> Finding:
     """missing_type: per model and mode, the oracle's misses among left-out defects beside the deployable's."""
     columns = ("model", "mode", "calibration", "left_out_missed", "left_out_count", "left_out_recall")
@@ -195,7 +176,7 @@ def left_out_finding(summary: pd.DataFrame) -> Finding:
     keep = [c for c in columns if c in summary.columns]
     rows = tuple(tuple(row[c] for c in keep) for _, row in summary.iterrows())
     oracle = summary[summary["oracle"].astype(bool)]
-    deployable = _deployable_rows(summary)
+    deployable = summary[~summary["oracle"].astype(bool)]
     worst = oracle.loc[oracle["left_out_recall"].astype(float).idxmin()] if not oracle.empty else None
     if worst is None:
         return Finding("No oracle calibration in this run: nothing was calibrated with a type left out.", tuple(keep))
@@ -227,7 +208,7 @@ def fraction_finding(summary: pd.DataFrame) -> Finding:
         f"drops to {float(worst['recall_min']):.3f} in the worst draw (mean {float(worst['recall_mean']):.3f}, "
         f"threshold cv {float(worst['threshold_cv']):.3f}; {worst['model']})"
     )
-    deployable = _deployable_rows(summary)
+    deployable = summary[~summary["oracle"].astype(bool)]
     if not deployable.empty:
         row = deployable.iloc[0]
         headline += f"; {row['calibration']}, which sees no anomaly, has recall {float(row['recall_mean']):.3f}"

@@ -31,6 +31,17 @@ def _refuse(path: Path, why: str) -> OutputError:
     return OutputError(f"{path}: {why}; rerun `harness run` to write complete results")
 
 
+def _read_json(path: Path, kind: type, what: str) -> Any:
+    """The JSON value in ``path``, refused unless it parses and is a ``kind`` (``what`` names it in the error)."""
+    try:
+        value = json.loads(path.read_text(errors="replace"))
+    except ValueError as exc:
+        raise _refuse(path, f"is not valid JSON (cut short?): {exc}") from None
+    if not isinstance(value, kind):
+        raise _refuse(path, f"is not {what}")
+    return value
+
+
 def read_results(path: Path) -> pd.DataFrame:
     """results.csv, whole and parseable: a header, at least one row, every row as long as the header."""
     import pandas as pd
@@ -61,12 +72,7 @@ def read_results(path: Path) -> pd.DataFrame:
 
 def read_run(path: Path) -> dict[str, Any]:
     """run.json, whole: valid JSON with the fields and job counts the harness writes."""
-    try:
-        run = json.loads(path.read_text(errors="replace"))
-    except ValueError as exc:
-        raise _refuse(path, f"is not valid JSON (cut short?): {exc}") from None
-    if not isinstance(run, dict):
-        raise _refuse(path, "is not a run record")
+    run = _read_json(path, dict, "a run record")
     missing = [name for name in RUN_FIELDS if name not in run]
     if missing:
         raise _refuse(path, f"lacks the field(s) {', '.join(missing)}")
@@ -101,12 +107,7 @@ def read_manifest(figure_dir: Path) -> list[dict[str, Any]]:
     path = figure_dir / "manifest.json"
     if not path.is_file():
         return []
-    try:
-        entries = json.loads(path.read_text(errors="replace"))
-    except ValueError as exc:
-        raise _refuse(path, f"is not valid JSON: {exc}") from None
-    if not isinstance(entries, list):
-        raise _refuse(path, "is not a list of figures")
+    entries = _read_json(path, list, "a list of figures")
     return [entry for entry in (_figure(entry, figure_dir, path) for entry in entries) if entry is not None]
 
 

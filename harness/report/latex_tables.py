@@ -9,6 +9,7 @@ transliterated or spelled as code points, so any model or category name compiles
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from pathlib import Path
@@ -18,29 +19,60 @@ from harness.store import write_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
+    from jinja2 import Environment, Template
 
 TABLES = "tables"
-_T1_SAFE = re.compile(r"[\u0000-\u017f\u2013\u2014\u2018\u2019\u201c\u201d]")
-"""Latin-1 and Latin Extended-A (typeset by utf8 inputenc with T1 fonts), dashes and quotes."""
 SYMBOLS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$", "×": r"$\times$", "±": r"$\pm$", "≥": r"$\geq$", "≤": r"$\leq$"}
+_UNTYPESETTABLE = re.compile(rf"[^\u0000-\u017f\u2013\u2014\u2018\u2019\u201c\u201d{''.join(SYMBOLS)}]")
+"""Characters beyond Latin-1 and Latin Extended-A (utf8 inputenc with T1 fonts), dashes, quotes and :data:`SYMBOLS`."""
 
 
-def _typesettable(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in SYMBOLS or _T1_SAFE.match(ch):
-            out.append(ch)
-            continue
-        ascii_form = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
-        out.append(ascii_form or f"[U+{ord(ch):04X}]")
-    return "".join(out)
+def _ascii(match: re.Match[str]) -> str:
+    """An untypesettable character transliterated (``ﬁ`` as ``fi``), else spelled as its code point."""
+    return unicodedata.normalize("NFKD", match[0]).encode("ascii", "ignore").decode() or f"[U+{ord(match[0]):04X}]"
+
+
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+class _Escaped(str):
+    """Text already escaped for LaTeX (escaping it again is a no-op)."""
+
+    __slots__ = ()
+
+
+def latex_escape(text: object) -> str:
+    """Escape LaTeX special characters in ``text`` (control characters dropped)."""
+    if isinstance(text, _Escaped):
+        return text
+    return _Escaped("".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text) if ch >= " " or ch in "\t"))
+
+
+def _escaped_tree(value: Any) -> Any:
+    """Every string in a JSON tree (run.json, which may come from anyone) escaped for LaTeX; numbers kept."""
+    if isinstance(value, dict):
+        return {k: _escaped_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped_tree(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    return latex_escape(value)
 
 
 def tex(text: object) -> str:
     """``text`` escaped for LaTeX and reduced to characters pdflatex can typeset."""
-    from harness.report import latex_escape
-
-    escaped = latex_escape(_typesettable(str(text)))
+    escaped = latex_escape(_UNTYPESETTABLE.sub(_ascii, str(text)))
     for symbol, command in SYMBOLS.items():
         escaped = escaped.replace(symbol, command)
     return escaped
@@ -52,25 +84,23 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", ascii_text).strip("-").lower() or "x"
 
 
+def _latex_environment(**options: Any) -> Environment:
+    r"""Jinja2 for the LaTeX templates: ``\BLOCK{}``, ``\VAR{}`` and ``\#{}`` delimiters, nothing autoescaped."""
+    from harness.report import _environment
+
+    delimiters = {"block_start_string": r"\BLOCK{", "variable_start_string": r"\VAR{", "comment_start_string": r"\#{"}
+    ends = {"block_end_string": "}", "variable_end_string": "}", "comment_end_string": "}"}
+    return _environment(autoescape=False, **delimiters, **ends, **options)
+
+
+@functools.cache
+def _table_template() -> Template:
+    return _latex_environment(keep_trailing_newline=True).get_template("table.tex.j2")
+
+
 def table_tex(table: dict[str, Any], caption: str, label: str) -> str:
-    """A booktabs ``table`` float from a rendered table (``spec``, ``headers``, ``rows``)."""
-    lines = [
-        r"\begin{table}[htbp]",
-        r"\centering",
-        rf"\caption{{{caption}}}",
-        rf"\label{{{label}}}",
-        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-        rf"\begin{{tabular}}{{{table['spec']}}}",
-        r"\toprule",
-        " & ".join(table["headers"]) + r" \\",
-        r"\midrule",
-        *[" & ".join(row) + r" \\" for row in table["rows"]],
-        r"\bottomrule",
-        r"\end{tabular}}",
-        r"\end{table}",
-        "",
-    ]
-    return "\n".join(lines)
+    """A booktabs ``table`` float (``reports/table.tex.j2``) from a rendered table (``spec``, ``headers``, ``rows``)."""
+    return _table_template().render(table=table, caption=caption, label=label)
 
 
 def latex_table(frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
@@ -139,14 +169,12 @@ class LatexWriter:
         import pandas as pd
 
         items = []
-        for entry in [e for e in manifest if e.get("category") == category]:
+        for entry in [e for e in manifest if e.get("category") == category and (figure_dir / e["file"]).is_file()]:
             caption = tex(entry["caption"])
             if entry.get("kind") == "table":
-                path = figure_dir / entry["file"]
-                if path.is_file():
-                    frame = pd.read_csv(path)
-                    items.append(self.table(Path(entry["file"]).stem, latex_table(frame, list(frame.columns)), caption))
-            elif (figure_dir / entry["file"]).is_file():
+                frame = pd.read_csv(figure_dir / entry["file"])
+                items.append(self.table(Path(entry["file"]).stem, latex_table(frame, list(frame.columns)), caption))
+            else:
                 label = f"fig:{self.prefix}-{slug(Path(entry['file']).stem)}"
                 items.append({"figure": _figure_file(entry, figure_dir), "caption": caption, "label": label})
         return items
@@ -167,8 +195,6 @@ def render_latex(
     context: dict[str, Any], ok: pd.DataFrame, manifest: list[dict[str, Any]], figure_dir: Path, target: Path
 ) -> tuple[str, list[Path]]:
     """Write the report's tables under ``target/tables``; return ``report.tex`` (which inputs them) and the tables."""
-    from harness.report import _environment, _escaped_tree
-
     analysis, summary, run = context["analysis"], context["summary"], context["run"]
     writer = LatexWriter(target, run["protocol"])
     finding = context.get("finding")
@@ -189,12 +215,8 @@ def render_latex(
         }
         for name in context["categories"]
     ]
-    env = _environment()
-    env.autoescape = False
-    env.block_start_string, env.block_end_string = r"\BLOCK{", "}"
-    env.variable_start_string, env.variable_end_string = r"\VAR{", "}"
-    env.comment_start_string, env.comment_end_string = r"\#{", "}"
-    text = env.get_template("report.tex.j2").render(
+    template = _latex_environment().get_template("report.tex.j2")
+    text = template.render(
         title=tex(context["title"]),
         description=tex(analysis.description),
         headline=tex(finding.headline) if finding is not None else "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -52,24 +53,12 @@ def group_of(column: str) -> str:
 
 def column_groups(columns: Sequence[str]) -> list[tuple[str, int]]:
     """Runs of adjacent columns in the same group: (group name, span)."""
-    runs: list[tuple[str, int]] = []
-    for column in columns:
-        name = group_of(column)
-        if runs and runs[-1][0] == name:
-            runs[-1] = (name, runs[-1][1] + 1)
-        else:
-            runs.append((name, 1))
-    return runs
+    return [(name, len(list(run))) for name, run in itertools.groupby(columns, key=group_of)]
 
 
 def sticky_count(columns: Sequence[str]) -> int:
     """How many leading columns stay in view: the leading identity columns, at most :data:`STICKY_MAX`."""
-    count = 0
-    for column in columns[:STICKY_MAX]:
-        if column not in IDENTITY:
-            break
-        count += 1
-    return count or 1
+    return len(list(itertools.takewhile(IDENTITY.__contains__, columns[:STICKY_MAX]))) or 1
 
 
 def fmt(value: Any, column: str = "") -> str:
@@ -110,19 +99,11 @@ def fold_intervals(table: dict[str, Any]) -> dict[str, Any]:
             if base is not None and row[i][0] not in ("", "–"):
                 suffix = columns[i][len(base) :]
                 extra.setdefault(base, []).append(FOLDED[suffix].format(row[i][0]))
-        rows.append([(row[i][0], row[i][1], " ".join(extra.get(columns[i], []))) for i in keep])
+        rows.append([(cell[0], cell[1], " ".join(extra.get(columns[i], []))) for i, cell in enumerate(row)])
         for i, column in enumerate(columns):
             if column in NOTE_COLUMNS and row[i][0] not in ("", "–", "nan"):
                 notes.append((row[0][0], row[i][0]))
-    kept = [columns[i] for i in keep]
-    return {
-        **table,
-        "columns": kept,
-        "headers": [table["headers"][i] for i in keep],
-        "rows": rows,
-        "groups": column_groups(kept),
-        "notes": notes,
-    }
+    return _subtable({**table, "rows": rows, "notes": notes}, keep, notes=True)
 
 
 def split_cost(table: dict[str, Any], most: int = 14) -> list[dict[str, Any]]:

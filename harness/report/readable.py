@@ -30,7 +30,7 @@ UNIT_COLUMNS = {
 _KG_LABEL = re.compile(r"\((kg)([,)])")
 
 
-def si(value: float, unit: str, places: int = 3) -> str:
+def si(value: float, unit: str) -> str:
     """``value`` in ``unit`` with an SI prefix, e.g. ``si(0.0123, "g") == "12.3 mg"``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -47,10 +47,8 @@ def quantity(column: str, value: Any) -> str | None:
         return f"{value:+.1f}" if value else "0.0"
     if column not in UNIT_COLUMNS:
         return None
-    if isinstance(value, float) and math.isnan(value):
-        return "–"
     unit, factor = UNIT_COLUMNS[column]
-    return si(value * factor, unit)
+    return si(value * factor, unit)  # NaN as a dash
 
 
 def make_readable(fig: plt.Figure, min_pt: float = MIN_FONT_PT) -> None:
@@ -74,9 +72,7 @@ def make_readable(fig: plt.Figure, min_pt: float = MIN_FONT_PT) -> None:
 
 
 def _grams(value: float, _position: Any = None) -> str:
-    from matplotlib.ticker import EngFormatter
-
-    return EngFormatter(unit="g", places=None, sep=" ")(value * 1000.0)
+    return si(value * 1000.0, "g")
 
 
 def _untangle_ticks(fig: plt.Figure) -> None:

@@ -62,6 +62,8 @@ def test_latex_text_is_escaped_and_typesettable():
     assert tex("F1 ↑") == r"F1 $\uparrow$"
     text = table_tex({"spec": "lr", "headers": ["a", "b"], "rows": [["x", "1"]]}, "cap", "tab:x-y")
     assert "\\label{tab:x-y}" in text and "\\caption{cap}" in text and "\\toprule" in text
+    assert text.endswith("\\bottomrule\n\\end{tabular}}\n\\end{table}\n")  # reports/table.tex.j2, byte for byte
+    assert "\\toprule\na & b \\\\\n\\midrule\nx & 1 \\\\\n\\bottomrule" in text
 
 
 def test_counts_are_integers_and_missing_values_null():
