@@ -67,15 +67,17 @@ def _escaped_tree(value: Any) -> Any:
         return [_escaped_tree(v) for v in value]
     if isinstance(value, (bool, int, float)) or value is None:
         return value
-    return latex_escape(value)
+    return tex(value)
 
 
 def tex(text: object) -> str:
-    """``text`` escaped for LaTeX and reduced to characters pdflatex can typeset."""
+    """``text`` escaped for LaTeX and reduced to characters pdflatex can typeset (once: escaped text is kept)."""
+    if isinstance(text, _Escaped):
+        return text
     escaped = latex_escape(_UNTYPESETTABLE.sub(_ascii, str(text)))
     for symbol, command in SYMBOLS.items():
         escaped = escaped.replace(symbol, command)
-    return escaped
+    return _Escaped(escaped)
 
 
 def slug(text: str) -> str:

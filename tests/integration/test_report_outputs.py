@@ -93,6 +93,8 @@ def test_every_kind_writes_a_finding_typed_results_and_latex_tables(kind_run, ki
     report = (out / "report.tex").read_text()
     assert "\\input{tables/leaderboard}" in report
     assert ".csv}" not in report  # table-kind figures are tables, never \includegraphics
+    author = next(line for line in report.splitlines() if line.startswith("\\author{"))
+    assert "textbackslash" not in author, author  # run.json text escaped once, not twice (kde\_vs\_test)
     pdfs = list((out / "figures").glob("*.pdf"))
     assert all(f"figures/{p.name}" in report for p in pdfs)
     html = (out / "report.html").read_text()

@@ -60,6 +60,7 @@ def test_latex_text_is_escaped_and_typesettable():
     assert tex("café Ünï") == "café Ünï"  # utf8 inputenc + T1
     assert tex("日本") == "[U+65E5][U+672C]" and tex("ﬁt") == "fit"
     assert tex("F1 ↑") == r"F1 $\uparrow$"
+    assert tex(tex("a_b")) == r"a\_b"  # escaping escaped text is a no-op
     text = table_tex({"spec": "lr", "headers": ["a", "b"], "rows": [["x", "1"]]}, "cap", "tab:x-y")
     assert "\\label{tab:x-y}" in text and "\\caption{cap}" in text and "\\toprule" in text
     assert text.endswith("\\bottomrule\n\\end{tabular}}\n\\end{table}\n")  # reports/table.tex.j2, byte for byte
