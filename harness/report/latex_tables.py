@@ -158,9 +158,10 @@ class LatexWriter:
 
     def table(self, name: str, table: dict[str, Any], caption: str) -> dict[str, str]:
         """Write ``tables/<name>.tex`` (a unique name); the item ``report.tex`` inputs."""
-        name, index = slug(name), 2
-        while name in self.names:
-            name, index = f"{slug(name)}-{index}", index + 1
+        base = name = slug(name)
+        index = 2
+        while name in self.names:  # x, x-2, x-3, ...
+            name, index = f"{base}-{index}", index + 1
         self.names.add(name)
         write_atomic(self.folder / f"{name}.tex", table_tex(table, caption, f"tab:{self.prefix}-{name}"))
         self.written.append(self.folder / f"{name}.tex")

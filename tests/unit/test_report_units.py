@@ -96,3 +96,13 @@ def test_counts_are_integers_and_missing_values_null():
 @pytest.mark.parametrize("value", [0.0, 1e-9])
 def test_zero_and_tiny_quantities(value):
     assert quantity("co2_kg", value) in ("0 g", "1 µg")
+
+
+def test_latex_tables_with_one_name_get_numbered_files(tmp_path):
+    from harness.report.latex_tables import LatexWriter
+
+    writer = LatexWriter(tmp_path, "p")
+    table = {"spec": "l", "headers": ["a"], "rows": [["x"]]}
+    inputs = [writer.table("Per category", table, "c")["input"] for _ in range(3)]
+    assert inputs == ["tables/per-category", "tables/per-category-2", "tables/per-category-3"]
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [f"{i[7:]}.tex" for i in sorted(inputs)]
