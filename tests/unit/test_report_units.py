@@ -105,4 +105,4 @@ def test_latex_tables_with_one_name_get_numbered_files(tmp_path):
     table = {"spec": "l", "headers": ["a"], "rows": [["x"]]}
     inputs = [writer.table("Per category", table, "c")["input"] for _ in range(3)]
     assert inputs == ["tables/per-category", "tables/per-category-2", "tables/per-category-3"]
-    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [f"{i[7:]}.tex" for i in sorted(inputs)]
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(f"{i[7:]}.tex" for i in inputs)
