@@ -14,12 +14,14 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from harness.errors import OutputError
 
 LOGGER = "harness"
 RUN_LOG = "run.log"
@@ -31,27 +33,19 @@ TABLE_COLUMNS = 9
 log = logging.getLogger(LOGGER)
 
 
-class _JobLines(logging.Filter):
-    """Drop per-job lines on a terminal (the progress bar shows them there)."""
+def console_filter(stream: Any) -> Callable[[logging.LogRecord], bool]:
+    """What the console shows of the log (a filter for its handler).
 
-    def __init__(self, stream: Any) -> None:
-        super().__init__()
-        self.terminal = bool(getattr(stream, "isatty", lambda: False)())
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (self.terminal and getattr(record, "job", False))
+    No per-job lines on a terminal (the progress bar shows them there), and no warnings or errors:
+    the CLI's own ``Warning:`` handler prints those (they would print twice).
+    """
+    terminal = bool(getattr(stream, "isatty", lambda: False)())
+    return lambda record: record.levelno < logging.WARNING and not (terminal and getattr(record, "job", False))
 
 
 def console_level(verbosity: int) -> int:
     """-q (negative) -> WARNING, default -> INFO, -v -> DEBUG."""
     return logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
-
-
-class _BelowWarnings(logging.Filter):
-    """Leave warnings and errors to the CLI's own ``Warning:`` handler (they would print twice)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.WARNING
 
 
 @contextmanager
@@ -64,14 +58,11 @@ def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[P
     stream = stream or sys.stdout
     console = logging.StreamHandler(stream)
     console.setLevel(console_level(verbosity))
-    console.addFilter(_JobLines(stream))
-    console.addFilter(_BelowWarnings())
+    console.addFilter(console_filter(stream))
     console.setFormatter(logging.Formatter("%(message)s"))
     try:
         handle, temporary = tempfile.mkstemp(prefix="harness-run-", suffix=".log")
     except OSError as exc:
-        from harness.errors import OutputError
-
         raise OutputError(
             f"cannot write the run's log in the temporary folder {tempfile.gettempdir()}: "
             f"{exc.strerror or exc}; point TMPDIR at a writable folder"
@@ -101,7 +92,6 @@ def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[P
 
 def _place_log(temporary: Path, out: Path) -> None:
     """Move the run's log to ``out/run.log`` when the run wrote ``out`` (never over a file it did not write)."""
-    from harness.errors import OutputError
     from harness.ownership import check_not_foreign, record
 
     try:

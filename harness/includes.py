@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from harness.config.yamlio import load_yaml_file
 from harness.errors import ProtocolError
 
 INCLUDE_KEY = "include"
@@ -52,10 +51,8 @@ def _include_path(name: str, including: Path) -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"malformed YAML in an included file ({exc})", path=path) from None
+    """An included file, read as safely as the including one (UTF-8, no duplicate keys, bounded aliases)."""
+    data, _ = load_yaml_file(path)
     if not isinstance(data, dict):
         raise ProtocolError("an included protocol file must be a YAML mapping", path=path)
     return data

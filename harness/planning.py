@@ -11,25 +11,17 @@ from harness.contract import ModelSpec
 from harness.data.base import Category
 from harness.data.extra_inputs import check_inputs
 from harness.data.shaping import load_categories, open_dataset
-from harness.errors import ProtocolError
 from harness.plugins import Plugins, get_plugins
 from harness.protocol import ModelConfig, ProtocolConfig
 from harness.scoring import Job, TrainingSubset
 
 
 def build_calibrations(protocol: ProtocolConfig, plugins: Plugins) -> list[CalibrationSpec]:
-    """Instantiate the protocol's calibrators (bad options are protocol errors)."""
+    """Instantiate the protocol's calibrators (bad options are protocol errors naming the file's line)."""
     specs = []
     for index, entry in enumerate(protocol.calibrations):
         factory = plugins.get("calibrations", entry.name, key=f"calibrations.{index}.name")
-        try:
-            calibrator = factory(**dict(entry.options))
-        except TypeError as exc:
-            raise ProtocolError(
-                f"invalid options for calibration '{entry.name}': {exc}",
-                path=protocol.path,
-                key=f"calibrations.{index}.options",
-            ) from None
+        calibrator = config_check.check_calibration_options(protocol, factory, index)
         specs.append(CalibrationSpec(entry.label, entry.name, calibrator))
     return specs
 
@@ -116,8 +108,7 @@ def resolve(protocol: ProtocolConfig, plugins: Plugins | None = None, check_opti
     fitted (cached jobs need no model library).
     """
     plugins = plugins or get_plugins()
-    config_check.check_protocol(protocol, plugins, models=check_options)
-    analysis = plugins.analysis(protocol.protocol, key="protocol")
+    analysis = config_check.check_protocol(protocol, plugins, models=check_options)
     models = resolve_models(protocol, plugins)
     calibrations = build_calibrations(protocol, plugins)
     categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset, protocol.supervision)

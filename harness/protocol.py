@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.config.errors import located_error, matching_override
+from harness.config.errors import described, error_at
 from harness.config.models import DatasetConfig, EntrySpec, ProtocolFile
-from harness.config.yamlio import Locator, compose_and_load, load_yaml_value, read_protocol_text
+from harness.config.yamlio import Locator, compose_and_load, load_yaml_file
 from harness.errors import ProtocolError
 from harness.includes import expand_includes
 
@@ -87,23 +87,12 @@ class ProtocolConfig:
 
     def error(self, path: Sequence[str | int], message: str) -> ProtocolError:
         """A :class:`ProtocolError` at key ``path``, naming the file line or the ``--set`` that set it."""
-        full = tuple(path)
-        setting = matching_override(full, self.overrides)
-        line = self.locator.line(full)
-        where = f"--set {setting}" if setting else f"{self.path}:{line}" if line else self.path
-        return ProtocolError(message, path=where, key=".".join(str(p) for p in full))
+        return error_at(path, message, source=self.path, locator=self.locator, overrides=self.overrides)
 
     def located(self, exc: ValidationError, data: Any, model: Any, prefix: Sequence[str | int]) -> ProtocolError:
         """A plugin options model's :class:`ValidationError` on ``data`` (found at ``prefix``) as one line."""
-        return located_error(
-            exc,
-            data,
-            source=self.path,
-            locator=self.locator,
-            model=model,
-            prefix=tuple(prefix),
-            overrides=self.overrides,
-        )
+        path, message = described(exc, data, model)
+        return self.error((*prefix, *path), message)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -115,7 +104,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ProtocolError(f"--set {text!r} has an empty key")
     key = key.strip()
     try:
-        parsed = load_yaml_value(value, f"--set {key}") if value.strip() else None
+        parsed = compose_and_load(value, f"--set {key}")[0] if value.strip() else None
     except ProtocolError as exc:
         if "malformed YAML" not in str(exc):
             raise
@@ -130,23 +119,17 @@ def apply_override(config: dict[str, Any], keys: Sequence[str], value: Any) -> N
     node: Any = config
     dotted = ".".join(keys)
     for depth, key in enumerate(keys):
-        last = depth == len(keys) - 1
-        if isinstance(node, list):
-            if not key.isdigit() or int(key) >= len(node):
-                raise ProtocolError(f"--set {dotted}: '{key}' is not an index of a list of {len(node)}")
-            if last:
-                node[int(key)] = value
-            else:
-                node = node[int(key)]
-        elif isinstance(node, dict):
-            if last:
-                node[key] = value
-            else:
-                if node.get(key) is None:
-                    node[key] = {}
-                node = node[key]
-        else:
+        if not isinstance(node, (list, dict)):
             raise ProtocolError(f"--set {dotted}: '{'.'.join(keys[:depth])}' is a value, not a mapping")
+        if isinstance(node, list) and not (key.isdigit() and int(key) < len(node)):
+            raise ProtocolError(f"--set {dotted}: '{key}' is not an index of a list of {len(node)}")
+        slot = int(key) if isinstance(node, list) else key
+        if depth == len(keys) - 1:
+            node[slot] = value
+        else:
+            if isinstance(node, dict) and node.get(key) is None:
+                node[key] = {}
+            node = node[slot]
 
 
 def _key_path(keys: Sequence[str]) -> tuple[str | int, ...]:
@@ -173,7 +156,7 @@ def load_protocol(path: Path | str, overrides: Sequence[str] = ()) -> ProtocolCo
     path = Path(path)
     if not path.is_file():
         raise ProtocolError(f"protocol file {path} not found; `harness list protocols` shows the shipped ones")
-    data, node = compose_and_load(read_protocol_text(path), path)
+    data, node = load_yaml_file(path)
     if not isinstance(data, dict):
         raise ProtocolError(f"{path}: a protocol file must be a YAML mapping (protocol:, dataset:, models:, ...)")
     data = expand_includes(copy.deepcopy(data), path)  # include: another file, overridden by this one
@@ -188,9 +171,8 @@ def load_protocol(path: Path | str, overrides: Sequence[str] = ()) -> ProtocolCo
     try:
         spec = ProtocolFile.model_validate(checked)
     except ValidationError as exc:
-        raise located_error(
-            exc, checked, source=path, locator=locator, model=ProtocolFile, overrides=set_keys
-        ) from None
+        key, message = described(exc, checked, ProtocolFile)
+        raise error_at(key, message, source=path, locator=locator, overrides=set_keys) from None
     return _config(path, spec, data, locator, set_keys)
 
 

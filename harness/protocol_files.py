@@ -15,14 +15,9 @@ from harness.errors import ProtocolError
 from harness.names import unknown_message
 
 
-def shipped_dir() -> Path:
-    """The folder of the protocols installed with the package."""
-    return Path(str(files("harness") / "protocols"))
-
-
 def shipped_protocols() -> dict[str, Path]:
-    """Shipped protocol name (file stem) -> file."""
-    folder = shipped_dir()
+    """Shipped protocol name (file stem) -> file, from the protocols installed with the package."""
+    folder = Path(str(files("harness") / "protocols"))
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
 
 

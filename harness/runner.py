@@ -80,11 +80,7 @@ def execute(
         for done, (key, status, error) in enumerate(executor.run(todo, cache.root), 1):
             results[key] = (status, error)
             job_line(done, len(todo), by_key[key], status, error)
-    outcomes = []
-    for job in jobs:
-        status, error = results.get(job.key, ("cached", None))
-        outcomes.append(JobOutcome(job, status, error))
-    return outcomes
+    return [JobOutcome(job, *results.get(job.key, ("cached", None))) for job in jobs]
 
 
 def _masks_loader(categories: tuple[Category, ...], size: tuple[int, int]):

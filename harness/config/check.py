@@ -5,7 +5,7 @@ Each registered thing may declare its options:
 - a protocol kind: ``options_model`` (a pydantic model of its ``analysis:`` keys); the older
   ``options = ("key", ...)`` tuple still works, with a :class:`DeprecationWarning`; an optional
   ``check_options(options)`` runs after either;
-- a calibrator: ``options_model``; without one, constructing it with the options must work;
+- a calibrator: ``options_model``; either way, constructing it with the options must work;
 - a model factory: ``options_model`` and/or ``check_options(options, key=...)``.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, ProtocolError, unknown_name_message
+from harness.names import resolve_name
 from harness.plugins import Plugins, get_plugins
 from harness.protocol import ProtocolConfig
 
@@ -52,8 +53,10 @@ def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, mo
 def lookup(config: ProtocolConfig, plugins: Plugins, kind: str, name: str, path: tuple[str | int, ...]) -> Any:
     """The registered ``name`` of ``kind``, or an error at ``path`` with "did you mean"."""
     registry = plugins.registry(kind)
-    if name in registry:
-        return registry[name]
+    # model names as the README promises and the planner resolves them (anomalib's ``PatchCore``)
+    resolved = resolve_name(str(name), registry) if kind == "models" else name
+    if resolved in registry:
+        return registry[resolved]
     message = unknown_name_message(kind[:-1], str(name), registry)
     failed = [info for info in plugins.infos if info.error]
     if failed:
@@ -61,21 +64,23 @@ def lookup(config: ProtocolConfig, plugins: Plugins, kind: str, name: str, path:
     raise config.error(path, message)
 
 
-def _validate(config: ProtocolConfig, model: Any, options: dict[str, Any], path: tuple[str | int, ...]) -> None:
+def _validate(config: ProtocolConfig, thing: Any, options: dict[str, Any], path: tuple[str | int, ...]) -> bool:
+    """``options`` (at ``path``) against the model ``thing`` declares (:func:`options_model_of`); False if none."""
+    model = options_model_of(thing)
+    if model is None:
+        return False
     context = {"calibrations": [c.label for c in config.calibrations], "config": config}
     try:
         model.model_validate(options, context=context)
     except ValidationError as exc:
         raise config.located(exc, options, model, path) from None
+    return True
 
 
 def check_layout_options(config: ProtocolConfig, layout: Any) -> None:
     """The layout's options (``dataset.options``) against its ``options_model``, when it declares one."""
-    model = getattr(layout, "options_model", None)
-    if model is not None:
-        synthetic = config.dataset.effective_layout == "synthetic"
-        path = ("dataset", "synthetic" if synthetic else "options")
-        _validate(config, model, config.dataset.effective_options, path)
+    path = ("dataset", "synthetic" if config.dataset.effective_layout == "synthetic" else "options")
+    _validate(config, layout, config.dataset.effective_options, path)
 
 
 def options_model_of(thing: Any) -> type[BaseModel] | None:
@@ -90,10 +95,7 @@ def options_model_of(thing: Any) -> type[BaseModel] | None:
 def check_analysis_options(config: ProtocolConfig, analysis: Any) -> None:
     """The ``analysis:`` keys against the kind's ``options_model`` (or its legacy ``options`` tuple)."""
     options = dict(config.analysis)
-    model = options_model_of(analysis)
-    if model is not None:
-        _validate(config, model, options, ("analysis",))
-    else:
+    if not _validate(config, analysis, options, ("analysis",)):
         accepted = set(getattr(analysis, "options", ()))
         warnings.warn(
             f"protocol kind '{config.kind}' declares its analysis options as a tuple of names; "
@@ -115,15 +117,13 @@ def check_analysis_options(config: ProtocolConfig, analysis: Any) -> None:
             raise config.error(("analysis",), str(exc)) from None
 
 
-def check_calibration_options(config: ProtocolConfig, factory: Any, index: int) -> None:
-    """A calibration's options against its ``options_model``, then by building it (cheap, no data)."""
+def check_calibration_options(config: ProtocolConfig, factory: Any, index: int) -> Any:
+    """A calibration's options against its ``options_model``, then by building it (cheap, no data); the calibrator."""
     entry = config.calibrations[index]
     path = ("calibrations", index, "options")
-    model = getattr(factory, "options_model", None)
-    if model is not None:
-        _validate(config, model, dict(entry.options), path)
+    _validate(config, factory, dict(entry.options), path)
     try:
-        factory(**dict(entry.options))
+        return factory(**dict(entry.options))
     except TypeError as exc:
         raise config.error(path, f"invalid options for calibration '{entry.name}': {exc}") from None
     except HarnessError as exc:
@@ -134,14 +134,11 @@ def check_model_options(config: ProtocolConfig, factory: Any, index: int) -> Non
     """A model's options against the factory's ``options_model`` and its ``check_options``."""
     entry = config.models[index]
     path = ("models", index, "options")
-    model = options_model_of(factory)
-    if model is not None:
-        _validate(config, model, dict(entry.options), path)
+    _validate(config, factory, dict(entry.options), path)
     check = getattr(factory, "check_options", None)
     if check is not None:
         try:
             check(dict(entry.options), key=".".join(map(str, path)))
         except ProtocolError as exc:
             key = exc.key or ".".join(map(str, path))
-            located = config.error(tuple(int(p) if p.isdigit() else p for p in key.split(".")), "")
-            raise ProtocolError(exc.message, path=located.path, key=key) from None
+            raise config.error(tuple(int(p) if p.isdigit() else p for p in key.split(".")), exc.message) from None

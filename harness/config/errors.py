@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,12 +19,7 @@ def _inner_models(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic models an annotation holds (through Annotated, unions, tuples and lists)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _inner_models(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType, tuple, list, dict) or origin is not None:
-        return [m for arg in typing.get_args(annotation) for m in _inner_models(arg)]
-    return []
+    return [model for arg in typing.get_args(annotation) for model in _inner_models(arg)]
 
 
 def model_at(model: type[BaseModel] | None, path: Path_, data: Any) -> type[BaseModel] | None:
@@ -40,14 +34,10 @@ def model_at(model: type[BaseModel] | None, path: Path_, data: Any) -> type[Base
         field = model.model_fields.get(str(part))
         candidates = _inner_models(field.annotation) if field else []
         if len(candidates) > 1 and isinstance(data, Mapping):  # a discriminated union: pick by its name
-            candidates = [c for c in candidates if data.get("name", "local") in typing.get_args(_name_type(c))]
+            name = data.get("name", "local")
+            candidates = [c for c in candidates if name in typing.get_args(c.model_fields["name"].annotation)]
         model = candidates[0] if candidates else None
     return model
-
-
-def _name_type(model: type[BaseModel]) -> Any:
-    field = model.model_fields.get("name")
-    return field.annotation if field else None
 
 
 def clean_location(loc: Sequence[str | int], data: Any, keep_last: bool) -> Path_:
@@ -64,11 +54,6 @@ def clean_location(loc: Sequence[str | int], data: Any, keep_last: bool) -> Path
             continue
         path.append(part)
     return tuple(path)
-
-
-def dotted(path: Sequence[str | int]) -> str:
-    """``("models", 0, "options")`` -> ``"models.0.options"``."""
-    return ".".join(str(p) for p in path)
 
 
 def _describe(error: dict[str, Any], path: Path_, model: type[BaseModel] | None, data: Any) -> str:
@@ -89,12 +74,9 @@ def _describe(error: dict[str, Any], path: Path_, model: type[BaseModel] | None,
         ctx = error.get("ctx", {})
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
         return unknown_name_message(last or "name", str(ctx.get("tag")), tags)
-    message = MESSAGES.get(kind) or str(error["msg"]).removeprefix("Value error, ")
+    message = "expected a folder path" if kind == "path_type" else str(error["msg"]).removeprefix("Value error, ")
     got = "" if kind == "value_error" and "label" in message else f", got {_shown(error.get('input'))}"
     return f"{message[0].lower()}{message[1:]}{got}{hint}"
-
-
-MESSAGES = {"path_type": "expected a folder path"}
 
 
 def _shown(value: Any) -> str:
@@ -111,29 +93,23 @@ def matching_override(path: Path_, overrides: Mapping[Path_, str] | None) -> str
     return None
 
 
-def located_error(
-    exc: ValidationError,
-    data: Any,
-    *,
-    source: object,
-    locator: Locator,
-    model: type[BaseModel] | None = None,
-    prefix: Path_ = (),
-    overrides: Mapping[Path_, str] | None = None,
-) -> ProtocolError:
-    """The first error of ``exc`` as a :class:`ProtocolError` naming the file line (or ``--set``) and key path.
+def described(exc: ValidationError, data: Any, model: type[BaseModel] | None) -> tuple[Path_, str]:
+    """(key path, one-line message) of the first error of ``exc``.
 
-    ``data`` is what was validated, found at ``prefix`` in the protocol file; ``model`` the class
-    that validated it (for the allowed keys and the field docs).
+    ``data`` is what was validated; ``model`` the class that validated it (for the allowed keys
+    and the field docs). :func:`error_at` turns the pair into an error naming the file line or ``--set``.
     """
     error = exc.errors()[0]
     path = clean_location(error["loc"], data, keep_last=error["type"] == "missing")
-    message = _describe(error, path, model, data)
-    full = prefix + path
+    return path, _describe(error, path, model, data)
+
+
+def error_at(
+    path: Sequence[str | int], message: str, *, source: object, locator: Locator, overrides: Mapping[Path_, str] | None
+) -> ProtocolError:
+    """A :class:`ProtocolError` at key ``path``: the ``--set`` that set it, else the file and the key's line."""
+    full = tuple(path)
     setting = matching_override(full, overrides)
-    if setting is not None:
-        where = f"--set {setting}"
-    else:
-        line = locator.line(full)
-        where = f"{source}:{line}" if line else source
-    return ProtocolError(message, path=where, key=dotted(full) or None)
+    line = locator.line(full)
+    where = f"--set {setting}" if setting is not None else f"{source}:{line}" if line else source
+    return ProtocolError(message, path=where, key=".".join(map(str, full)) or None)  # ("a", 0) -> "a.0"

@@ -11,8 +11,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr
 
-Int = StrictInt
-"""An integer; ``true`` and ``"3"`` are rejected."""
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
 Float = Annotated[float, Strict()]

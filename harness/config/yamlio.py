@@ -106,11 +106,6 @@ def compose_and_load(text: str, source: object) -> tuple[Any, yaml.Node | None]:
     return data, root
 
 
-def load_yaml_value(text: str, source: object) -> Any:
-    """One YAML value (a ``--set`` value), with the same safety checks as a file."""
-    return compose_and_load(text, source)[0]
-
-
 class Locator:
     """Finds the line of a key path (``("models", 0, "options")``) in a composed YAML document."""
 
@@ -133,6 +128,6 @@ class Locator:
         return found.start_mark.line + 1 if found is not None else None
 
 
-def read_protocol_text(path: Path) -> str:
-    """The decoded text of a protocol file (must exist and be UTF-8)."""
-    return decode(path.read_bytes(), path)
+def load_yaml_file(path: Path) -> tuple[Any, yaml.Node | None]:
+    """(data, node tree) of a protocol file (or one it includes): UTF-8, with :func:`compose_and_load`'s checks."""
+    return compose_and_load(decode(path.read_bytes(), path), path)

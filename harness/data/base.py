@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -86,7 +87,7 @@ class Category:
     def _compute_fingerprint(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
         paths = {r.path: absolute(r.path) for r in self.records}
-        root = _common_root(list(paths.values()))
+        root = Path(os.path.commonpath(list(paths.values()))) if paths else Path("/")
         for record in sorted(self.records, key=lambda r: str(paths[r.path])):
             relative = paths[record.path].relative_to(root).as_posix()
             digest.update(f"{record.split}|{record.defect_type}|{relative}".encode())
@@ -114,24 +115,6 @@ def absolute(path: Path) -> Path:
     return Path(os.path.abspath(Path(path).expanduser()))
 
 
-def _common_root(paths: Sequence[Path]) -> Path:
-    parts = [p.parts for p in paths]
-    common: list[str] = []
-    for level in zip(*parts, strict=False):
-        if len(set(level)) != 1:
-            break
-        common.append(level[0])
-    return Path(*common) if common else Path("/")
-
-
-def image_size_pair(size: int | Sequence[int]) -> tuple[int, int]:
-    """``128`` or ``[128, 96]`` as (height, width)."""
-    if isinstance(size, int):
-        return size, size
-    height, width = size
-    return int(height), int(width)
-
-
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 """Modes Pillow reads 16-bit (and 32-bit integer) images in: scaled by 255/65535, not clipped."""
 READ_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -145,11 +128,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     grey, two-level, CMYK and YCbCr go through Pillow's conversion; an alpha channel is dropped
     (as Pillow and torchvision do when asked for RGB).
     """
-    if image.mode in SIXTEEN_BIT:
-        array = np.asarray(image).astype(np.float64) / 257.0
-        return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), "L").convert("RGB")
-    if image.mode == "F":
-        array = np.asarray(image, dtype=np.float64) * 255.0
+    if image.mode in (*SIXTEEN_BIT, "F"):
+        array = np.asarray(image, dtype=np.float64)
+        array = array * 255.0 if image.mode == "F" else array / 257.0
         return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), "L").convert("RGB")
     if image.mode in ("P", "PA") and "transparency" in image.info:
         return image.convert("RGBA").convert("RGB")
@@ -206,11 +187,8 @@ def load_mask(paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(size, dtype=bool)
     for path in paths:
         try:
-            with open_image(path) as image:
-                if image.mode == "L":  # nearest sampling picks pixels: thresholding before or after is the same
-                    mask |= np.asarray(image.resize((size[1], size[0]), Image.Resampling.NEAREST)) > 0
-                    continue
-                binary = Image.fromarray(mask_array(image).astype(np.uint8) * 255, "L")
+            with open_image(path) as image:  # nearest sampling picks pixels: thresholding before or after is the same
+                binary = image if image.mode == "L" else Image.fromarray(mask_array(image).astype(np.uint8) * 255, "L")
                 mask |= np.asarray(binary.resize((size[1], size[0]), Image.Resampling.NEAREST)) > 0
         except READ_ERRORS as exc:
             raise unreadable_error("mask", path, exc) from None
@@ -223,11 +201,7 @@ def samples_for(records: Sequence[Record], size: tuple[int, int]) -> list[Sample
     Never for a detector inside a run: the harness hands those over under opaque names in a
     shuffled order (:class:`harness.data.handover.SampleFolder`).
     """
-    return [Sample(r.path, _loader(r.path, size)) for r in records]
-
-
-def _loader(path: Path, size: tuple[int, int]):
-    return lambda: load_image(path, size)
+    return [Sample(r.path, functools.partial(load_image, r.path, size)) for r in records]
 
 
 def subsample(records: list[Record], limit: int | None, rng: np.random.Generator) -> list[Record]:

@@ -8,7 +8,6 @@ hand them over, still before the job's detector is built.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image
@@ -67,9 +66,3 @@ def _check(category: Category) -> str:
         if problem:
             raise DatasetError(problem)
     return "ok"
-
-
-def check_categories(categories: Sequence[Category]) -> None:
-    """:func:`check_category` for each one."""
-    for category in categories:
-        check_category(category)

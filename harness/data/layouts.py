@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import yaml
 
 from harness import hookimpl
+from harness.config.models import SyntheticOptions
 from harness.data import synthetic
-from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record, absolute
+from harness.data.base import IMAGE_SUFFIXES, NORMAL, Category, Record, absolute, validation_split
 from harness.data.folder_options import FolderOptions
 from harness.errors import DatasetError
 
@@ -37,6 +39,16 @@ def _families_from(mapping: Mapping[str, object] | None) -> dict[str, str]:
     return result
 
 
+def _root(root: Path | None, layout: str, hint: str) -> Path:
+    """``dataset.root`` made absolute; missing or not a folder: a :class:`DatasetError` saying what to set."""
+    if root is None:
+        raise DatasetError(f"dataset.root is required for layout '{layout}'; set --set dataset.root=/path/to/{hint}")
+    path = absolute(root)
+    if not path.is_dir():
+        raise DatasetError(f"dataset.root {path} does not exist or is not a folder; check the path")
+    return path
+
+
 class MVTecLayout:
     """MVTec AD's tree: ``ROOT/<category>/{train/good, test/<type>, ground_truth/<type>/<stem>_mask.png}``.
 
@@ -48,11 +60,7 @@ class MVTecLayout:
     def __init__(
         self, root: Path | None, families: Mapping[str, object] | None = None, mask_suffix: str = "_mask"
     ) -> None:
-        if root is None:
-            raise DatasetError("dataset.root is required for layout 'mvtec'; set --set dataset.root=/path/to/mvtec_ad")
-        self.root = absolute(root)
-        if not self.root.is_dir():
-            raise DatasetError(f"dataset.root {self.root} does not exist or is not a folder; check the path")
+        self.root = _root(root, "mvtec", "mvtec_ad")
         self.families = _families_from(families)
         self.mask_suffix = mask_suffix
 
@@ -116,11 +124,7 @@ class FolderLayout:
         category: str | None = None,
         families: Mapping[str, object] | None = None,
     ) -> None:
-        if root is None:
-            raise DatasetError("dataset.root is required for layout 'folder'; set --set dataset.root=/path/to/images")
-        self.root = absolute(root)
-        if not self.root.is_dir():
-            raise DatasetError(f"dataset.root {self.root} does not exist or is not a folder; check the path")
+        self.root = _root(root, "folder", "images")
         if not normal_dir:
             raise DatasetError("layout 'folder' needs dataset.options.normal_dir (the folder of defect-free images)")
         if isinstance(abnormal_dirs, Mapping):
@@ -139,12 +143,6 @@ class FolderLayout:
         """A folder tree is one category."""
         return [self.name]
 
-    def _folder(self, relative: str, key: str) -> Path:
-        folder = self.root / relative
-        if not folder.is_dir():
-            raise DatasetError(f"dataset.options.{key}: folder {folder} does not exist; check the path")
-        return folder
-
     def _mask_for(self, image: Path) -> tuple[Path, ...]:
         if not self.mask_pattern:
             return ()
@@ -153,13 +151,12 @@ class FolderLayout:
         return (mask,) if mask.is_file() and mask != image else ()
 
     def _list(self, relative: str, key: str) -> list[Path]:
-        folder = self._folder(relative, key)
-        masks = (
-            frozenset(m for p in _images(folder, self.image_pattern) for m in self._mask_for(p))
-            if self.mask_dir is None
-            else frozenset()
-        )
-        images = _images(folder, self.image_pattern, exclude=masks)
+        folder = self.root / relative
+        if not folder.is_dir():
+            raise DatasetError(f"dataset.options.{key}: folder {folder} does not exist; check the path")
+        found = _images(folder, self.image_pattern)
+        masks = {m for p in found for m in self._mask_for(p)} if self.mask_dir is None else set()
+        images = [p for p in found if p not in masks]
         self._refuse_masks_as_images(folder, images, key)
         return images
 
@@ -181,15 +178,13 @@ class FolderLayout:
                     f"folder (e.g. {named[0].name}); set image_pattern (e.g. '*{named[0].suffix}') so masks are not "
                     "taken as images"
                 )
-        stems: dict[str, list[Path]] = {}
-        for image in images:
-            stems.setdefault(image.stem, []).append(image)
-        twins = [paths for paths in stems.values() if len(paths) > 1]
+        twins = [stem for stem, count in Counter(image.stem for image in images).items() if count > 1]
         if twins:
-            shown = ", ".join(p.name for p in twins[0])
+            shown = [p for p in images if p.stem == twins[0]]
             raise DatasetError(
-                f"{option}: {len(twins)} images in {folder} share their name with another file ({shown}): masks "
-                f"beside images? set image_pattern (e.g. '*{twins[0][0].suffix}') and mask_pattern"
+                f"{option}: {len(twins)} images in {folder} share their name with another file "
+                f"({', '.join(p.name for p in shown)}): masks beside images? set image_pattern "
+                f"(e.g. '*{shown[0].suffix}') and mask_pattern"
             )
 
     def _require_masks_found(self, records: list[Record]) -> None:
@@ -208,13 +203,9 @@ class FolderLayout:
         normals = self._list(self.normal_dir, "normal_dir")
         if self.normal_test_dir:
             train, test_normals = normals, self._list(self.normal_test_dir, "normal_test_dir")
-        else:
-            rng = np.random.default_rng(self.split_seed)
-            order = rng.permutation(len(normals))
-            n_test = max(1, round(len(normals) * self.test_normal_fraction))
-            test_index = set(order[:n_test].tolist())
-            train = [p for i, p in enumerate(normals) if i not in test_index]
-            test_normals = [p for i, p in enumerate(normals) if i in test_index]
+        else:  # the same seeded split as a detector's validation share
+            fraction, seed = self.test_normal_fraction, self.split_seed
+            train, test_normals = validation_split(normals, fraction, seed, owner="layout 'folder'")
         records = [Record(p, "train") for p in train] + [Record(p, "test") for p in test_normals]
         for defect_type, relative in self.abnormal_dirs.items():
             for image in self._list(relative, f"abnormal_dirs.{defect_type}"):
@@ -223,21 +214,15 @@ class FolderLayout:
         return Category(self.name, records, dict(self.families))
 
 
-def synthetic_layout(root: Path | None = None, **options: object) -> MVTecLayout:
+def synthetic_layout(root: Path | None = None, **options: Any) -> MVTecLayout:
     """The embedded dataset, generated on first use (see :mod:`harness.data.synthetic`).
 
-    Options: ``n_train``, ``n_test_good``, ``n_per_defect``, ``size`` (pixels), ``seed``.
+    Options: :class:`~harness.config.models.SyntheticOptions` (``n_train``, ``n_test_good``, ``n_per_defect``,
+    ``size`` in pixels, ``seed``); an unknown or mistyped one is a :class:`pydantic.ValidationError`.
     """
     if root is not None:
         raise DatasetError("layout 'synthetic' takes no dataset.root; drop the root or choose layout mvtec/folder")
-    allowed = {"n_train", "n_test_good", "n_per_defect", "size", "seed"}
-    unknown = set(options) - allowed
-    if unknown:
-        raise DatasetError(
-            f"unknown dataset.options for layout 'synthetic': {sorted(unknown)}; allowed: {sorted(allowed)}"
-        )
-    params = {"n_train": 60, "n_test_good": 20, "n_per_defect": 6, "size": 128, "seed": 0, **options}
-    return MVTecLayout(synthetic.ensure_generated(**params))
+    return MVTecLayout(synthetic.ensure_generated(**SyntheticOptions(**options).model_dump()))
 
 
 @hookimpl

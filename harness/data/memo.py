@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -69,7 +68,10 @@ def stat_key(purpose: str, records: Sequence[Any]) -> str | None:
 
 def remembered(purpose: str, records: Sequence[Any], compute: Callable[[], str]) -> str:
     """``compute()``, or the answer it gave for the same files before (see the module doc)."""
-    key = stat_key(purpose, records)
+    return _remembered(stat_key(purpose, records), compute)
+
+
+def _remembered(key: str | None, compute: Callable[[], str]) -> str:
     memo = _memo()
     if key is not None and isinstance(memo.get(key), str):
         return memo[key]
@@ -103,12 +105,7 @@ def files_key(purpose: str, paths: Sequence[Path]) -> str | None:
 
 def checked_once(purpose: str, paths: Sequence[Path], check: Callable[[], None]) -> None:
     """Run ``check()`` (which raises on failure) unless it passed before for the same files (see :func:`files_key`)."""
-    key = files_key(purpose, paths)
-    if key is not None and _memo().get(key) == "ok":
-        return
-    check()
-    if key is not None:
-        _remember(key, "ok")
+    _remembered(files_key(purpose, paths), lambda: check() or "ok")  # check() returns None when it passes
 
 
 def _path() -> Path:
@@ -135,18 +132,12 @@ def _remember(key: str, value: str) -> None:
     memo[key] = value
     while len(memo) > LIMIT:
         memo.pop(next(iter(memo)))
+    from harness.store import write_atomic
+
     path = _path()
-    if not path.parent.is_dir():
-        return
-    with contextlib.suppress(OSError):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(memo, handle)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+    if path.parent.is_dir():  # never creates the harness home
+        with contextlib.suppress(OSError):
+            write_atomic(path, json.dumps(memo))
 
 
 __all__ = ["checked_once", "files_key", "remembered", "stat_key"]

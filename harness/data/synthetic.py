@@ -95,7 +95,7 @@ def _defect(rng: np.random.Generator, image: np.ndarray, kind: str, category: st
         mask = np.asarray(mask_image) > 0
         shift = (90 if kind == "scratch" else -90) * strength
         image[mask] = image[mask] + shift
-    elif kind in ("spot", "stain", "hole"):
+    else:  # spot, stain, hole (DEFECT_TYPES is closed)
         radius = rng.uniform(3, 7) if kind != "stain" else rng.uniform(7, 13)
         angles = np.sort(rng.uniform(0, 2 * np.pi, size=7))
         radii = radius * rng.uniform(0.7, 1.3, size=7) * size / 128
@@ -107,8 +107,6 @@ def _defect(rng: np.random.Generator, image: np.ndarray, kind: str, category: st
             image[mask] = image[mask] * np.array([1 + 0.35 * strength, 1.0, 1 - 0.35 * strength])
         else:
             image[mask] = 15.0
-    else:  # pragma: no cover - DEFECT_TYPES is closed
-        raise ValueError(kind)
     return image, mask
 
 
@@ -131,12 +129,10 @@ def generate(
     for c_index, category in enumerate(categories):
         base = root / category
         background = BACKGROUNDS[category]
-        for i in range(n_train):
-            rng = np.random.default_rng([seed, c_index, 0, i])
-            _save(background(rng, size), base / "train" / "good" / f"{i:03d}.png")
-        for i in range(n_test_good):
-            rng = np.random.default_rng([seed, c_index, 1, i])
-            _save(background(rng, size), base / "test" / "good" / f"{i:03d}.png")
+        for stream, (split, count) in enumerate((("train", n_train), ("test", n_test_good))):
+            for i in range(count):
+                rng = np.random.default_rng([seed, c_index, stream, i])
+                _save(background(rng, size), base / split / "good" / f"{i:03d}.png")
         for d_index, kind in enumerate(DEFECT_TYPES):
             for i in range(n_per_defect):
                 rng = np.random.default_rng([seed, c_index, 2 + d_index, i])

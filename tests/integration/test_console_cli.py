@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from harness.cli import cli as click_group
-from harness.console import _JobLines
+from harness.console import console_filter
 
 
 def test_run_prints_job_lines_a_results_table_and_writes_run_log(cli, small_protocol, tmp_path):
@@ -33,8 +33,10 @@ def test_job_lines_stay_off_a_terminal_where_the_progress_bar_shows_them():
 
     record = logging.LogRecord("harness", logging.INFO, __file__, 1, "[1/2] x", None, None)
     record.job = True
-    assert _JobLines(Terminal()).filter(record) is False
-    assert _JobLines(io.StringIO()).filter(record) is True
+    assert console_filter(Terminal())(record) is False
+    assert console_filter(io.StringIO())(record) is True
+    record.job, record.levelno = False, logging.WARNING  # the CLI's own handler prints warnings
+    assert console_filter(io.StringIO())(record) is False
 
 
 def test_run_and_validate_take_a_shipped_protocol_by_name(cli):

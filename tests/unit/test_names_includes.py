@@ -45,6 +45,21 @@ def test_plugins_resolve_anomalib_class_names_and_suggest_near_misses():
         plugins.get("models", "PatchKore")
 
 
+def test_validate_accepts_the_anomalib_spellings_the_readme_promises(tmp_path):
+    """``harness validate`` resolves model names as the planner does (it rejected ``PatchCore`` before)."""
+    from harness.config.check import check_protocol
+    from harness.plugins import get_plugins
+
+    if "patchcore" not in get_plugins().registry("models"):
+        pytest.skip("the anomalib plugin is not installed")
+    path = tmp_path / "p.yaml"
+    path.write_text("protocol: kde_vs_test\nmodels: [{name: PatchCore}, {name: EfficientAd}, {name: Padim}]\n")
+    check_protocol(load_protocol(path))
+    path.write_text("protocol: kde_vs_test\nmodels: [{name: PatchKore}]\n")
+    with pytest.raises(ProtocolError, match=r"p\.yaml:2, key 'models\.0\.name'.*Did you mean 'patchcore'"):
+        check_protocol(load_protocol(path))
+
+
 def test_deep_merge_merges_mappings_and_replaces_lists():
     base = {"dataset": {"layout": "mvtec", "root": None}, "models": [{"name": "padim"}], "seeds": [0]}
     merged = deep_merge(base, {"dataset": {"root": "/data"}, "models": [{"name": "patchcore"}]})
@@ -82,6 +97,24 @@ def test_includes_are_relative_nested_listed_and_cycles_are_errors(tmp_path):
         expand_includes({"include": "b.yaml"}, tmp_path / "a.yaml")
     with pytest.raises(ProtocolError, match="not found"):
         expand_includes({"include": "nope.yaml"}, tmp_path / "a.yaml")
+
+
+def test_included_files_are_read_as_safely_as_the_including_one(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("include: base.yaml\nmodels: [padim]\n")
+    for text, expected in (
+        ("protocol: kde_vs_test\nseeds: [0]\nseeds: [1]\n", "base.yaml:3: duplicate key 'seeds'"),
+        ("protocol: [kde_vs_test\n", "base.yaml:2: malformed YAML"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcd", "bcde", strict=True)),
+            "aliases expand",
+        ),
+    ):
+        (tmp_path / "base.yaml").write_text(text)
+        with pytest.raises(ProtocolError, match=expected) as caught:
+            load_protocol(path)
+        assert "\n" not in str(caught.value)
 
 
 def test_protocols_by_name_paths_win_and_unknown_names_suggest(tmp_path, monkeypatch):
