@@ -17,7 +17,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, ProtocolError, unknown_name_message
-from harness.names import resolve_name
 from harness.plugins import Plugins, get_plugins
 from harness.protocol import ProtocolConfig
 
@@ -51,17 +50,11 @@ def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, mo
 
 
 def lookup(config: ProtocolConfig, plugins: Plugins, kind: str, name: str, path: tuple[str | int, ...]) -> Any:
-    """The registered ``name`` of ``kind``, or an error at ``path`` with "did you mean"."""
-    registry = plugins.registry(kind)
-    # model names as the README promises and the planner resolves them (anomalib's ``PatchCore``)
-    resolved = resolve_name(str(name), registry) if kind == "models" else name
-    if resolved in registry:
-        return registry[resolved]
-    message = unknown_name_message(kind[:-1], str(name), registry)
-    failed = [info for info in plugins.infos if info.error]
-    if failed:
-        message += "; plugins that failed to load: " + ", ".join(f"{i.name} ({i.error})" for i in failed)
-    raise config.error(path, message)
+    """The registered ``name`` of ``kind`` as :meth:`Plugins.get` finds it (the run's lookup), or an error at ``path``."""
+    try:
+        return plugins.get(kind, str(name))
+    except HarnessError as exc:
+        raise config.error(path, str(exc)) from None
 
 
 def _validate(config: ProtocolConfig, thing: Any, options: dict[str, Any], path: tuple[str | int, ...]) -> bool:
