@@ -30,9 +30,9 @@ def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, mo
     plugins = plugins or get_plugins()
     analysis = lookup(config, plugins, "protocols", config.kind, ("protocol",))
     check_analysis_options(config, analysis)
-    check_layout_options(
-        config, lookup(config, plugins, "datasets", config.dataset.effective_layout, ("dataset", "layout"))
-    )
+    layout = lookup(config, plugins, "datasets", config.dataset.effective_layout, ("dataset", "layout"))
+    options_key = "synthetic" if config.dataset.effective_layout == "synthetic" else "options"
+    _validate(config, layout, config.dataset.effective_options, ("dataset", options_key))  # dataset.options
     for index, entry in enumerate(config.models):
         factory = lookup(config, plugins, "models", entry.name, ("models", index, "name"))
         if getattr(factory, "supervised", False) and not config.supervision:
@@ -50,7 +50,7 @@ def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, mo
 
 
 def lookup(config: ProtocolConfig, plugins: Plugins, kind: str, name: str, path: tuple[str | int, ...]) -> Any:
-    """The registered ``name`` of ``kind`` as :meth:`Plugins.get` finds it (the run's lookup), or an error at ``path``."""
+    """The registered ``name`` of ``kind`` as the run finds it (:meth:`Plugins.get`), or an error at ``path``."""
     try:
         return plugins.get(kind, str(name))
     except HarnessError as exc:
@@ -58,8 +58,12 @@ def lookup(config: ProtocolConfig, plugins: Plugins, kind: str, name: str, path:
 
 
 def _validate(config: ProtocolConfig, thing: Any, options: dict[str, Any], path: tuple[str | int, ...]) -> bool:
-    """``options`` (at ``path``) against the model ``thing`` declares (:func:`options_model_of`); False if none."""
-    model = options_model_of(thing)
+    """``options`` (at ``path``) against the pydantic model ``thing`` declares; False if none.
+
+    The model is ``options_model``, or ``options`` when that is one (a :class:`~harness.contract.ModelSpec`).
+    """
+    declared = [getattr(thing, name, None) for name in ("options_model", "options")]
+    model = next((m for m in declared if isinstance(m, type) and issubclass(m, BaseModel)), None)
     if model is None:
         return False
     context = {"calibrations": [c.label for c in config.calibrations], "config": config}
@@ -68,21 +72,6 @@ def _validate(config: ProtocolConfig, thing: Any, options: dict[str, Any], path:
     except ValidationError as exc:
         raise config.located(exc, options, model, path) from None
     return True
-
-
-def check_layout_options(config: ProtocolConfig, layout: Any) -> None:
-    """The layout's options (``dataset.options``) against its ``options_model``, when it declares one."""
-    path = ("dataset", "synthetic" if config.dataset.effective_layout == "synthetic" else "options")
-    _validate(config, layout, config.dataset.effective_options, path)
-
-
-def options_model_of(thing: Any) -> type[BaseModel] | None:
-    """The pydantic model a registration declares: ``options_model``, or ``options`` when it is one (ModelSpec)."""
-    for name in ("options_model", "options"):
-        model = getattr(thing, name, None)
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            return model
-    return None
 
 
 def check_analysis_options(config: ProtocolConfig, analysis: Any) -> None:
