@@ -235,17 +235,6 @@ def check_deterministic_fit(subject: Subject) -> None:
         )
 
 
-def _named(folder: Path, samples: Sequence[Sample], names: Sequence[str]) -> list[Sample]:
-    """The same images as files under ``folder/NAME`` (folders created as needed)."""
-    renamed = []
-    for sample, name in zip(samples, names, strict=True):
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sample.path, path)
-        renamed.append(Sample(path, lambda s=sample: s.image))
-    return renamed
-
-
 def check_no_labels(subject: Subject) -> None:
     """Scores depend on the pixels only, not on file names, folders or order.
 
@@ -264,11 +253,13 @@ def check_no_labels(subject: Subject) -> None:
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for flip, seed in ((False, 1), (True, 2)):
-            names = [
-                f"test/{'good' if (r.label == 1) != flip else 'scratch'}/{i:03d}{r.path.suffix}"
-                for i, r in enumerate(records)
-            ]
-            renamed = _named(Path(folder) / f"set{seed}", test, names)
+            renamed = []  # the same images as files named for the opposite label (folders created as needed)
+            for i, (sample, record) in enumerate(zip(test, records, strict=True)):
+                label = "good" if (record.label == 1) != flip else "scratch"
+                path = Path(folder) / f"set{seed}" / "test" / label / f"{i:03d}{record.path.suffix}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(sample.path, path)
+                renamed.append(Sample(path, lambda s=sample: s.image))
             order = np.random.default_rng(seed).permutation(len(renamed))
             scores = _scores(subject, detector, [renamed[i] for i in order], "never receives labels").image
             results.append(scores[np.argsort(order)])
