@@ -43,11 +43,6 @@ def console_filter(stream: Any) -> Callable[[logging.LogRecord], bool]:
     return lambda record: record.levelno < logging.WARNING and not (terminal and getattr(record, "job", False))
 
 
-def console_level(verbosity: int) -> int:
-    """-q (negative) -> WARNING, default -> INFO, -v -> DEBUG."""
-    return logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
-
-
 @contextmanager
 def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[Path]:
     """Log to the console at ``verbosity`` and to ``out/run.log`` at DEBUG while the block runs.
@@ -57,7 +52,7 @@ def run_logging(out: Path, verbosity: int = 0, stream: Any = None) -> Iterator[P
     """
     stream = stream or sys.stdout
     console = logging.StreamHandler(stream)
-    console.setLevel(console_level(verbosity))
+    console.setLevel(logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO)  # -q, -v
     console.addFilter(console_filter(stream))
     console.setFormatter(logging.Formatter("%(message)s"))
     try:

@@ -33,18 +33,15 @@ def resolve_models(protocol: ProtocolConfig, plugins: Plugins) -> dict[str, Mode
     }
 
 
-def check_model_options(
-    protocol: ProtocolConfig, models: Mapping[str, ModelSpec] | Plugins, labels: set[str] | None = None
-) -> None:
+def check_model_options(protocol: ProtocolConfig, plugins: Plugins, labels: set[str] | None = None) -> None:
     """Check each model's options against its spec (may import the model's library); ``labels`` limits which.
 
-    ``models`` is :func:`resolve_models`'s mapping, or the plugins to look them up in. Errors name the
-    protocol file's line.
+    Errors name the protocol file's line.
     """
-    specs = resolve_models(protocol, models) if isinstance(models, Plugins) else models
     for index, model in enumerate(protocol.models):
         if labels is None or model.label in labels:
-            config_check.check_model_options(protocol, specs[model.name], index)
+            spec = plugins.model(model.name, key=f"models.{index}.name")
+            config_check.check_model_options(protocol, spec, index)
 
 
 @dataclass(frozen=True)

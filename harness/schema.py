@@ -29,10 +29,6 @@ BOUNDS = {"exclusiveMinimum": ">", "minimum": ">=", "exclusiveMaximum": "<", "ma
 """JSON-schema bounds as the reference writes them, lower before upper."""
 
 
-def _range(prop: dict[str, Any]) -> str:
-    return ", ".join(f"{sign} {prop[key]}" for key, sign in BOUNDS.items() if key in prop)
-
-
 def type_name(prop: dict[str, Any]) -> str:
     """A short human reading of one JSON-schema property: ``integer > 0``, ``list of string``, ..."""
     for union in ("anyOf", "oneOf"):
@@ -53,14 +49,8 @@ def type_name(prop: dict[str, Any]) -> str:
     if kind == "object":
         values = prop.get("additionalProperties")
         return f"mapping of {type_name(values)}" if isinstance(values, dict) and values else "mapping"
-    bounds = _range(prop)
+    bounds = ", ".join(f"{sign} {prop[key]}" for key, sign in BOUNDS.items() if key in prop)
     return f"{kind} {bounds}" if bounds else kind
-
-
-def _default(prop: dict[str, Any], required: bool) -> str:
-    if required:
-        return "required"
-    return f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
 
 
 def model_table(model: type[BaseModel], prefix: str = "") -> str:
@@ -70,9 +60,8 @@ def model_table(model: type[BaseModel], prefix: str = "") -> str:
     lines = ["| key | type | default | description |", "|---|---|---|---|"]
     for name, prop in schema.get("properties", {}).items():
         cell = type_name(prop).replace("|", "\\|")
-        lines.append(
-            f"| `{prefix}{name}` | {cell} | {_default(prop, name in required)} | {prop.get('description', '')} |"
-        )
+        default = "required" if name in required else f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
+        lines.append(f"| `{prefix}{name}` | {cell} | {default} | {prop.get('description', '')} |")
     return "\n".join(lines)
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, ProtocolError, unknown_name_message
-from harness.names import resolve_name
 from harness.plugins import Plugins, get_plugins
 from harness.protocol import ProtocolConfig
 
@@ -31,9 +30,9 @@ def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, mo
     plugins = plugins or get_plugins()
     analysis = lookup(config, plugins, "protocols", config.kind, ("protocol",))
     check_analysis_options(config, analysis)
-    check_layout_options(
-        config, lookup(config, plugins, "datasets", config.dataset.effective_layout, ("dataset", "layout"))
-    )
+    layout = lookup(config, plugins, "datasets", config.dataset.effective_layout, ("dataset", "layout"))
+    options_key = "synthetic" if config.dataset.effective_layout == "synthetic" else "options"
+    _validate(config, layout, config.dataset.effective_options, ("dataset", options_key))  # dataset.options
     for index, entry in enumerate(config.models):
         factory = lookup(config, plugins, "models", entry.name, ("models", index, "name"))
         if getattr(factory, "supervised", False) and not config.supervision:
@@ -51,22 +50,20 @@ def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, mo
 
 
 def lookup(config: ProtocolConfig, plugins: Plugins, kind: str, name: str, path: tuple[str | int, ...]) -> Any:
-    """The registered ``name`` of ``kind``, or an error at ``path`` with "did you mean"."""
-    registry = plugins.registry(kind)
-    # model names as the README promises and the planner resolves them (anomalib's ``PatchCore``)
-    resolved = resolve_name(str(name), registry) if kind == "models" else name
-    if resolved in registry:
-        return registry[resolved]
-    message = unknown_name_message(kind[:-1], str(name), registry)
-    failed = [info for info in plugins.infos if info.error]
-    if failed:
-        message += "; plugins that failed to load: " + ", ".join(f"{i.name} ({i.error})" for i in failed)
-    raise config.error(path, message)
+    """The registered ``name`` of ``kind`` as the run finds it (:meth:`Plugins.get`), or an error at ``path``."""
+    try:
+        return plugins.get(kind, str(name))
+    except HarnessError as exc:
+        raise config.error(path, str(exc)) from None
 
 
 def _validate(config: ProtocolConfig, thing: Any, options: dict[str, Any], path: tuple[str | int, ...]) -> bool:
-    """``options`` (at ``path``) against the model ``thing`` declares (:func:`options_model_of`); False if none."""
-    model = options_model_of(thing)
+    """``options`` (at ``path``) against the pydantic model ``thing`` declares; False if none.
+
+    The model is ``options_model``, or ``options`` when that is one (a :class:`~harness.contract.ModelSpec`).
+    """
+    declared = [getattr(thing, name, None) for name in ("options_model", "options")]
+    model = next((m for m in declared if isinstance(m, type) and issubclass(m, BaseModel)), None)
     if model is None:
         return False
     context = {"calibrations": [c.label for c in config.calibrations], "config": config}
@@ -75,21 +72,6 @@ def _validate(config: ProtocolConfig, thing: Any, options: dict[str, Any], path:
     except ValidationError as exc:
         raise config.located(exc, options, model, path) from None
     return True
-
-
-def check_layout_options(config: ProtocolConfig, layout: Any) -> None:
-    """The layout's options (``dataset.options``) against its ``options_model``, when it declares one."""
-    path = ("dataset", "synthetic" if config.dataset.effective_layout == "synthetic" else "options")
-    _validate(config, layout, config.dataset.effective_options, path)
-
-
-def options_model_of(thing: Any) -> type[BaseModel] | None:
-    """The pydantic model a registration declares: ``options_model``, or ``options`` when it is one (ModelSpec)."""
-    for name in ("options_model", "options"):
-        model = getattr(thing, name, None)
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            return model
-    return None
 
 
 def check_analysis_options(config: ProtocolConfig, analysis: Any) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from harness.data.base import READ_ERRORS, Category, Record, open_image, unreadable_error
+from harness.data.base import READ_ERRORS, Category, open_image, unreadable_error
 from harness.data.memo import remembered
 from harness.errors import DatasetError
 
@@ -24,18 +24,6 @@ def image_size(path: Path, kind: str = "image") -> tuple[int, int]:
             return image.size
     except READ_ERRORS as exc:
         raise unreadable_error(kind, path, exc) from None
-
-
-def _mask_problem(record: Record, sizes: dict[Path, tuple[int, int]]) -> str | None:
-    size = sizes[record.path]
-    for mask in record.mask_paths:
-        mask_size = image_size(mask, "mask")
-        if mask_size != size:
-            return (
-                f"mask {mask} is {mask_size[0]}x{mask_size[1]} pixels but its image {record.path} is "
-                f"{size[0]}x{size[1]}; give the mask the image's size (or remove both)"
-            )
-    return None
 
 
 def check_category(category: Category) -> None:
@@ -62,7 +50,12 @@ def _check(category: Category) -> str:
             "those images out of the dataset"
         )
     for record in with_masks:
-        problem = _mask_problem(record, sizes)
-        if problem:
-            raise DatasetError(problem)
+        size = sizes[record.path]
+        for mask in record.mask_paths:
+            mask_size = image_size(mask, "mask")
+            if mask_size != size:
+                raise DatasetError(
+                    f"mask {mask} is {mask_size[0]}x{mask_size[1]} pixels but its image {record.path} is "
+                    f"{size[0]}x{size[1]}; give the mask the image's size (or remove both)"
+                )
     return "ok"
