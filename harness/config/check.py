@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, ProtocolError, unknown_name_message
+from harness.names import resolve_name
 from harness.plugins import Plugins, get_plugins
 from harness.protocol import ProtocolConfig
 
@@ -50,11 +51,19 @@ def check_protocol(config: ProtocolConfig, plugins: Plugins | None = None, *, mo
 
 
 def lookup(config: ProtocolConfig, plugins: Plugins, kind: str, name: str, path: tuple[str | int, ...]) -> Any:
-    """The registered ``name`` of ``kind`` as the run finds it (:meth:`Plugins.get`), or an error at ``path``."""
+    """The registered ``name`` of ``kind`` as the run finds it (:meth:`Plugins.get`), or an error at ``path``.
+
+    Only model names may be written another way (anomalib's ``PatchCore``): kind, layout and
+    calibration names are compared as written further on, so a near spelling is an error here.
+    """
     try:
-        return plugins.get(kind, str(name))
+        found = plugins.get(kind, str(name))
     except HarnessError as exc:
         raise config.error(path, str(exc)) from None
+    if kind != "models" and name not in plugins.registry(kind):
+        exact = resolve_name(str(name), plugins.registry(kind))
+        raise config.error(path, f"unknown {kind[:-1]} '{name}': write '{exact}' (only model names ignore case)")
+    return found
 
 
 def _validate(config: ProtocolConfig, thing: Any, options: dict[str, Any], path: tuple[str | int, ...]) -> bool:

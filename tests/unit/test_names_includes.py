@@ -60,6 +60,26 @@ def test_validate_accepts_the_anomalib_spellings_the_readme_promises(tmp_path):
         check_protocol(load_protocol(path))
 
 
+@pytest.mark.parametrize(
+    ("line", "key", "exact"),
+    [
+        ("protocol: KDE_vs_test", "protocol", "kde_vs_test"),
+        ("dataset: {layout: Synthetic}", "dataset.layout", "synthetic"),
+        ("calibrations: [KDE]", "calibrations.0.name", "kde"),
+    ],
+)
+def test_other_names_than_models_must_be_exact(tmp_path, line, key, exact):
+    """A layout written ``Synthetic`` would run with its ``synthetic:`` options ignored: an error instead."""
+    from harness.config.check import check_protocol
+
+    path = tmp_path / "p.yaml"
+    text = {"protocol": "protocol: kde_vs_test", "dataset": "", "calibrations": "", "models": "models: [padim]"}
+    text[line.split(":")[0]] = line
+    path.write_text("\n".join(t for t in text.values() if t) + "\n")
+    with pytest.raises(ProtocolError, match=rf"key '{key}': unknown .* write '{exact}'"):
+        check_protocol(load_protocol(path))
+
+
 def test_deep_merge_merges_mappings_and_replaces_lists():
     base = {"dataset": {"layout": "mvtec", "root": None}, "models": [{"name": "padim"}], "seeds": [0]}
     merged = deep_merge(base, {"dataset": {"root": "/data"}, "models": [{"name": "patchcore"}]})
