@@ -13,6 +13,7 @@ Analysis options (``analysis:`` in the protocol): ``bootstrap`` (resamples, defa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from harness.analyses.common import (
     Background,
     cached_pixel_metrics,
     job_rng,
+    pixel_metric_names,
     pixel_metric_values,
     pixel_metrics_beside,
     slug,
@@ -52,9 +54,15 @@ SUMMARY_SUMS = ["false_negatives", "false_positives", "n_test", "n_anomalous"]
 
 
 def calibrate_rows(
-    job: JobData, context: AnalysisContext, thresholds: dict[str, float] | None = None
+    job: JobData,
+    context: AnalysisContext,
+    thresholds: dict[str, float] | None = None,
+    pixel_metrics: Mapping[str, float] | None = None,
 ) -> list[dict[str, object]]:
-    """One row per calibration for one job (``thresholds``: the job's :func:`thresholds_of`, when known)."""
+    """One row per calibration for one job (``thresholds``: the job's :func:`thresholds_of`, when known).
+
+    ``pixel_metrics``: the values to show instead of :attr:`JobData.pixel_metrics` (NaN while pending).
+    """
     from harness.calibration import tie_note
     from harness.metrics import bootstrap_intervals_many, threshold_metrics
 
@@ -83,7 +91,7 @@ def calibrate_rows(
                 **threshold_metrics(scores, labels, threshold),
                 **intervals,
                 **job.image_metrics,
-                **job.pixel_metrics,
+                **(job.pixel_metrics if pixel_metrics is None else pixel_metrics),
                 "n_test": len(labels),
                 "n_anomalous": int(labels.sum()),
                 "n_holdout": len(job.holdout),
@@ -174,6 +182,8 @@ class KdeVsTest(AnalysisSpec):
                 if job.seed == first_seed:
                     figures.append(self._job_figure(job, _counts(job, job_thresholds), context))
                     background.poll()
+            if background.queued or background.running or background.done:  # the plugins' work beside them
+                _prepare_extras(context, thresholds)
             for index, job in enumerate(context.jobs):
                 if "pixel_metrics" not in vars(job):  # PL in a child, the others here meanwhile
                     job.pixel_metrics = pixel_metrics_beside(job, background, str(index))
@@ -242,6 +252,20 @@ class KdeVsTest(AnalysisSpec):
         from harness.report.finding import oracle_gap_finding
 
         return oracle_gap_finding(summary)
+
+
+def _prepare_extras(context: AnalysisContext, thresholds: list[dict[str, float]]) -> None:
+    """``harness_analysis_prepare`` with the rows so far: pixel metrics not computed yet are NaN."""
+    import pandas as pd
+
+    from harness.analyses.extras import analysis_prepare
+
+    rows = []
+    for job, job_thresholds in zip(context.jobs, thresholds, strict=True):
+        known = "pixel_metrics" in vars(job)
+        pending = dict.fromkeys(pixel_metric_names(), float("nan"))
+        rows.extend(calibrate_rows(job, context, job_thresholds, None if known else pending))
+    analysis_prepare(context, pd.DataFrame(rows))
 
 
 def _draw_job_figure(job: JobData, rows: pd.DataFrame, path: Path) -> None:
