@@ -98,13 +98,6 @@ SLOW_PIXEL_METRICS = ("pl",)
 """Pixel metrics computed in a child process (:class:`Background`) while this one computes the others."""
 
 
-def pixel_metric_names() -> list[str]:
-    """The registered pixel metrics' names, in registration order."""
-    from harness.analyses.base import _metrics
-
-    return list(_metrics("pixel"))
-
-
 def pixel_metric_values(job: JobData, names: object) -> dict[str, float]:
     """The registered pixel metrics among ``names``, computed as :attr:`JobData.pixel_metrics` computes them."""
     from harness.analyses.base import _metric_value, _metrics

@@ -61,9 +61,6 @@ def analysis_prepare(context: AnalysisContext, rows: pd.DataFrame) -> None:
 
     from harness.plugins import get_plugins
 
-    plugins = get_plugins()
-    if not plugins.manager.hook.harness_analysis_prepare.get_hookimpls():
-        return
     with tempfile.TemporaryDirectory(prefix="harness-prepare-") as scratch:
         scratch_context = dataclasses.replace(context, figure_dir=Path(scratch))
-        plugins.call_each("harness_analysis_prepare", None, copies=("rows",), context=scratch_context, rows=rows)
+        get_plugins().call_each("harness_analysis_prepare", copies=("rows",), context=scratch_context, rows=rows)

@@ -24,7 +24,6 @@ from harness.analyses.common import (
     Background,
     cached_pixel_metrics,
     job_rng,
-    pixel_metric_names,
     pixel_metric_values,
     pixel_metrics_beside,
     slug,
@@ -258,13 +257,13 @@ def _prepare_extras(context: AnalysisContext, thresholds: list[dict[str, float]]
     """``harness_analysis_prepare`` with the rows so far: pixel metrics not computed yet are NaN."""
     import pandas as pd
 
+    from harness.analyses.base import _metrics
     from harness.analyses.extras import analysis_prepare
 
+    pending = dict.fromkeys(_metrics("pixel"), float("nan"))
     rows = []
-    for job, job_thresholds in zip(context.jobs, thresholds, strict=True):
-        known = "pixel_metrics" in vars(job)
-        pending = dict.fromkeys(pixel_metric_names(), float("nan"))
-        rows.extend(calibrate_rows(job, context, job_thresholds, None if known else pending))
+    for job, job_thresholds in zip(context.jobs, thresholds, strict=True):  # pixel metrics known, else pending
+        rows.extend(calibrate_rows(job, context, job_thresholds, vars(job).get("pixel_metrics", pending)))
     analysis_prepare(context, pd.DataFrame(rows))
 
 

@@ -225,3 +225,57 @@ def test_a_failing_plugin_loses_its_own_part_not_the_run(cli, tmp_path, register
     pd.testing.assert_frame_equal(before, after)  # the other plugins' columns (seg_f1) are all there
     assert (tmp_path / "after" / "report.html").is_file()
     assert "plugin 'broken' failed in harness_run_audit" in stderr
+
+
+class PrepareSeen:
+    """Records what ``harness_analysis_prepare`` gets, and what ``harness_analysis_extras`` gets after it."""
+
+    def __init__(self):
+        self.prepared, self.extras = [], []
+
+    @harness.hookimpl
+    def harness_analysis_prepare(self, context, rows):
+        (context.figure_dir / "scratch.txt").write_text("left behind?")
+        self.prepared.append((context.figure_dir, rows.copy()))
+
+    @harness.hookimpl
+    def harness_analysis_extras(self, context, rows):
+        self.extras.append((context.figure_dir, rows.copy()))
+
+
+def test_hook_harness_analysis_prepare(cli, tmp_path, register):
+    seen = PrepareSeen()
+    register(seen, "prepare-seen")
+    path = tmp_path / "p.yaml"
+    path.write_text(PROTOCOL)
+    out = tmp_path / "out"
+    code, _, stderr = cli("run", str(path), "--out", str(out), "--cache", str(tmp_path / "cache"))
+    assert code == 0, stderr
+    (scratch, early), (figure_dir, final) = seen.prepared[0], seen.extras[0]
+    assert len(seen.prepared) == 1 and scratch != figure_dir and not scratch.exists()  # a scratch folder, gone
+    assert not (out / "figures" / "scratch.txt").exists()
+    same = ["cache_key", "calibration", "threshold", "f1", "recall"]
+    pd.testing.assert_frame_equal(early[same], final[same])
+    assert early["pl"].isna().all()  # pending while the plugins prepare
+    code, _, stderr = cli("run", str(path), "--out", str(out), "--cache", str(tmp_path / "cache"))
+    assert code == 0 and len(seen.prepared) == 1  # every pixel metric cached: nothing pending, no call
+
+
+def test_outputs_are_the_same_with_and_without_the_plugins_preparing(cli, tmp_path, monkeypatch):
+    """The review sheets, map panels and segmentation report drawn early give the bytes drawn late."""
+    import harness.analyses.extras
+
+    path = tmp_path / "p.yaml"
+    path.write_text(PROTOCOL)
+    outs = []
+    for name in ("prepared", "late"):
+        if name == "late":
+            monkeypatch.setattr(harness.analyses.extras, "analysis_prepare", lambda context, rows: None)
+        outs.append(tmp_path / name)
+        code, _, stderr = cli("run", str(path), "--out", str(outs[-1]), "--cache", str(tmp_path / f"cache-{name}"))
+        assert code == 0, stderr
+    figures = sorted(p.name for p in (outs[0] / "figures").iterdir())
+    assert figures == sorted(p.name for p in (outs[1] / "figures").iterdir())
+    assert any(name.startswith("review_") for name in figures) and "recall_by_type_and_size.csv" in figures
+    for name in [*(f"figures/{f}" for f in figures), "results.csv"]:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
