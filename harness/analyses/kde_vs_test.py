@@ -163,32 +163,35 @@ class KdeVsTest(AnalysisSpec):
         """Rows per calibration and the distribution, confusion, review and map figures.
 
         The jobs' slowest pixel metric (PL) is computed in child processes (:class:`Background`) while
-        the score figures and the other pixel metrics are computed here; rows and figures are those of
-        computing one after the other.
+        the score figures and the other pixel metrics are computed here, and meanwhile the plugins'
+        ``harness_analysis_prepare`` runs in a child of its own (their extras then read its work from
+        the derived cache); rows and figures are those of computing one after the other.
         """
         import pandas as pd
 
         rows: list[dict[str, object]] = []
         figures: list[FigureRecord] = []
         first_seed = min((job.seed for job in context.jobs), default=0)
-        background = Background()
+        background, beside = Background(), Background(workers=1)
         try:
             for index, job in enumerate(context.jobs):
                 if cached_pixel_metrics(job) is None:
                     background.submit(str(index), lambda job=job: pixel_metric_values(job, SLOW_PIXEL_METRICS))
             thresholds = [thresholds_of(job, context) for job in context.jobs]
+            if background.queued or background.running:  # the plugins' early work, in a child of its own
+                beside.submit("prepare", lambda: _prepare_extras(context, thresholds))
             for job, job_thresholds in zip(context.jobs, thresholds, strict=True):
                 if job.seed == first_seed:
                     figures.append(self._job_figure(job, _counts(job, job_thresholds), context))
                     background.poll()
-            if background.queued or background.running or background.done:  # the plugins' work beside them
-                _prepare_extras(context, thresholds)
             for index, job in enumerate(context.jobs):
                 if "pixel_metrics" not in vars(job):  # PL in a child, the others here meanwhile
                     job.pixel_metrics = pixel_metrics_beside(job, background, str(index))
                 rows.extend(calibrate_rows(job, context, thresholds[index]))
+            beside.result("prepare", lambda: None)  # finished before the extras (failed: they compute it all)
         finally:
             background.close()
+            beside.close()
         from harness.analyses.extras import analysis_extras
 
         table, extra_figures = analysis_extras(context, pd.DataFrame(rows))  # e.g. SegF1 (plugins/harness_pixel)

@@ -1,5 +1,7 @@
 """``harness_analysis_extras`` (per-job columns, tables and figures from plugins) and ``MetricSpec.version``."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -228,15 +230,15 @@ def test_a_failing_plugin_loses_its_own_part_not_the_run(cli, tmp_path, register
 
 
 class PrepareSeen:
-    """Records what ``harness_analysis_prepare`` gets, and what ``harness_analysis_extras`` gets after it."""
+    """What ``harness_analysis_prepare`` gets (in a file: it runs in a child process), and what the extras get."""
 
-    def __init__(self):
-        self.prepared, self.extras = [], []
+    def __init__(self, folder):
+        self.folder, self.extras = folder, []
 
     @harness.hookimpl
     def harness_analysis_prepare(self, context, rows):
         (context.figure_dir / "scratch.txt").write_text("left behind?")
-        self.prepared.append((context.figure_dir, rows.copy()))
+        rows.assign(figure_dir=str(context.figure_dir)).to_csv(self.folder / "prepared.csv", index=False)
 
     @harness.hookimpl
     def harness_analysis_extras(self, context, rows):
@@ -244,21 +246,23 @@ class PrepareSeen:
 
 
 def test_hook_harness_analysis_prepare(cli, tmp_path, register):
-    seen = PrepareSeen()
+    seen = PrepareSeen(tmp_path)
     register(seen, "prepare-seen")
     path = tmp_path / "p.yaml"
     path.write_text(PROTOCOL)
     out = tmp_path / "out"
     code, _, stderr = cli("run", str(path), "--out", str(out), "--cache", str(tmp_path / "cache"))
     assert code == 0, stderr
-    (scratch, early), (figure_dir, final) = seen.prepared[0], seen.extras[0]
-    assert len(seen.prepared) == 1 and scratch != figure_dir and not scratch.exists()  # a scratch folder, gone
+    early, (figure_dir, final) = pd.read_csv(tmp_path / "prepared.csv"), seen.extras[0]
+    scratch = Path(early["figure_dir"].iloc[0])
+    assert scratch != figure_dir and not scratch.exists()  # a scratch folder, gone
     assert not (out / "figures" / "scratch.txt").exists()
     same = ["cache_key", "calibration", "threshold", "f1", "recall"]
-    pd.testing.assert_frame_equal(early[same], final[same])
+    pd.testing.assert_frame_equal(early[same], final[same].reset_index(drop=True), check_dtype=False)
     assert early["pl"].isna().all()  # pending while the plugins prepare
+    (tmp_path / "prepared.csv").unlink()
     code, _, stderr = cli("run", str(path), "--out", str(out), "--cache", str(tmp_path / "cache"))
-    assert code == 0 and len(seen.prepared) == 1  # every pixel metric cached: nothing pending, no call
+    assert code == 0 and not (tmp_path / "prepared.csv").exists()  # every pixel metric cached: no call
 
 
 def test_outputs_are_the_same_with_and_without_the_plugins_preparing(cli, tmp_path, monkeypatch):
