@@ -395,9 +395,9 @@ def harness_analysis_prepare(context: AnalysisContext, rows: pd.DataFrame) -> No
     """Start, early, the work that a later ``harness_analysis_extras`` call of this plugin will need.
 
     Called by a protocol kind that asks for it (kde_vs_test does) while its slow pixel metrics
-    (PL) are still computed, in a forked child process of its own (so that PL, the kind's own
-    figures and this work overlap: changes made in memory are lost), one plugin at a time as
-    ``harness_analysis_extras``, and only when such metrics are pending. ``rows`` are the
+    (PL) are still computed, so that the two overlap: in a forked child process of its own given
+    more than two cores (changes made in memory are then lost), else in the run's process; one
+    plugin at a time as ``harness_analysis_extras``, and only when such metrics are pending. ``rows`` are the
     kind's rows so far with those pixel metrics not known yet (NaN); everything else, including
     ``cache_key``, ``calibration`` and ``threshold``, is final. ``context.figure_dir`` is a scratch
     folder deleted afterwards: what is kept is what the plugin stores in the derived cache (figures

@@ -13,6 +13,8 @@ Analysis options (``analysis:`` in the protocol): ``bootstrap`` (resamples, defa
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -164,26 +166,30 @@ class KdeVsTest(AnalysisSpec):
 
         The jobs' slowest pixel metric (PL) is computed in child processes (:class:`Background`) while
         the score figures and the other pixel metrics are computed here, and meanwhile the plugins'
-        ``harness_analysis_prepare`` runs in a child of its own (their extras then read its work from
-        the derived cache); rows and figures are those of computing one after the other.
+        ``harness_analysis_prepare`` runs, in a child of its own given more than two cores, else here
+        (their extras then read its work from the derived cache); rows and figures are those of
+        computing one after the other.
         """
         import pandas as pd
 
         rows: list[dict[str, object]] = []
         figures: list[FigureRecord] = []
         first_seed = min((job.seed for job in context.jobs), default=0)
-        background, beside = Background(), Background(workers=1)
+        background, beside = Background(), Background(workers=1 if (os.cpu_count() or 1) > 2 else 0)
         try:
             for index, job in enumerate(context.jobs):
                 if cached_pixel_metrics(job) is None:
                     background.submit(str(index), lambda job=job: pixel_metric_values(job, SLOW_PIXEL_METRICS))
             thresholds = [thresholds_of(job, context) for job in context.jobs]
-            if background.queued or background.running:  # the plugins' early work, in a child of its own
-                beside.submit("prepare", lambda: _prepare_extras(context, thresholds))
+            prepare = functools.partial(_prepare_extras, context, thresholds)
+            if background.queued or background.running:  # the plugins' early work, in a child where cores allow
+                beside.submit("prepare", prepare)
             for job, job_thresholds in zip(context.jobs, thresholds, strict=True):
                 if job.seed == first_seed:
                     figures.append(self._job_figure(job, _counts(job, job_thresholds), context))
                     background.poll()
+            if "prepare" in beside.queued:  # no child for it (2 cores: PL's child and this process fill them)
+                beside.result("prepare", prepare)
             for index, job in enumerate(context.jobs):
                 if "pixel_metrics" not in vars(job):  # PL in a child, the others here meanwhile
                     job.pixel_metrics = pixel_metrics_beside(job, background, str(index))

@@ -1,5 +1,6 @@
 """``harness_analysis_extras`` (per-job columns, tables and figures from plugins) and ``MetricSpec.version``."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -238,14 +239,18 @@ class PrepareSeen:
     @harness.hookimpl
     def harness_analysis_prepare(self, context, rows):
         (context.figure_dir / "scratch.txt").write_text("left behind?")
-        rows.assign(figure_dir=str(context.figure_dir)).to_csv(self.folder / "prepared.csv", index=False)
+        rows = rows.assign(figure_dir=str(context.figure_dir), pid=os.getpid())
+        rows.to_csv(self.folder / "prepared.csv", index=False)
 
     @harness.hookimpl
     def harness_analysis_extras(self, context, rows):
         self.extras.append((context.figure_dir, rows.copy()))
 
 
-def test_hook_harness_analysis_prepare(cli, tmp_path, register):
+@pytest.mark.parametrize("cores", [2, 8])  # 2: called in the run's process; 8: in a child of its own
+def test_hook_harness_analysis_prepare(cli, tmp_path, register, monkeypatch, cores):
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
     seen = PrepareSeen(tmp_path)
     register(seen, "prepare-seen")
     path = tmp_path / "p.yaml"
@@ -255,6 +260,7 @@ def test_hook_harness_analysis_prepare(cli, tmp_path, register):
     assert code == 0, stderr
     early, (figure_dir, final) = pd.read_csv(tmp_path / "prepared.csv"), seen.extras[0]
     scratch = Path(early["figure_dir"].iloc[0])
+    assert (early["pid"].iloc[0] != os.getpid()) == (cores > 2)
     assert scratch != figure_dir and not scratch.exists()  # a scratch folder, gone
     assert not (out / "figures" / "scratch.txt").exists()
     same = ["cache_key", "calibration", "threshold", "f1", "recall"]
