@@ -249,7 +249,6 @@ class PrepareSeen:
 
 @pytest.mark.parametrize("cores", [2, 8])  # 2: called in the run's process; 8: in a child of its own
 def test_hook_harness_analysis_prepare(cli, tmp_path, register, monkeypatch, cores):
-
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     seen = PrepareSeen(tmp_path)
     register(seen, "prepare-seen")
