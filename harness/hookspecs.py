@@ -383,3 +383,35 @@ def harness_fit_and_score(job: JobView, efficiency: Mapping[str, Any]) -> Fitted
     .. versionadded:: 0.3
 
     """
+
+
+# -------------------------------------------------------------------------------------
+# Analysis (continued)
+# -------------------------------------------------------------------------------------
+
+
+@hookspec
+def harness_analysis_prepare(context: AnalysisContext, rows: pd.DataFrame) -> None:
+    """Start, early, the work that a later ``harness_analysis_extras`` call of this plugin will need.
+
+    Called by a protocol kind that asks for it (kde_vs_test does) while its slow pixel metrics
+    (PL) are still computed, so that the two overlap: in a forked child process of its own given
+    more than two cores (changes made in memory are then lost), else in the run's process; one
+    plugin at a time as ``harness_analysis_extras``, and only when such metrics are pending. ``rows`` are the
+    kind's rows so far with those pixel metrics not known yet (NaN); everything else, including
+    ``cache_key``, ``calibration`` and ``threshold``, is final. ``context.figure_dir`` is a scratch
+    folder deleted afterwards: what is kept is what the plugin stores in the derived cache (figures
+    through ``harness.analysis.render_once``, values through ``JobData.remember``), which its
+    ``harness_analysis_extras`` then reads back. plugins/harness_pixel (the segmentation report)
+    and plugins/harness_review (review sheets, map panels) implement it.
+
+    :param context: the kind's :class:`harness.AnalysisContext`, its figure folder a scratch one.
+    :param rows: the kind's result rows so far, slow pixel metrics NaN.
+
+    Returns:
+        ``None``; the result is ignored. A plugin that raises is named in one warning; its
+        ``harness_analysis_extras`` then computes everything itself.
+
+    .. versionadded:: 0.3
+
+    """

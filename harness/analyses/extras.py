@@ -45,3 +45,22 @@ def analysis_extras(context: AnalysisContext, rows: pd.DataFrame) -> tuple[pd.Da
 
     get_plugins().call_each("harness_analysis_extras", join, copies=("rows",), context=context, rows=rows)
     return rows, figures
+
+
+def analysis_prepare(context: AnalysisContext, rows: pd.DataFrame) -> None:
+    """``harness_analysis_prepare``: the plugins' early work, while the kind's slow metrics are pending.
+
+    ``rows`` are the kind's rows so far (slow metrics NaN). Each plugin gets its own copy and a
+    scratch figure folder, deleted afterwards: only what it keeps in the derived cache remains, so
+    the outputs are those of calling ``harness_analysis_extras`` alone. A plugin that raises is
+    named in one warning.
+    """
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    from harness.plugins import get_plugins
+
+    with tempfile.TemporaryDirectory(prefix="harness-prepare-") as scratch:
+        scratch_context = dataclasses.replace(context, figure_dir=Path(scratch))
+        get_plugins().call_each("harness_analysis_prepare", copies=("rows",), context=scratch_context, rows=rows)

@@ -13,6 +13,9 @@ Analysis options (``analysis:`` in the protocol): ``bootstrap`` (resamples, defa
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,9 +55,15 @@ SUMMARY_SUMS = ["false_negatives", "false_positives", "n_test", "n_anomalous"]
 
 
 def calibrate_rows(
-    job: JobData, context: AnalysisContext, thresholds: dict[str, float] | None = None
+    job: JobData,
+    context: AnalysisContext,
+    thresholds: dict[str, float] | None = None,
+    pixel_metrics: Mapping[str, float] | None = None,
 ) -> list[dict[str, object]]:
-    """One row per calibration for one job (``thresholds``: the job's :func:`thresholds_of`, when known)."""
+    """One row per calibration for one job (``thresholds``: the job's :func:`thresholds_of`, when known).
+
+    ``pixel_metrics``: the values to show instead of :attr:`JobData.pixel_metrics` (NaN while pending).
+    """
     from harness.calibration import tie_note
     from harness.metrics import bootstrap_intervals_many, threshold_metrics
 
@@ -83,7 +92,7 @@ def calibrate_rows(
                 **threshold_metrics(scores, labels, threshold),
                 **intervals,
                 **job.image_metrics,
-                **job.pixel_metrics,
+                **(job.pixel_metrics if pixel_metrics is None else pixel_metrics),
                 "n_test": len(labels),
                 "n_anomalous": int(labels.sum()),
                 "n_holdout": len(job.holdout),
@@ -156,7 +165,9 @@ class KdeVsTest(AnalysisSpec):
         """Rows per calibration and the distribution, confusion, review and map figures.
 
         The jobs' slowest pixel metric (PL) is computed in child processes (:class:`Background`) while
-        the score figures and the other pixel metrics are computed here; rows and figures are those of
+        the score figures and the other pixel metrics are computed here, and meanwhile the plugins'
+        ``harness_analysis_prepare`` runs, in a child of its own given more than two cores, else here
+        (their extras then read its work from the derived cache); rows and figures are those of
         computing one after the other.
         """
         import pandas as pd
@@ -164,22 +175,29 @@ class KdeVsTest(AnalysisSpec):
         rows: list[dict[str, object]] = []
         figures: list[FigureRecord] = []
         first_seed = min((job.seed for job in context.jobs), default=0)
-        background = Background()
+        background, beside = Background(), Background(workers=1 if (os.cpu_count() or 1) > 2 else 0)
         try:
             for index, job in enumerate(context.jobs):
                 if cached_pixel_metrics(job) is None:
                     background.submit(str(index), lambda job=job: pixel_metric_values(job, SLOW_PIXEL_METRICS))
             thresholds = [thresholds_of(job, context) for job in context.jobs]
+            prepare = functools.partial(_prepare_extras, context, thresholds)
+            if background.queued or background.running:  # the plugins' early work, in a child where cores allow
+                beside.submit("prepare", prepare)
             for job, job_thresholds in zip(context.jobs, thresholds, strict=True):
                 if job.seed == first_seed:
                     figures.append(self._job_figure(job, _counts(job, job_thresholds), context))
                     background.poll()
+            if "prepare" in beside.queued:  # no child for it (2 cores: PL's child and this process fill them)
+                beside.result("prepare", prepare)
             for index, job in enumerate(context.jobs):
                 if "pixel_metrics" not in vars(job):  # PL in a child, the others here meanwhile
                     job.pixel_metrics = pixel_metrics_beside(job, background, str(index))
                 rows.extend(calibrate_rows(job, context, thresholds[index]))
+            beside.result("prepare", lambda: None)  # finished before the extras (failed: they compute it all)
         finally:
             background.close()
+            beside.close()
         from harness.analyses.extras import analysis_extras
 
         table, extra_figures = analysis_extras(context, pd.DataFrame(rows))  # e.g. SegF1 (plugins/harness_pixel)
@@ -242,6 +260,20 @@ class KdeVsTest(AnalysisSpec):
         from harness.report.finding import oracle_gap_finding
 
         return oracle_gap_finding(summary)
+
+
+def _prepare_extras(context: AnalysisContext, thresholds: list[dict[str, float]]) -> None:
+    """``harness_analysis_prepare`` with the rows so far: pixel metrics not computed yet are NaN."""
+    import pandas as pd
+
+    from harness.analyses.base import _metrics
+    from harness.analyses.extras import analysis_prepare
+
+    pending = dict.fromkeys(_metrics("pixel"), float("nan"))
+    rows = []
+    for job, job_thresholds in zip(context.jobs, thresholds, strict=True):  # pixel metrics known, else pending
+        rows.extend(calibrate_rows(job, context, job_thresholds, vars(job).get("pixel_metrics", pending)))
+    analysis_prepare(context, pd.DataFrame(rows))
 
 
 def _draw_job_figure(job: JobData, rows: pd.DataFrame, path: Path) -> None:

@@ -1,5 +1,8 @@
 """``harness_analysis_extras`` (per-job columns, tables and figures from plugins) and ``MetricSpec.version``."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -225,3 +228,63 @@ def test_a_failing_plugin_loses_its_own_part_not_the_run(cli, tmp_path, register
     pd.testing.assert_frame_equal(before, after)  # the other plugins' columns (seg_f1) are all there
     assert (tmp_path / "after" / "report.html").is_file()
     assert "plugin 'broken' failed in harness_run_audit" in stderr
+
+
+class PrepareSeen:
+    """What ``harness_analysis_prepare`` gets (in a file: it runs in a child process), and what the extras get."""
+
+    def __init__(self, folder):
+        self.folder, self.extras = folder, []
+
+    @harness.hookimpl
+    def harness_analysis_prepare(self, context, rows):
+        (context.figure_dir / "scratch.txt").write_text("left behind?")
+        rows = rows.assign(figure_dir=str(context.figure_dir), pid=os.getpid())
+        rows.to_csv(self.folder / "prepared.csv", index=False)
+
+    @harness.hookimpl
+    def harness_analysis_extras(self, context, rows):
+        self.extras.append((context.figure_dir, rows.copy()))
+
+
+@pytest.mark.parametrize("cores", [2, 8])  # 2: called in the run's process; 8: in a child of its own
+def test_hook_harness_analysis_prepare(cli, tmp_path, register, monkeypatch, cores):
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    seen = PrepareSeen(tmp_path)
+    register(seen, "prepare-seen")
+    path = tmp_path / "p.yaml"
+    path.write_text(PROTOCOL)
+    out = tmp_path / "out"
+    code, _, stderr = cli("run", str(path), "--out", str(out), "--cache", str(tmp_path / "cache"))
+    assert code == 0, stderr
+    early, (figure_dir, final) = pd.read_csv(tmp_path / "prepared.csv"), seen.extras[0]
+    scratch = Path(early["figure_dir"].iloc[0])
+    assert (early["pid"].iloc[0] != os.getpid()) == (cores > 2)
+    assert scratch != figure_dir and not scratch.exists()  # a scratch folder, gone
+    assert not (out / "figures" / "scratch.txt").exists()
+    same = ["cache_key", "calibration", "threshold", "f1", "recall"]
+    pd.testing.assert_frame_equal(early[same], final[same].reset_index(drop=True), check_dtype=False)
+    assert early["pl"].isna().all()  # pending while the plugins prepare
+    (tmp_path / "prepared.csv").unlink()
+    code, _, stderr = cli("run", str(path), "--out", str(out), "--cache", str(tmp_path / "cache"))
+    assert code == 0 and not (tmp_path / "prepared.csv").exists()  # every pixel metric cached: no call
+
+
+def test_outputs_are_the_same_with_and_without_the_plugins_preparing(cli, tmp_path, monkeypatch):
+    """The review sheets, map panels and segmentation report drawn early give the bytes drawn late."""
+    import harness.analyses.extras
+
+    path = tmp_path / "p.yaml"
+    path.write_text(PROTOCOL)
+    outs = []
+    for name in ("prepared", "late"):
+        if name == "late":
+            monkeypatch.setattr(harness.analyses.extras, "analysis_prepare", lambda context, rows: None)
+        outs.append(tmp_path / name)
+        code, _, stderr = cli("run", str(path), "--out", str(outs[-1]), "--cache", str(tmp_path / f"cache-{name}"))
+        assert code == 0, stderr
+    figures = sorted(p.name for p in (outs[0] / "figures").iterdir())
+    assert figures == sorted(p.name for p in (outs[1] / "figures").iterdir())
+    assert any(name.startswith("review_") for name in figures) and "recall_by_type_and_size.csv" in figures
+    for name in [*(f"figures/{f}" for f in figures), "results.csv"]:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name

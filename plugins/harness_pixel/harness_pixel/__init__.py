@@ -8,6 +8,8 @@
   job, and recall at the operating point by defect type and size (a CSV table and a figure)
   (:mod:`harness_pixel.segmentation`), for any protocol kind that asks (kde_vs_test does), cached
   beside the scores (:mod:`harness_pixel.segmentation_cache`).
+- ``harness_analysis_prepare``: the same report computed into the derived cache while the kind's
+  PL is still computed beside it, so that ``harness_analysis_extras`` reads it back.
 
 Imports only the public API (``harness``, ``harness.analysis``, ``harness.runs``).
 """
@@ -67,3 +69,11 @@ def harness_analysis_extras(context: harness.AnalysisContext, rows: pd.DataFrame
 
     columns, figures = segmentation_report_once(context, rows)
     return harness.AnalysisResult(columns, figures)
+
+
+@harness.hookimpl
+def harness_analysis_prepare(context: harness.AnalysisContext, rows: pd.DataFrame) -> None:
+    """The segmentation report computed into the derived cache early (while PL is computed beside it)."""
+    from harness_pixel.segmentation_cache import prepare_segmentation_report
+
+    prepare_segmentation_report(context, rows)

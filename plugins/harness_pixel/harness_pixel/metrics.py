@@ -54,33 +54,19 @@ def aupro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> float:
     Float16 maps are counted per distinct value a batch of images at a time (normal pixels, and
     each defect pixel weighted by one over its region's size); other maps are sorted whole.
     """
-    regions = _RegionWeights()
-    counts = pixel_counts.value_counts(maps, masks, np.float64, regions)
-    if counts is None:
+    held = pixel_counts.defect_regions(maps, masks, np.float64)
+    if held is None:
         return _aupro_sorted(maps, masks, fpr_limit)
-    _, fp, overlap = pixel_counts.descending(*counts)
+    weighted = np.zeros(pixel_counts.BINS, dtype=np.float64)
+    n_regions = 0
+    for keys, (labels, count) in zip(held["defect_keys"], held["regions"], strict=True):
+        weighted += np.bincount(keys, weights=1.0 / np.bincount(labels)[labels], minlength=pixel_counts.BINS)
+        n_regions += count
+    _, fp, overlap = pixel_counts.descending(held["counts"][0].copy(), weighted)
     n_normal = fp[-1] if fp.size else 0
-    if regions.count == 0 or n_normal == 0:
+    if n_regions == 0 or n_normal == 0:
         return float("nan")
-    return _area_up_to(fp / n_normal, overlap / regions.count, fpr_limit)
-
-
-class _RegionWeights:
-    """Called on a batch of masks: one over the size of each defect pixel's 8-connected region (mask order)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, masks: np.ndarray) -> np.ndarray:
-        from scipy.ndimage import label as connected_components
-
-        structure = np.zeros((3, 3, 3), dtype=int)
-        structure[1] = 1  # 8-connected within an image, never across images
-        regions, count = connected_components(np.asarray(masks, dtype=bool), structure=structure)
-        self.count += count
-        sizes = np.bincount(regions.ravel())
-        inside = regions[regions > 0]
-        return 1.0 / sizes[inside]
+    return _area_up_to(fp / n_normal, overlap / n_regions, fpr_limit)
 
 
 def _area_up_to(fpr: np.ndarray, pro: np.ndarray, fpr_limit: float) -> float:
@@ -215,29 +201,56 @@ def pro(maps: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> float:
     ``pro_score`` is the reference in the tests; it sums the per-region shares in float32, so
     the two agree to about 1e-7).
     """
-    from scipy.ndimage import label as connected_components
-
     masks = np.asarray(masks, dtype=bool)
     if not masks.any():
         return float("nan")
-    low, high = np.float64(np.min(maps)), np.float64(np.max(maps))
+    held = pixel_counts.defect_regions(maps, masks, np.float64)
+    if held is None:
+        return _pro_per_pixel(maps, masks, threshold)
+    normal, defect = held["counts"]
+    present = np.flatnonzero((normal > 0) | (defect > 0))
+    values = pixel_counts.key_values()[present].astype(np.float64)
+    flagged = np.zeros(pixel_counts.BINS, dtype=bool)  # per key, as each pixel of that value would be
+    flagged[present] = _flagged(values, values[0], values[-1], threshold)
+    shares, n_regions = [], 0
+    for keys, (labels, count) in zip(held["defect_keys"], held["regions"], strict=True):
+        sizes = np.bincount(labels, minlength=count + 1)[1:]
+        hits = np.bincount(labels[flagged[keys]], minlength=count + 1)[1:]
+        shares.append(hits / sizes)
+        n_regions += count
+    return _pro_value(shares, n_regions, int(defect.sum()) == masks.size)
+
+
+def _flagged(values: np.ndarray, low: np.float64, high: np.float64, threshold: float) -> np.ndarray:
+    """Whether each of ``values`` (float64) is flagged: min-max normalised to [low, high], compared in float32."""
     span = high - low
+    normalised = (values - low) / span if span > 0 else np.zeros_like(values)
+    return normalised.astype(np.float32) > np.float32(threshold)
+
+
+def _pro_value(shares: list[np.ndarray], n_regions: int, all_defect: bool) -> float:
+    n_labels = n_regions + int(not all_defect)  # anomalib counts the background as a label when present
+    if n_labels == 1:
+        return 1.0
+    return float(np.concatenate(shares).sum() / (n_labels - 1))
+
+
+def _pro_per_pixel(maps: np.ndarray, masks: np.ndarray, threshold: float) -> float:
+    """:func:`pro` flagging every pixel (maps that are not float16 values)."""
+    from scipy.ndimage import label as connected_components
+
+    low, high = np.float64(np.min(maps)), np.float64(np.max(maps))
     structure = np.zeros((3, 3, 3), dtype=int)
     structure[1] = 1  # 8-connected within an image
     shares, n_regions = [], 0
     for part in pixel_counts.batches(len(maps), int(np.prod(masks.shape[1:]))):
-        values = np.asarray(maps[part], dtype=np.float64)
-        normalised = (values - low) / span if span > 0 else np.zeros_like(values)
-        flagged = normalised.astype(np.float32) > np.float32(threshold)
+        flagged = _flagged(np.asarray(maps[part], dtype=np.float64), low, high, threshold)
         regions, count = connected_components(masks[part], structure=structure)
         sizes = np.bincount(regions.ravel(), minlength=count + 1)[1:]
         hits = np.bincount(regions[flagged], minlength=count + 1)[1:]
         shares.append(hits / sizes)
         n_regions += count
-    n_labels = n_regions + int(not masks.all())  # anomalib counts the background as a label when present
-    if n_labels == 1:
-        return 1.0
-    return float(np.concatenate(shares).sum() / (n_labels - 1))
+    return _pro_value(shares, n_regions, bool(masks.all()))
 
 
 PIXEL_METRICS = {

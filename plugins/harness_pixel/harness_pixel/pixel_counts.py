@@ -78,49 +78,97 @@ def value_counts(
 
     With ``defect_weights`` (a function of a batch of masks returning one float weight per defect
     pixel, in ``mask`` order), the second array sums those weights per key instead of counting.
-    Plain counts of the same two arrays are counted once: pixel AUROC, pixel AUPR and the oracle
-    pixel threshold of one job share them (the arrays are held, so their identity cannot be reused).
+    The pixels of one job are counted once (:func:`_held`): pixel AUROC, pixel AUPR, AUPRO's
+    weighted counts and the oracle pixel threshold share the plain counts and the defect pixels' keys.
     """
-    if defect_weights is not None:
-        return _counted(maps, masks, dtype, defect_weights)
-    precision = None if getattr(maps, "dtype", None) == np.float16 else np.dtype(dtype).str
-    held = _LAST.get("arrays", (None, None))
-    if held[0] is not maps or held[1] is not masks or _LAST.get("precision") != precision:
-        _LAST.clear()  # the previous job's arrays are let go first
-        _LAST.update(arrays=(maps, masks), precision=precision, counts=_counted(maps, masks, dtype, None))
-    counts = _LAST["counts"]
-    return None if counts is None else (counts[0].copy(), counts[1].copy())
+    held = _held(maps, masks, dtype)
+    if held is None:
+        return None
+    normal, defect = held["counts"]
+    if defect_weights is None:
+        return normal.copy(), defect.copy()
+    weighted = np.zeros(BINS, dtype=np.float64)
+    for part, keys in zip(batches(len(maps), _image_pixels(maps)), held["defect_keys"], strict=True):
+        weighted += np.bincount(keys, weights=defect_weights(masks[part]), minlength=BINS)
+    return normal.copy(), weighted
 
 
 _LAST: dict[str, Any] = {}
-"""The last plain counts, with the two arrays they were counted from (one job's, while its metrics run)."""
+"""The last counts, with the two arrays they were counted from (one job's, while its metrics run)."""
 
 
-def _counted(
-    maps: np.ndarray,
-    masks: np.ndarray,
-    dtype: type,
-    defect_weights: Callable[[np.ndarray], np.ndarray] | None,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    n = len(maps)
-    image_pixels = int(np.prod(maps.shape[1:])) if n else 0
-    normal = np.zeros(BINS, dtype=np.int64)
-    defect = np.zeros(BINS, dtype=np.float64 if defect_weights else np.int64)
-    for part in batches(n, image_pixels):
+def _image_pixels(maps: np.ndarray) -> int:
+    return int(np.prod(maps.shape[1:])) if len(maps) else 0
+
+
+def _held(maps: np.ndarray, masks: np.ndarray, dtype: type) -> dict[str, Any] | None:
+    """The counts of ``maps`` and ``masks`` (counted now, or held from the last call with the same arrays).
+
+    Arrays are the same when they are the same objects or hold the same values (a job's maps and
+    masks loaded again: comparing them costs a fraction of counting them). Float16 and float32
+    maps are exact at either precision, so only other maps are counted again for another ``dtype``.
+    """
+    exact = np.dtype(getattr(maps, "dtype", np.float64)) in (np.float16, np.float32)
+    precision = None if exact else np.dtype(dtype).str
+    arrays = _LAST.get("arrays", (None, None))
+    if _LAST.get("precision") != precision or not (_same(arrays[0], maps) and _same(arrays[1], masks)):
+        _LAST.clear()  # the previous job's arrays are let go first
+        _LAST.update(arrays=(maps, masks), precision=precision, held=_counted(maps, masks, dtype))
+    return _LAST["held"]
+
+
+def _same(held: Any, given: Any) -> bool:
+    if held is given:
+        return True
+    if not isinstance(held, np.ndarray) or not isinstance(given, np.ndarray):
+        return False
+    return held.shape == given.shape and held.dtype == given.dtype and bool(np.array_equal(held, given))
+
+
+def _counted(maps: np.ndarray, masks: np.ndarray, dtype: type) -> dict[str, Any] | None:
+    """Plain counts per key, and the keys of each batch's defect pixels (in mask order); ``None`` if not float16.
+
+    Pixels are counted per float16 bit pattern, and the 65,536 counts then summed per key (the
+    same integers as counting each pixel's key, without looking up a key for every pixel).
+    """
+    table = _tables()[0]
+    by_bits = np.zeros(2 * BINS, dtype=np.int64)
+    defect_keys = []
+    for part in batches(len(maps), _image_pixels(maps)):
         half = as_half(np.asarray(maps[part]), dtype)
         if half is None:
             return None
         truth = np.asarray(masks[part], dtype=bool).ravel()
-        keys = order_keys(half).ravel().astype(np.intp)
-        if defect_weights is None:
-            keys[truth] += BINS  # one bincount: normal pixels in the first BINS bins, defect pixels after
-            both = np.bincount(keys, minlength=2 * BINS)
-            normal += both[:BINS]
-            defect += both[BINS:]
-        else:
-            normal += np.bincount(keys[~truth], minlength=BINS)
-            defect += np.bincount(keys[truth], weights=defect_weights(masks[part]), minlength=BINS)
-    return normal, defect
+        bits = np.ascontiguousarray(half).view(np.uint16).ravel()
+        defect_keys.append(table[bits[truth]])
+        both = bits.astype(np.intp)
+        both[truth] += BINS  # one bincount: normal pixels in the first BINS bins, defect pixels after
+        by_bits += np.bincount(both, minlength=2 * BINS)
+    normal, defect = np.zeros(BINS, dtype=np.int64), np.zeros(BINS, dtype=np.int64)
+    np.add.at(normal, table, by_bits[:BINS])
+    np.add.at(defect, table, by_bits[BINS:])
+    return {"counts": (normal, defect), "defect_keys": defect_keys}
+
+
+def defect_regions(maps: np.ndarray, masks: np.ndarray, dtype: type = np.float64) -> dict[str, Any] | None:
+    """The held pixels of one job with its defect regions; ``None`` when the maps are not float16.
+
+    ``{"counts": (normal, defect), "defect_keys": [...], "regions": [(labels, count), ...]}``: per batch
+    of :func:`batches`, the keys of its defect pixels and their 8-connected region labels (1..count,
+    never across images), both in mask order. Labelled once per job: AUPRO and PRO share them.
+    """
+    held = _held(maps, masks, dtype)
+    if held is not None and "regions" not in held:
+        from scipy.ndimage import label as connected_components
+
+        structure = np.zeros((3, 3, 3), dtype=int)
+        structure[1] = 1  # 8-connected within an image, never across images
+        regions = []
+        for part in batches(len(maps), _image_pixels(maps)):
+            labels, count = connected_components(np.asarray(masks[part], dtype=bool), structure=structure)
+            regions.append((labels[labels > 0], count))
+        held["regions"] = regions
+    return held
 
 
 def descending(normal: np.ndarray, defect: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

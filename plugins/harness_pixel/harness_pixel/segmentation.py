@@ -20,6 +20,8 @@ large >= 1 % (:data:`SIZE_BOUNDS`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -93,9 +95,14 @@ def size_class(area_share: float, bounds: tuple[float, float] = SIZE_BOUNDS) -> 
     return "small" if area_share < bounds[0] else "medium" if area_share < bounds[1] else "large"
 
 
-def job_segmentation(job: JobData) -> dict[str, float]:
-    """SegF1 at the held-out threshold and the oracle, for one job; NaN without maps or masks."""
-    maps, masks = job.load_maps(), job.load_masks()
+def job_segmentation(
+    job: JobData, arrays: tuple[np.ndarray | None, np.ndarray | None] | None = None
+) -> dict[str, float]:
+    """SegF1 at the held-out threshold and the oracle, for one job; NaN without maps or masks.
+
+    ``arrays``: the job's (maps, masks) when already loaded.
+    """
+    maps, masks = arrays or (job.load_maps(), job.load_masks())
     empty = {"seg_threshold": float("nan"), "seg_f1": float("nan")}
     if maps is None or masks is None or not masks.any():
         return {**empty, "seg_threshold_oracle": float("nan"), "seg_f1_oracle": float("nan")}
@@ -109,11 +116,19 @@ def job_segmentation(job: JobData) -> dict[str, float]:
     }
 
 
-def recall_at_operating_point(job: JobData, image_threshold: float, pixel_threshold: float) -> pd.DataFrame:
-    """Per defect type and size class: defective images, image recall and pixel recall at the operating point."""
+def recall_at_operating_point(
+    job: JobData,
+    image_threshold: float,
+    pixel_threshold: float,
+    arrays: tuple[np.ndarray | None, np.ndarray | None] | None = None,
+) -> pd.DataFrame:
+    """Per defect type and size class: defective images, image recall and pixel recall at the operating point.
+
+    ``arrays``: the job's (maps, masks) when already loaded.
+    """
     test = job.test
     defective = np.flatnonzero(test["label"].to_numpy(int) == 1)
-    masks, maps = job.load_masks(), job.load_maps()
+    maps, masks = arrays or (job.load_maps(), job.load_masks())
     area, pixels = np.full(defective.size, np.nan), np.full(defective.size, np.nan)
     if masks is not None:
         area, pixels = _defect_pixels(maps, masks, defective, pixel_threshold)
@@ -174,14 +189,8 @@ def segmentation_report(context: AnalysisContext, rows: pd.DataFrame) -> tuple[p
     reference = reference_calibration(context)
     per_job, tables = {}, []
     for job in context.jobs:
-        seg = job_segmentation(job)
-        per_job[job.key] = seg
-        if reference is None or rows.empty:
-            continue
-        chosen = rows[(rows["cache_key"] == job.key) & (rows["calibration"] == reference.label)]
-        if not chosen.empty and job.test["label"].any():
-            per_image = recall_at_operating_point(job, float(chosen["threshold"].iloc[0]), seg["seg_threshold"])
-            tables.append(_grouped(per_image, job, reference.label))
+        per_job[job.key], table = _job_report(job, reference, rows)
+        tables.extend([table] if table is not None else [])
     if rows.empty:
         return pd.DataFrame(), []
     seg_columns = pd.DataFrame([{"cache_key": k, **v} for k, v in per_job.items()])
@@ -191,6 +200,19 @@ def segmentation_report(context: AnalysisContext, rows: pd.DataFrame) -> tuple[p
         table.to_csv(context.figure_dir / "recall_by_type_and_size.csv", index=False)
         figures.append(_recall_figure(table, context, reference.label))
     return seg_columns, figures
+
+
+def _job_report(job: JobData, reference: Any, rows: pd.DataFrame) -> tuple[dict[str, float], pd.DataFrame | None]:
+    """One job's SegF1 columns and its recall-by-type-and-size rows (``None`` without them); its maps loaded once."""
+    arrays = job.load_maps(), job.load_masks()
+    seg = job_segmentation(job, arrays)
+    if reference is None or rows.empty:
+        return seg, None
+    chosen = rows[(rows["cache_key"] == job.key) & (rows["calibration"] == reference.label)]
+    if chosen.empty or not job.test["label"].any():
+        return seg, None
+    per_image = recall_at_operating_point(job, float(chosen["threshold"].iloc[0]), seg["seg_threshold"], arrays)
+    return seg, _grouped(per_image, job, reference.label)
 
 
 def _recall_figure(table: pd.DataFrame, context: AnalysisContext, calibration: str) -> FigureRecord:

@@ -63,6 +63,17 @@ def segmentation_report_once(context: AnalysisContext, rows: pd.DataFrame) -> tu
     return columns, figures
 
 
+def prepare_segmentation_report(context: AnalysisContext, rows: pd.DataFrame) -> None:
+    """Compute the report into the derived cache now, unless it is there or cannot be kept (no cache)."""
+    key = _key(context, rows)
+    store = context.jobs[0].derived if key else None
+    if store is not None and not _usable(store.get_value(key)):
+        from harness_pixel.segmentation import segmentation_report
+
+        columns, figures = segmentation_report(context, rows)
+        _store(store, key, context, columns, figures)
+
+
 def _file_key(key: str, name: str) -> str:
     return digest(key, name)
 

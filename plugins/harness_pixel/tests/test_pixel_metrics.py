@@ -310,3 +310,28 @@ def test_pl_does_not_import_torch():
         "assert hasattr(torch, 'zeros')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_pro_and_aupro_from_the_shared_keys_and_regions_equal_the_per_pixel_paths(seed, small_batches):
+    """PRO and AUPRO from a job's held keys and region labels: the same floats as flagging or weighting each pixel."""
+    from harness_pixel import pixel_counts
+    from harness_pixel.metrics import _area_up_to, _pro_per_pixel
+    from scipy.ndimage import label
+
+    maps, masks = _half_maps_with_ties(seed)
+    masks[1] = True if seed == 3 else masks[1]  # an image that is all defect
+    for threshold in (0.5, 0.2, 0.9):
+        assert pro(maps, masks, threshold) == _pro_per_pixel(maps.astype(np.float32), masks, threshold)
+    structure = np.zeros((3, 3, 3), dtype=int)
+    structure[1] = 1
+    regions = [0]
+
+    def weights(batch):  # the weights AUPRO gave value_counts before it shared the labels
+        labelled, count = label(np.asarray(batch, dtype=bool), structure=structure)
+        regions[0] += count
+        return 1.0 / np.bincount(labelled.ravel())[labelled[labelled > 0]]
+
+    counts = pixel_counts.value_counts(maps.astype(np.float32), masks, np.float64, weights)
+    _, fp, overlap = pixel_counts.descending(*counts)
+    assert aupro(maps, masks) == _area_up_to(fp / fp[-1], overlap / regions[0], 0.3)

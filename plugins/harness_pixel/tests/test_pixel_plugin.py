@@ -75,7 +75,7 @@ def test_registering_imports_no_plotting_scientific_or_model_library():
     assert not loaded & {"matplotlib", "sklearn", "scipy", "torch", "anomalib", "cv2", "proportion_localised"}
 
 
-def test_plain_counts_of_the_same_arrays_are_counted_once(monkeypatch):
+def test_plain_counts_of_the_same_arrays_or_values_are_counted_once(monkeypatch):
     from harness_pixel import pixel_counts
 
     calls = []
@@ -88,6 +88,10 @@ def test_plain_counts_of_the_same_arrays_are_counted_once(monkeypatch):
     first[0][:] = 0  # a caller changing its copy changes nothing stored
     again = pixel_counts.value_counts(maps, masks)
     assert len(calls) == 1 and again[0].sum() == (~masks).sum()
-    pixel_counts.value_counts(maps.copy(), masks)  # other arrays: counted anew
+    pixel_counts.value_counts(maps.copy(), masks.copy())  # the same values loaded again: not counted again
+    assert len(calls) == 1
+    other = maps.copy()
+    other[0, 0, 0] += 1
+    pixel_counts.value_counts(other, masks)  # other values: counted anew
     assert len(calls) == 2
     assert metrics.pixel_auroc(maps, masks) == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()))

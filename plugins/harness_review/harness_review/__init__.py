@@ -6,7 +6,8 @@ threshold, and defect images that score lowest; papers 000 and 001) and anomaly-
 ground truth and map overlay of the best- and worst-scored defect image, paper 001 style), and
 ``figures/label_review.csv`` with every sheet's images (:mod:`harness_review.review`). The kind's
 options ``review`` (images per list, 0 = off) and ``map_panels`` switch them. Figures are drawn once
-per content, then copied from the derived cache.
+per content, then copied from the derived cache; ``harness_analysis_prepare`` draws them into it
+early, while the kind's PL is computed beside them.
 
 Imports only the public API (``harness``, ``harness.analysis``, ``harness.datasets``).
 """
@@ -39,3 +40,13 @@ def harness_analysis_extras(context: harness.AnalysisContext, rows: pd.DataFrame
     import pandas as pd
 
     return harness.AnalysisResult(pd.DataFrame(), figures)  # no columns: figures only
+
+
+@harness.hookimpl
+def harness_analysis_prepare(context: harness.AnalysisContext, rows: pd.DataFrame) -> None:
+    """The review sheets and map panels drawn into the derived cache early (while PL is computed beside them)."""
+    kept = all(job.derived is not None and job.view_digest is not None for job in context.jobs)
+    if kept and not rows.empty and {"cache_key", "calibration", "threshold"} <= set(rows.columns):
+        from harness_review.review import review_extras
+
+        review_extras(context, rows)
