@@ -35,21 +35,17 @@ PASS_ENV = (
 """Environment the remote workers need to see the same plugins and data as the driver."""
 
 
-def execute_job(job: Job, cache_root: str, preload: Sequence[str] = ()) -> Result:
+def execute_job(job: Job, cache_root: str, meanwhile: Callable[[], None] | None = None) -> Result:
     """Run one job in whatever process this is: skip it if cached, else fit, score and store it.
 
-    ``preload``: modules to import here while the job's images are handed over (its model's
-    ``ModelSpec.preload`` when the process that started this one did not import them); one that
-    fails to import is left to fail the job where the model imports it, with the real error.
-    A plugin's ``sys.exit`` fails its own job, not the run.
+    ``meanwhile`` runs in this thread while the job's images are handed over (a job's process
+    imports its model's libraries there). A plugin's ``sys.exit`` fails its own job, not the run.
     """
-    from harness.isolation import preload_modules
     from harness.plugins import get_plugins
 
     cache = ScoreCache(Path(cache_root))
     if cache.has(job.key, report=False):  # the driver has named a damaged entry already
         return job.key, "cached", None
-    meanwhile = (lambda: preload_modules(preload)) if preload else None
     try:
         run_job(job, get_plugins().get("models", job.model.name), cache, meanwhile)
     except JobFailed as exc:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -55,32 +56,24 @@ def _import_torch() -> None:
         import torch  # noqa: F401
 
 
-def model_preload(name: str) -> tuple[str, ...]:
-    """The modules model ``name`` declares in ``ModelSpec.preload`` (none when its plugin cannot say: its job will)."""
-    from harness.plugins import get_plugins
-
-    try:
-        return get_plugins().model(name).preload
-    except Exception as exc:  # reported by the job that needs it, in its own process
-        logger.debug("preloading model %s: %s", name, exc)
-        return ()
-
-
 def preload_models(names: Iterable[str]) -> None:
     """Import here, once, the modules that these models declare in ``ModelSpec.preload`` (forked jobs inherit them).
 
     A module that fails to import is left to fail its own job, with the real error, in the job's process.
     """
+    from harness.plugins import get_plugins
+
+    plugins = get_plugins()
     for name in dict.fromkeys(names):
         try:
-            for module in model_preload(name):
+            for module in plugins.model(name).preload:
                 importlib.import_module(module)
         except Exception as exc:  # reported by the job that needs it, in its own process
             logger.debug("preloading model %s: %s", name, exc)
 
 
 def prepare_forks(names: Iterable[str], efficiency: Mapping[str, Any]) -> None:
-    """Before forking several jobs: import their models' modules here, while plugins prepare (in a thread) to measure them.
+    """Before forking several jobs: import their models' modules here while plugins prepare, in a thread, to measure.
 
     The thread ends before this returns: no fork copies a thread's half-held lock.
     """
@@ -142,18 +135,10 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child(
-    sender: Connection,
-    job: Job,
-    cache_root: str,
-    device: int | None,
-    one_thread: bool,
-    parent: int,
-    preload: tuple[str, ...] = (),
-) -> None:
+def _child(sender: Connection, job: Job, cache_root: str, device: int | None, one_thread: bool, parent: int) -> None:
     """Body of a job's process: run the job and send back its result (or the harness error that stopped it).
 
-    ``preload``: the model's modules, imported here while the images are handed over, when the parent did not.
+    The model's ``ModelSpec.preload`` is imported here while the images are handed over, unless inherited.
     """
     from harness.executors import execute_job
 
@@ -163,8 +148,9 @@ def _child(
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
     if one_thread:
         sys.modules["torch"].set_num_threads(1)
+    preloading = partial(preload_models, [job.model.name])  # imports nothing when inherited
     try:
-        message: tuple[Any, ...] = ("result", execute_job(job, cache_root, preload), "torch" in sys.modules)
+        message: tuple[Any, ...] = ("result", execute_job(job, cache_root, preloading), "torch" in sys.modules)
     except HarnessError as exc:  # bad data or options: the whole run stops with one line, as in-process
         message = ("harness_error", (type(exc).__name__, str(exc)))
     except KeyboardInterrupt:
@@ -195,9 +181,6 @@ class IsolatedJobs:
         self.one_thread = False
         self.imports_torch = False
         """Whether a job's process imported torch (then this process imports it once, for the jobs after)."""
-        self.inherit = True
-        """Whether jobs inherit their models' modules from this process; else each imports its own (a run of one job
-        per worker: no import here, and each job's import overlaps the hand-over of its images)."""
         self.while_waiting: Callable[[], None] | None = None
         """Called once here when the last job has started, while its process runs (no fork follows)."""
 
@@ -216,9 +199,10 @@ class IsolatedJobs:
                 pending.append(job)
         if not pending:
             return
-        self.inherit = len(pending) > self.workers
-        if self.inherit:  # torch itself: once a job is seen to import it
-            prepare_forks([job.model.name for job in pending], pending[0].efficiency)
+        if (
+            len(pending) > self.workers
+        ):  # later jobs inherit one import; else each imports its own (beside its hand-over)
+            prepare_forks([job.model.name for job in pending], pending[0].efficiency)  # torch: once a job imports it
         if _cuda_initialised():  # CUDA cannot be used in a forked child of a process that initialised it
             self.context = get_context("spawn")
         self.one_thread = self.context.get_start_method() == "fork" and not torch_survives_fork(self.context)
@@ -247,10 +231,8 @@ class IsolatedJobs:
     def _start(self, job: Job, cache_root: str, slot: int) -> _Running:
         receiver, sender = self.context.Pipe(duplex=False)
         device = slot % self.gpus if self.gpus > 1 else None
-        inherits = self.inherit and self.context.get_start_method() == "fork"
-        preload = () if inherits else model_preload(job.model.name)
         process = self.context.Process(
-            target=_child, args=(sender, job, cache_root, device, self.one_thread, os.getpid(), preload)
+            target=_child, args=(sender, job, cache_root, device, self.one_thread, os.getpid())
         )
         process.start()
         sender.close()

@@ -259,9 +259,7 @@ def _score_in_batches(detector: Any, samples: list, batch_size: int = 32) -> tup
     return np.concatenate(images), (np.concatenate(maps) if has_maps and maps else None)
 
 
-def run_job(
-    job: Job, factory: Callable[..., Any], cache: ScoreCache, meanwhile: Callable[[], None] | None = None
-) -> None:
+def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache, meanwhile: Callable | None = None) -> None:
     """Fit and score one job and store it in ``cache``. Labels are joined only after scoring.
 
     The detector gets its images through a :class:`SampleFolder`: opaque names, a seeded shuffled
@@ -273,15 +271,14 @@ def run_job(
     tests = [(category.name, record) for category in job.evaluated for record in category.split("test")]
     test_records = [record for _, record in tests]
     unlabelled = [(c.name, r) for c in job.evaluated for r in c.split("unlabelled")]  # no labels: never evaluated
+    records = holdout_records + test_records + [r for _, r in unlabelled]
     with SampleFolder(job.image_size, job.seed) as folder:
-        scored_records = holdout_records + test_records + [r for _, r in unlabelled]
-        fit, scored = _hand_over(job, folder, fit_records, scored_records, meanwhile)
+        fit, scored = _hand_over(job, folder, fit_records, records, meanwhile)
         seed_everything(job.seed)  # after ``meanwhile``'s imports: as seeded after the run's process imported them
         detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
     all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
     n_holdout, n_labelled = len(holdout_records), len(holdout_records) + len(test_records)
     test_maps, split_maps = _maps_by_split(all_maps, n_holdout, n_labelled)
-    records = scored_records
     supervision = {r.path for category in job.evaluated for r in category.split("supervised")}
     holdout_sources = [_source(job.category, r) for r in holdout_records]
     table = _scores_table(
@@ -333,14 +330,13 @@ def _hand_over(
     """
     from harness.plugins import get_plugins
 
-    def hand_over() -> tuple[HandOver, HandOver]:
-        return folder.hand_over(fit, "fit", job.inputs), folder.hand_over(scored, "score", job.inputs)
-
     with ThreadPoolExecutor(2, thread_name_prefix="harness-job") as pool:
         prepared = pool.submit(
-            get_plugins().call_each, "harness_prepare_jobs", efficiency=dict(job.efficiency), forking=False
+            get_plugins().call_each, "harness_prepare_jobs", efficiency=job.efficiency, forking=False
         )
-        handed = pool.submit(hand_over)
+        handed = pool.submit(
+            lambda: (folder.hand_over(fit, "fit", job.inputs), folder.hand_over(scored, "score", job.inputs))
+        )
         if meanwhile is not None:
             meanwhile()
         prepared.result()

@@ -1,12 +1,13 @@
 """harness plugin: efficiency of every job (memory, GPU, energy and CO2, latency, throughput, size, GMAC).
 
-It implements one hook, ``harness_fit_and_score``, as a pluggy wrapper around each job's build,
-fit and score, in the job's own process: the meters start before the detector is built and stop
-once it has scored (``harness_prepare_jobs`` starts codecarbon, whose hardware probe is slow, while the
-job's images are handed over: never inside the measured block); latency, size and GMAC are measured after that, on the fitted detector, so no
-score changes. The harness records the figures with the job (its cache entry's ``efficiency``) and
-the protocol kinds show them as columns. Measuring code is imported on the first job, not when
-the plugin loads (``harness validate`` and ``harness --help`` stay fast).
+It implements ``harness_fit_and_score`` as a pluggy wrapper around each job's build, fit and score,
+in the job's own process: the meters start before the detector is built and stop once it has
+scored; latency, size and GMAC are measured after that, on the fitted detector, so no score
+changes. ``harness_prepare_jobs`` starts codecarbon (its hardware probe takes about 1.5 s) while
+the job's images are handed over, outside the measured block. The harness records the figures with
+the job (its cache entry's ``efficiency``) and the protocol kinds show them as columns. Measuring
+code is imported on the first job, not when the plugin loads (``harness validate`` and
+``harness --help`` stay fast).
 """
 
 from __future__ import annotations
