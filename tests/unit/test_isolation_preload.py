@@ -5,9 +5,11 @@ with the model's real error."""
 
 import json
 import os
+import random
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import harness
@@ -23,6 +25,9 @@ efficiency: {{energy: false, latency_repeats: 1}}
 """
 MARKER = """
 import os
+import random
+
+random.random()  # a library that draws a random number when imported
 with open({log!r}, "a") as handle:
     handle.write(f"{{os.getpid()}}\\n")
 """
@@ -37,11 +42,11 @@ class Marked:
         __import__(library)  # what a model does with the library it declared
 
     def fit(self, samples):
-        pass
+        self.offset = random.random()  # seeded by the harness: the same draw wherever the library was imported
 
     def score(self, samples):
         maps = np.stack([s.image.mean(axis=-1) for s in samples]).astype(np.float32)
-        return harness.Scores(maps.reshape(len(samples), -1).mean(axis=1), maps)
+        return harness.Scores(maps.reshape(len(samples), -1).mean(axis=1) + self.offset, maps)
 
 
 def _broken():
@@ -73,12 +78,12 @@ def marked(tmp_path, monkeypatch):
     sys.modules.pop(name, None)
 
 
-def _run(cli, tmp_path, model="marked", seeds="[0]"):
+def _run(cli, tmp_path, model="marked", seeds="[0]", out="out"):
     path = tmp_path / "p.yaml"
     path.write_text(PROTOCOL.format(model=model, seeds=seeds))
-    code, _, stderr = cli("run", str(path), "--out", str(tmp_path / "out"))
-    assert (tmp_path / "out" / "run.json").is_file(), stderr
-    jobs = json.loads((tmp_path / "out" / "run.json").read_text())["jobs"]
+    code, _, stderr = cli("run", str(path), "--out", str(tmp_path / out), "--cache", str(tmp_path / f"cache-{out}"))
+    assert (tmp_path / out / "run.json").is_file(), stderr
+    jobs = json.loads((tmp_path / out / "run.json").read_text())["jobs"]
     return code, stderr, jobs
 
 
@@ -105,3 +110,12 @@ def test_a_library_that_does_not_import_fails_its_job_with_the_real_error(cli, t
     _, _, jobs = _run(cli, tmp_path, model="broken", seeds=seeds)
     assert [job["status"] for job in jobs] == ["failed"] * len(json.loads(seeds))
     assert all("No module named 'harness_no_such_library'" in job["error"] for job in jobs)
+
+
+def test_a_job_draws_the_same_numbers_whether_it_imported_its_library_or_inherited_it(cli, tmp_path, marked):
+    """Seeded after the library's import in both cases, so its import-time draws change no score."""
+    _run(cli, tmp_path, out="alone")  # the job's process imports the library
+    _run(cli, tmp_path, seeds="[0, 1]", out="with-others")  # the job inherits it from this process
+    alone, others = (pd.read_csv(tmp_path / out / "results.csv") for out in ("alone", "with-others"))
+    columns = ["calibration", "threshold", "auroc"]
+    pd.testing.assert_frame_equal(alone[columns], others[others["seed"] == 0][columns].reset_index(drop=True))
