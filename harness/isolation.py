@@ -4,6 +4,9 @@ The child fits, scores and writes the cache entry; the parent learns the outcome
 pipe, or from how the child ended when it sent none (a signal, an exit status, the timeout).
 Measured on a 2-core CPU machine (9 trivial jobs against in-process), a job's process costs about
 0.07 s, 0.15 s with energy tracking on (plugins/harness_efficiency starts a codecarbon tracker in each).
+A run of one job per worker forks at once: each job imports its model's ``ModelSpec.preload`` while
+its images are handed over. Where a worker runs several jobs, this process imports them once first
+(and plugins prepare their measuring beside it, ``harness_prepare_jobs``) so that every job inherits them.
 """
 
 from __future__ import annotations
