@@ -322,25 +322,25 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache, meanwhile:
 def _hand_over(
     job: Job, folder: SampleFolder, fit: list[Record], scored: list[Record], meanwhile: Callable[[], None] | None
 ) -> tuple[HandOver, HandOver]:
-    """The fit and scored hand-overs, written in a thread while this one runs ``meanwhile`` and plugins prepare.
+    """The fit and scored hand-overs; with ``meanwhile``, written by a forked process while this one runs it.
 
     Every image is decoded and written before the detector exists: a corrupt one is a data error,
     raised here as it was. The ``harness_prepare_jobs`` hooks (a measuring plugin starting its meters)
-    run in a third thread; a plugin whose preparation fails prepares again inside its wrapper.
+    run in a thread meanwhile; a plugin whose preparation fails prepares again inside its wrapper.
     """
     from harness.plugins import get_plugins
 
-    with ThreadPoolExecutor(2, thread_name_prefix="harness-job") as pool:
+    adopt = folder.prepare_elsewhere([r.path for r in (*fit, *scored)]) if meanwhile is not None else None
+    with ThreadPoolExecutor(1, thread_name_prefix="harness-job") as pool:  # after the fork: it copies no thread
         prepared = pool.submit(
             get_plugins().call_each, "harness_prepare_jobs", efficiency=job.efficiency, forking=False
         )
-        handed = pool.submit(
-            lambda: (folder.hand_over(fit, "fit", job.inputs), folder.hand_over(scored, "score", job.inputs))
-        )
-        if meanwhile is not None:
+        if meanwhile is not None and adopt is not None:
             meanwhile()
+            adopt()
+        handed = folder.hand_over(fit, "fit", job.inputs), folder.hand_over(scored, "score", job.inputs)
         prepared.result()
-        return handed.result()
+    return handed
 
 
 def _scores_table(columns: dict[str, Any]) -> pd.DataFrame:

@@ -30,6 +30,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,29 @@ class SampleFolder:
             for start in range(0, len(todo), DECODE_CHUNK):  # a chunk's pixels in memory at a time
                 self._prepare_chunk(todo[start : start + DECODE_CHUNK], pool.map)
 
+    def prepare_elsewhere(self, paths: Sequence[Path]) -> Callable[[], None]:
+        """Start :meth:`prepare` of ``paths`` in a forked process (its own cores, no GIL shared); returns ``adopt()``.
+
+        ``adopt()`` waits for it and takes over the files it wrote (this folder removes them). Whatever
+        it did not prepare (a file that failed to decode) is prepared here by :meth:`hand_over`, which
+        raises the same error. Fork before starting any thread: the forked process inherits no held lock.
+        """
+        context = get_context("fork")
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_prepare_child, args=(self, list(paths), sender, os.getpid()), daemon=True)
+        process.start()
+        sender.close()
+
+        def adopt() -> None:
+            with contextlib.suppress(EOFError, OSError):
+                names, written = receiver.recv()
+                self._written.update(written)
+                self._names.update(names)
+            receiver.close()
+            process.join()
+
+        return adopt
+
     def _prepare_chunk(self, paths: list[Path], mapper: Callable[..., Iterable[np.ndarray]]) -> None:
         size = self.size
         decoded = mapper(lambda path: load_image(path, size), paths)
@@ -225,6 +249,22 @@ class SampleFolder:
             mask = load_mask(record.mask_paths, self.size)
             samples.append(LabelledSample(file, _loader(file), _constant(mask), record.defect_type))
         return samples
+
+
+def _prepare_child(folder: SampleFolder, paths: list[Path], sender: Any, parent: int) -> None:
+    """Body of :meth:`SampleFolder.prepare_elsewhere`'s process: prepare, then send what it wrote (even on failure)."""
+    from harness.isolation import die_with_parent
+
+    die_with_parent(parent)
+    folder._finalizer.detach()  # the files are the job's process' to remove
+    try:
+        folder.prepare(paths)
+    except BaseException:  # the job's process prepares the rest and raises the real error
+        pass
+    finally:
+        sender.send((folder._names, folder._written))
+        sender.close()
+        os._exit(0)
 
 
 def _no_room(folder: Path | str, exc: OSError) -> HarnessError:
