@@ -27,7 +27,7 @@ import struct
 import tempfile
 import weakref
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -186,22 +186,27 @@ class SampleFolder:
     def _write_all(self, files: list[tuple[str, np.ndarray]]) -> None:
         if not files:
             return
-        self.root.chmod(stat.S_IRWXU)
-        try:
+        with self._writable():
             for name, pixels in files:
                 if name not in self._written:  # twins: identical pixels share one file
-                    self._write(name, pixels)
+                    self._write(name, lambda target, pixels=pixels: target.write_bytes(png_bytes(pixels)))
+
+    @contextlib.contextmanager
+    def _writable(self) -> Iterator[None]:
+        """The folder writable while the block runs; a failed write raises the one no-room error."""
+        self.root.chmod(stat.S_IRWXU)
+        try:
+            yield
         except OSError as exc:
             raise _no_room(self.root, exc) from None
         finally:
             self.root.chmod(stat.S_IRUSR | stat.S_IXUSR)
             os.utime(self.root, (FIXED_MTIME, FIXED_MTIME))
 
-    def _write(self, name: str, pixels: np.ndarray) -> None:
+    def _write(self, name: str, save: Callable[[Path], Any]) -> None:
         target = self.root / name
         self._written.add(name)
-        with open(target, "wb") as handle:
-            handle.write(png_bytes(pixels))
+        save(target)
         target.chmod(stat.S_IRUSR | stat.S_IRGRP)
         os.utime(target, (FIXED_MTIME, FIXED_MTIME))
 
@@ -213,7 +218,7 @@ class SampleFolder:
         """
         order = shuffled_order(len(records), self.seed, stream)
         self.prepare(records[i].path for i in order)
-        files = [self.file_for(records[i].path) for i in order]
+        files = [self.root / self._names[records[i].path] for i in order]
         samples = [Sample(f, _loader(f)) for f in files]
         if inputs:
             from harness.data.extra_inputs import with_inputs
@@ -224,18 +229,8 @@ class SampleFolder:
     def add_file(self, name: str, save: Callable[[Path], None]) -> Path:
         """Write one more opaque file ``name`` with ``save(path)`` (read-only, fixed times); once per name."""
         if name not in self._written:
-            target = self.root / name
-            self.root.chmod(stat.S_IRWXU)
-            try:
-                self._written.add(name)
-                save(target)
-                target.chmod(stat.S_IRUSR | stat.S_IRGRP)
-                os.utime(target, (FIXED_MTIME, FIXED_MTIME))
-            except OSError as exc:
-                raise _no_room(self.root, exc) from None
-            finally:
-                self.root.chmod(stat.S_IRUSR | stat.S_IXUSR)
-                os.utime(self.root, (FIXED_MTIME, FIXED_MTIME))
+            with self._writable():
+                self._write(name, save)
         return self.root / name
 
     def labelled(self, records: Sequence[Record]) -> list[LabelledSample]:
@@ -256,6 +251,8 @@ def _prepare_child(folder: SampleFolder, paths: list[Path], sender: Any, parent:
     from harness.isolation import die_with_parent
 
     die_with_parent(parent)
+    with contextlib.suppress(OSError):  # the job's process imports its model meanwhile: that is the critical path
+        os.nice(5)
     folder._finalizer.detach()  # the files are the job's process' to remove
     try:
         folder.prepare(paths)
