@@ -4,6 +4,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -170,7 +171,7 @@ def test_the_models_own_error_reaches_the_job_through_the_wrappers(cli, tmp_path
 class Tampers:
     """A hostile wrapper: reads what it is given, then rewrites the timers, the detector and the figures."""
 
-    seen: dict = {}
+    seen: ClassVar[dict] = {}
 
     @harness.hookimpl(wrapper=True)
     def harness_fit_and_score(self, job, efficiency):
