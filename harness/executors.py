@@ -35,10 +35,11 @@ PASS_ENV = (
 """Environment the remote workers need to see the same plugins and data as the driver."""
 
 
-def execute_job(job: Job, cache_root: str) -> Result:
+def execute_job(job: Job, cache_root: str, meanwhile: Callable[[], None] | None = None) -> Result:
     """Run one job in whatever process this is: skip it if cached, else fit, score and store it.
 
-    A plugin's ``sys.exit`` fails its own job, not the run.
+    ``meanwhile`` runs in this thread while the job's images are handed over (a job's process
+    imports its model's libraries there). A plugin's ``sys.exit`` fails its own job, not the run.
     """
     from harness.plugins import get_plugins
 
@@ -46,7 +47,7 @@ def execute_job(job: Job, cache_root: str) -> Result:
     if cache.has(job.key, report=False):  # the driver has named a damaged entry already
         return job.key, "cached", None
     try:
-        run_job(job, get_plugins().get("models", job.model.name), cache)
+        run_job(job, get_plugins().get("models", job.model.name), cache, meanwhile)
     except JobFailed as exc:
         return job.key, "failed", str(exc)
     except SystemExit as exc:

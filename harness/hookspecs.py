@@ -415,3 +415,27 @@ def harness_analysis_prepare(context: AnalysisContext, rows: pd.DataFrame) -> No
     .. versionadded:: 0.3
 
     """
+
+
+@hookspec
+def harness_prepare_jobs(efficiency: Mapping[str, Any], forking: bool) -> None:
+    """Get ready to measure jobs in this process (import, probe the hardware, start meters); measure nothing.
+
+    Lets a ``harness_fit_and_score`` wrapper do its slow set-up outside the job's critical path.
+    The harness calls it in each job's process, in a thread, while the job's images are handed
+    over and the model's libraries imported (``forking`` false), before the first wrapper call;
+    and, when one process forks several jobs, once there while it imports their models' libraries
+    (``forking`` true: what it prepares is inherited by every job; start no thread and hold no
+    lock, a forked child would inherit them stopped). Optional: a wrapper must still work
+    unprepared, and a failing implementation loses nothing but the head start (one warning).
+    plugins/harness_efficiency starts codecarbon here (its hardware probe costs about 1.5 s).
+
+    :param efficiency: the protocol's ``efficiency:`` keys as written, as for ``harness_fit_and_score``.
+    :param forking: True in the process that forks the jobs, False in a job's own process.
+
+    Returns:
+        Nothing.
+
+    .. versionadded:: 0.4
+
+    """

@@ -4,6 +4,9 @@ The child fits, scores and writes the cache entry; the parent learns the outcome
 pipe, or from how the child ended when it sent none (a signal, an exit status, the timeout).
 Measured on a 2-core CPU machine (9 trivial jobs against in-process), a job's process costs about
 0.07 s, 0.15 s with energy tracking on (plugins/harness_efficiency starts a codecarbon tracker in each).
+A run of one job per worker forks at once: each job imports its model's ``ModelSpec.preload`` while
+its images are handed over. Where a worker runs several jobs, this process imports them once first
+(and plugins prepare their measuring beside it, ``harness_prepare_jobs``) so that every job inherits them.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -70,6 +75,20 @@ def preload_models(names: Iterable[str]) -> None:
             logger.debug("preloading model %s: %s", name, exc)
 
 
+def prepare_forks(names: Iterable[str], efficiency: Mapping[str, Any]) -> None:
+    """Before forking several jobs: import their models' modules here while plugins prepare, in a thread, to measure.
+
+    The thread ends before this returns: no fork copies a thread's half-held lock.
+    """
+    from harness.plugins import get_plugins
+
+    plugins = get_plugins()
+    with ThreadPoolExecutor(1, thread_name_prefix="harness-prepare") as pool:
+        prepared = pool.submit(plugins.call_each, "harness_prepare_jobs", efficiency=dict(efficiency), forking=True)
+        preload_models(names)
+        prepared.result()
+
+
 def preload_modules(modules: Iterable[str]) -> None:
     """Import ``modules`` here (an analysis' own, while its jobs run); one that fails, fails where it is used."""
     for module in modules:
@@ -120,7 +139,10 @@ def die_with_parent(parent: int) -> None:
 
 
 def _child(sender: Connection, job: Job, cache_root: str, device: int | None, one_thread: bool, parent: int) -> None:
-    """Body of a job's process: run the job and send back its result (or the harness error that stopped it)."""
+    """Body of a job's process: run the job and send back its result (or the harness error that stopped it).
+
+    The model's ``ModelSpec.preload`` is imported here while the images are handed over, unless inherited.
+    """
     from harness.executors import execute_job
 
     die_with_parent(parent)
@@ -129,8 +151,9 @@ def _child(sender: Connection, job: Job, cache_root: str, device: int | None, on
         os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
     if one_thread:
         sys.modules["torch"].set_num_threads(1)
+    preloading = partial(preload_models, [job.model.name])  # imports nothing when inherited
     try:
-        message: tuple[Any, ...] = ("result", execute_job(job, cache_root), "torch" in sys.modules)
+        message: tuple[Any, ...] = ("result", execute_job(job, cache_root, preloading), "torch" in sys.modules)
     except HarnessError as exc:  # bad data or options: the whole run stops with one line, as in-process
         message = ("harness_error", (type(exc).__name__, str(exc)))
     except KeyboardInterrupt:
@@ -179,7 +202,10 @@ class IsolatedJobs:
                 pending.append(job)
         if not pending:
             return
-        preload_models(job.model.name for job in pending)  # torch itself: once a job is seen to import it
+        if (
+            len(pending) > self.workers
+        ):  # later jobs inherit one import; else each imports its own (beside its hand-over)
+            prepare_forks([job.model.name for job in pending], pending[0].efficiency)  # torch: once a job imports it
         if _cuda_initialised():  # CUDA cannot be used in a forked child of a process that initialised it
             self.context = get_context("spawn")
         self.one_thread = self.context.get_start_method() == "fork" and not torch_survives_fork(self.context)

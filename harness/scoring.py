@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,27 +259,26 @@ def _score_in_batches(detector: Any, samples: list, batch_size: int = 32) -> tup
     return np.concatenate(images), (np.concatenate(maps) if has_maps and maps else None)
 
 
-def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
+def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache, meanwhile: Callable | None = None) -> None:
     """Fit and score one job and store it in ``cache``. Labels are joined only after scoring.
 
     The detector gets its images through a :class:`SampleFolder`: opaque names, a seeded shuffled
     order, held-out normals and test images mixed in one stream. Its scores are put back in the
-    records' order here, and only then joined to labels.
+    records' order here, and only then joined to labels. ``meanwhile`` runs in this thread while
+    the images are handed over (a job's process imports its model's libraries there).
     """
     fit_records, holdout_records = job.subset.split(job.category)
     tests = [(category.name, record) for category in job.evaluated for record in category.split("test")]
     test_records = [record for _, record in tests]
     unlabelled = [(c.name, r) for c in job.evaluated for r in c.split("unlabelled")]  # no labels: never evaluated
-    seed_everything(job.seed)
+    records = holdout_records + test_records + [r for _, r in unlabelled]
     with SampleFolder(job.image_size, job.seed) as folder:
-        # every image is decoded and written before the detector exists: a corrupt one is a data error
-        fit = folder.hand_over(fit_records, "fit", job.inputs)
-        scored = folder.hand_over(holdout_records + test_records + [r for _, r in unlabelled], "score", job.inputs)
+        fit, scored = _hand_over(job, folder, fit_records, records, meanwhile)
+        seed_everything(job.seed)  # after ``meanwhile``'s imports: as seeded after the run's process imported them
         detector, shuffled_scores, shuffled_maps, figures = _fit_and_score(job, factory, folder, fit, scored)
     all_scores, all_maps = scored.restore(shuffled_scores), scored.restore(shuffled_maps)
     n_holdout, n_labelled = len(holdout_records), len(holdout_records) + len(test_records)
     test_maps, split_maps = _maps_by_split(all_maps, n_holdout, n_labelled)
-    records = holdout_records + test_records + [r for _, r in unlabelled]
     supervision = {r.path for category in job.evaluated for r in category.split("supervised")}
     holdout_sources = [_source(job.category, r) for r in holdout_records]
     table = _scores_table(
@@ -317,6 +317,30 @@ def run_job(job: Job, factory: Callable[..., Any], cache: ScoreCache) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     cache.put(job.key, table, test_maps, meta, split_maps=split_maps)
+
+
+def _hand_over(
+    job: Job, folder: SampleFolder, fit: list[Record], scored: list[Record], meanwhile: Callable[[], None] | None
+) -> tuple[HandOver, HandOver]:
+    """The fit and scored hand-overs; with ``meanwhile``, written by a forked process while this one runs it.
+
+    Every image is decoded and written before the detector exists: a corrupt one is a data error,
+    raised here as it was. The ``harness_prepare_jobs`` hooks (a measuring plugin starting its meters)
+    run in a thread meanwhile; a plugin whose preparation fails prepares again inside its wrapper.
+    """
+    from harness.plugins import get_plugins
+
+    adopt = folder.prepare_elsewhere([r.path for r in (*fit, *scored)]) if meanwhile is not None else None
+    with ThreadPoolExecutor(1, thread_name_prefix="harness-job") as pool:  # after the fork: it copies no thread
+        prepared = pool.submit(
+            get_plugins().call_each, "harness_prepare_jobs", efficiency=job.efficiency, forking=False
+        )
+        if meanwhile is not None and adopt is not None:
+            meanwhile()
+            adopt()
+        handed = folder.hand_over(fit, "fit", job.inputs), folder.hand_over(scored, "score", job.inputs)
+        prepared.result()
+    return handed
 
 
 def _scores_table(columns: dict[str, Any]) -> pd.DataFrame:

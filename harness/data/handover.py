@@ -27,9 +27,10 @@ import struct
 import tempfile
 import weakref
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,29 @@ class SampleFolder:
             for start in range(0, len(todo), DECODE_CHUNK):  # a chunk's pixels in memory at a time
                 self._prepare_chunk(todo[start : start + DECODE_CHUNK], pool.map)
 
+    def prepare_elsewhere(self, paths: Sequence[Path]) -> Callable[[], None]:
+        """Start :meth:`prepare` of ``paths`` in a forked process (its own cores, no GIL shared); returns ``adopt()``.
+
+        ``adopt()`` waits for it and takes over the files it wrote (this folder removes them). Whatever
+        it did not prepare (a file that failed to decode) is prepared here by :meth:`hand_over`, which
+        raises the same error. Fork before starting any thread: the forked process inherits no held lock.
+        """
+        context = get_context("fork")
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_prepare_child, args=(self, list(paths), sender, os.getpid()), daemon=True)
+        process.start()
+        sender.close()
+
+        def adopt() -> None:
+            with contextlib.suppress(EOFError, OSError):
+                names, written = receiver.recv()
+                self._written.update(written)
+                self._names.update(names)
+            receiver.close()
+            process.join()
+
+        return adopt
+
     def _prepare_chunk(self, paths: list[Path], mapper: Callable[..., Iterable[np.ndarray]]) -> None:
         size = self.size
         decoded = mapper(lambda path: load_image(path, size), paths)
@@ -162,22 +186,27 @@ class SampleFolder:
     def _write_all(self, files: list[tuple[str, np.ndarray]]) -> None:
         if not files:
             return
-        self.root.chmod(stat.S_IRWXU)
-        try:
+        with self._writable():
             for name, pixels in files:
                 if name not in self._written:  # twins: identical pixels share one file
-                    self._write(name, pixels)
+                    self._write(name, lambda target, pixels=pixels: target.write_bytes(png_bytes(pixels)))
+
+    @contextlib.contextmanager
+    def _writable(self) -> Iterator[None]:
+        """The folder writable while the block runs; a failed write raises the one no-room error."""
+        self.root.chmod(stat.S_IRWXU)
+        try:
+            yield
         except OSError as exc:
             raise _no_room(self.root, exc) from None
         finally:
             self.root.chmod(stat.S_IRUSR | stat.S_IXUSR)
             os.utime(self.root, (FIXED_MTIME, FIXED_MTIME))
 
-    def _write(self, name: str, pixels: np.ndarray) -> None:
+    def _write(self, name: str, save: Callable[[Path], Any]) -> None:
         target = self.root / name
         self._written.add(name)
-        with open(target, "wb") as handle:
-            handle.write(png_bytes(pixels))
+        save(target)
         target.chmod(stat.S_IRUSR | stat.S_IRGRP)
         os.utime(target, (FIXED_MTIME, FIXED_MTIME))
 
@@ -189,7 +218,7 @@ class SampleFolder:
         """
         order = shuffled_order(len(records), self.seed, stream)
         self.prepare(records[i].path for i in order)
-        files = [self.file_for(records[i].path) for i in order]
+        files = [self.root / self._names[records[i].path] for i in order]
         samples = [Sample(f, _loader(f)) for f in files]
         if inputs:
             from harness.data.extra_inputs import with_inputs
@@ -200,18 +229,8 @@ class SampleFolder:
     def add_file(self, name: str, save: Callable[[Path], None]) -> Path:
         """Write one more opaque file ``name`` with ``save(path)`` (read-only, fixed times); once per name."""
         if name not in self._written:
-            target = self.root / name
-            self.root.chmod(stat.S_IRWXU)
-            try:
-                self._written.add(name)
-                save(target)
-                target.chmod(stat.S_IRUSR | stat.S_IRGRP)
-                os.utime(target, (FIXED_MTIME, FIXED_MTIME))
-            except OSError as exc:
-                raise _no_room(self.root, exc) from None
-            finally:
-                self.root.chmod(stat.S_IRUSR | stat.S_IXUSR)
-                os.utime(self.root, (FIXED_MTIME, FIXED_MTIME))
+            with self._writable():
+                self._write(name, save)
         return self.root / name
 
     def labelled(self, records: Sequence[Record]) -> list[LabelledSample]:
@@ -225,6 +244,24 @@ class SampleFolder:
             mask = load_mask(record.mask_paths, self.size)
             samples.append(LabelledSample(file, _loader(file), _constant(mask), record.defect_type))
         return samples
+
+
+def _prepare_child(folder: SampleFolder, paths: list[Path], sender: Any, parent: int) -> None:
+    """Body of :meth:`SampleFolder.prepare_elsewhere`'s process: prepare, then send what it wrote (even on failure)."""
+    from harness.isolation import die_with_parent
+
+    die_with_parent(parent)
+    with contextlib.suppress(OSError):  # the job's process imports its model meanwhile: that is the critical path
+        os.nice(5)
+    folder._finalizer.detach()  # the files are the job's process' to remove
+    try:
+        folder.prepare(paths)
+    except BaseException:  # the job's process prepares the rest and raises the real error
+        pass
+    finally:
+        sender.send((folder._names, folder._written))
+        sender.close()
+        os._exit(0)
 
 
 def _no_room(folder: Path | str, exc: OSError) -> HarnessError:

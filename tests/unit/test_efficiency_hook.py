@@ -2,7 +2,9 @@
 
 import json
 import os
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -84,6 +86,36 @@ def test_hook_harness_fit_and_score(cli, tmp_path, wrapper, isolate):
         )
 
 
+class Prepared:
+    """Notes each ``harness_prepare_jobs`` call per process; its wrapper records what its own process saw."""
+
+    def __init__(self):
+        self.seen = {}
+
+    @harness.hookimpl
+    def harness_prepare_jobs(self, efficiency, forking):
+        in_main = threading.current_thread() is threading.main_thread()
+        self.seen.setdefault(os.getpid(), []).append([forking, in_main, dict(efficiency)])
+
+    @harness.hookimpl(wrapper=True)
+    def harness_fit_and_score(self, job, efficiency):
+        prepared = list(self.seen.get(os.getpid(), []))  # before the detector is built
+        fitted = yield
+        fitted.figures["prepared"] = prepared
+        return fitted
+
+
+@pytest.mark.parametrize(("isolate", "seeds"), [("true", "[0]"), ("true", "[0, 1]"), ("false", "[0]")])
+def test_hook_harness_prepare_jobs(cli, tmp_path, wrapper, isolate, seeds):
+    plugin = wrapper(Prepared())
+    _run(cli, tmp_path, "--set", f"executor.isolate={isolate}", "--set", f"seeds={seeds}")
+    options = {"energy": False, "latency_repeats": 2}
+    # each job's process: once, in a thread (beside the hand-over), before its wrapper ran
+    assert [f["prepared"] for f in _figures()] == [[[False, False, options]]] * len(json.loads(seeds))
+    if isolate == "true":  # the run's process prepares (beside its import of the models) only to fork several jobs
+        assert plugin.seen.get(os.getpid(), []) == ([[True, False, options]] if seeds != "[0]" else [])
+
+
 def test_without_a_measuring_plugin_the_columns_are_empty_with_a_note(
     cli, tmp_path, monkeypatch, without_efficiency_plugin
 ):
@@ -139,7 +171,7 @@ def test_the_models_own_error_reaches_the_job_through_the_wrappers(cli, tmp_path
 class Tampers:
     """A hostile wrapper: reads what it is given, then rewrites the timers, the detector and the figures."""
 
-    seen: dict = {}
+    seen: ClassVar[dict] = {}
 
     @harness.hookimpl(wrapper=True)
     def harness_fit_and_score(self, job, efficiency):

@@ -114,3 +114,31 @@ def test_identical_pixels_share_one_file(tmp_path):
 def test_streams_are_independent(stream):
     orders = {s: tuple(shuffled_order(20, 0, s)) for s in ("fit", "score", "supervised")}
     assert sum(order == orders[stream] for order in orders.values()) == 1
+
+
+def test_images_prepared_elsewhere_are_adopted_and_removed_with_the_folder(tmp_path, monkeypatch):
+    records = _records(tmp_path)
+    with SampleFolder((16, 16), seed=0) as alone:
+        expected = [s.path.name for s in alone.hand_over(records, "score").samples]
+    with SampleFolder((16, 16), seed=0) as folder:
+        folder.prepare_elsewhere([r.path for r in records])()
+        written = sorted(p.name for p in folder.root.iterdir())
+        monkeypatch.setattr(folder, "_write", lambda *a: pytest.fail("adopted files are not written again"))
+        handed = folder.hand_over(records, "score")
+        assert [s.path.name for s in handed.samples] == expected and written == sorted(set(expected))
+    assert not folder.root.exists()
+
+
+def test_an_image_that_fails_elsewhere_fails_here_with_the_same_error(tmp_path):
+    from harness.errors import DatasetError
+
+    records = _records(tmp_path, 6)
+    records[3].path.write_bytes(b"not an image")
+    with SampleFolder((16, 16), seed=0) as alone, pytest.raises(DatasetError) as direct:
+        alone.hand_over(records, "fit")
+    with SampleFolder((16, 16), seed=0) as folder:
+        folder.prepare_elsewhere([r.path for r in records])()
+        with pytest.raises(DatasetError) as adopted:
+            folder.hand_over(records, "fit")
+    assert str(adopted.value) == str(direct.value)
+    assert not folder.root.exists()  # what the other process wrote was removed too

@@ -179,6 +179,18 @@ class EnergyMeter:
     _tracker: Any = None
     _reason: str | None = None
     _pid: int | None = None
+    _lock = threading.Lock()
+
+    @staticmethod
+    def _new(country: str) -> Any:
+        """A codecarbon offline tracker, not started (its hardware not probed yet)."""
+        os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        from codecarbon import OfflineEmissionsTracker
+
+        return OfflineEmissionsTracker(
+            country_iso_code=country, save_to_file=False, log_level="error", measure_power_secs=1
+        )
 
     @classmethod
     def _ensure(cls, country: str) -> Any:
@@ -186,13 +198,7 @@ class EnergyMeter:
             cls._tracker, cls._reason, cls._pid = None, None, os.getpid()
         if cls._tracker is None and cls._reason is None:
             try:
-                os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
-                logging.getLogger("codecarbon").setLevel(logging.ERROR)
-                from codecarbon import OfflineEmissionsTracker
-
-                tracker = OfflineEmissionsTracker(
-                    country_iso_code=country, save_to_file=False, log_level="error", measure_power_secs=1
-                )
+                tracker = cls._new(country)
                 tracker.start()
                 cls._tracker = tracker
             except Exception as exc:  # codecarbon missing or failing: report why, never guess
@@ -200,11 +206,31 @@ class EnergyMeter:
         return cls._tracker
 
     @classmethod
+    def start(cls, country: str) -> None:
+        """Start this process' tracker ahead of its first job; a failure here is retried (and reported) by that job."""
+        with cls._lock:
+            if cls._ensure(country) is None:
+                cls._reason = None
+
+    @classmethod
+    def probe(cls, country: str) -> None:
+        """Probe the hardware here once, starting no tracker: the trackers of processes forked later reuse the probe.
+
+        codecarbon caches its hardware probe per process (``codecarbon.core.hardware_cache``); where it
+        does not, or the probe fails, each job's tracker probes for itself, as without this call.
+        """
+        try:
+            getattr(cls._new(country), "_ensure_hardware_ready", lambda: None)()
+        except Exception as exc:
+            logging.getLogger(__name__).debug("codecarbon probe: %s", exc)
+
+    @classmethod
     @contextmanager
     def measure(cls, name: str, country: str) -> Iterator[dict[str, Any]]:
         """Yield a dict that holds ``energy_kwh`` (or ``energy_note``) once the block ends."""
         result: dict[str, Any] = {}
-        tracker = cls._ensure(country)
+        with cls._lock:
+            tracker = cls._ensure(country)
         if tracker is None:
             result["energy_note"] = cls._reason
             yield result
@@ -313,6 +339,17 @@ def summarise_samples(sampler: Sampler, baseline_rss: int | None) -> dict[str, A
     return figures
 
 
+def prepare(options: Mapping[str, Any] | None, forking: bool) -> None:
+    """Get the energy meter ready before a job is measured: started in a job's process, probed where jobs fork from."""
+    measure = settings(options)
+    if not measure["energy"]:
+        return
+    if forking:
+        EnergyMeter.probe(measure["country"])
+    else:
+        EnergyMeter.start(measure["country"])
+
+
 def settings(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """The protocol's ``efficiency:`` options over the defaults."""
     return {**DEFAULTS, **dict(options or {})}
@@ -379,4 +416,13 @@ def _finish(fitted: Any, job: Any, measure: Mapping[str, Any], energy: dict, mem
     with_co2(figures, float(measure["grid_intensity"]))
 
 
-__all__: Sequence[str] = ["EnergyMeter", "Sampler", "footprint", "latency_ms", "measuring", "settings", "with_co2"]
+__all__: Sequence[str] = [
+    "EnergyMeter",
+    "Sampler",
+    "footprint",
+    "latency_ms",
+    "measuring",
+    "prepare",
+    "settings",
+    "with_co2",
+]

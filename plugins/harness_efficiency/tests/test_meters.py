@@ -147,3 +147,44 @@ def test_a_forked_process_starts_its_own_tracker(monkeypatch):
         pass
     assert EnergyMeter._pid == os.getpid() and EnergyMeter._tracker is None
     assert result["energy_note"].startswith("codecarbon unavailable (ModuleNotFoundError")
+
+
+def test_prepare_starts_the_tracker_of_a_job_and_only_probes_where_jobs_fork(monkeypatch):
+    """Started before the job (outside its measured block); the forking process starts no tracker (no timer thread)."""
+    import threading
+
+    from codecarbon.core import hardware_cache
+    from harness_efficiency.meters import prepare
+
+    monkeypatch.setattr(EnergyMeter, "_tracker", None)
+    monkeypatch.setattr(EnergyMeter, "_reason", None)
+    monkeypatch.setattr(EnergyMeter, "_pid", os.getpid())
+    hardware_cache.clear_cache()
+    threads = set(threading.enumerate())
+    prepare({}, forking=True)
+    assert EnergyMeter._tracker is None and set(threading.enumerate()) == threads
+    assert hardware_cache._plans, "the probe is cached for the processes forked after"
+    prepare({"energy": False}, forking=False)
+    assert EnergyMeter._tracker is None
+    prepare({}, forking=False)
+    tracker = EnergyMeter._tracker
+    assert tracker is not None
+    with EnergyMeter.measure("job", "BEL") as result:  # the job measures with the tracker started beforehand
+        sum(i * i for i in range(200_000))
+    assert EnergyMeter._tracker is tracker and "energy_kwh" in result
+    tracker.stop()
+
+
+def test_a_failing_preparation_is_tried_again_by_the_job(monkeypatch):
+    from harness_efficiency.meters import prepare
+
+    monkeypatch.setattr(EnergyMeter, "_tracker", None)
+    monkeypatch.setattr(EnergyMeter, "_reason", None)
+    monkeypatch.setattr(EnergyMeter, "_pid", os.getpid())
+    monkeypatch.setitem(sys.modules, "codecarbon", None)
+    prepare({}, forking=True)  # a probe that fails says nothing: each job probes for itself
+    prepare({}, forking=False)
+    assert EnergyMeter._tracker is None and EnergyMeter._reason is None
+    with EnergyMeter.measure("job", "BEL") as result:
+        pass
+    assert result["energy_note"].startswith("codecarbon unavailable (ModuleNotFoundError")
