@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import re
@@ -174,7 +173,6 @@ class Background:
             key, function = next(iter(self.queued.items()))
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(target=_background_child, args=(sender, function, os.getpid()), daemon=True)
-            gc.freeze()  # the child's collections skip this process's objects: no copy of every page they sit on
             try:
                 process.start()
             except OSError:  # no process to be had (limits, memory): the value is computed here when asked
@@ -182,8 +180,6 @@ class Background:
                 sender.close()
                 self.workers = 0
                 return
-            finally:
-                gc.unfreeze()
             del self.queued[key]
             sender.close()
             self.running[key] = (process, receiver)
