@@ -202,9 +202,8 @@ class IsolatedJobs:
                 pending.append(job)
         if not pending:
             return
-        if (
-            len(pending) > self.workers
-        ):  # later jobs inherit one import; else each imports its own (beside its hand-over)
+        # later jobs inherit one import; else each job imports its own, beside its hand-over
+        if len(pending) > self.workers:
             prepare_forks([job.model.name for job in pending], pending[0].efficiency)  # torch: once a job imports it
         if _cuda_initialised():  # CUDA cannot be used in a forked child of a process that initialised it
             self.context = get_context("spawn")
