@@ -8,7 +8,9 @@ report uses :func:`default_finding`, which reads the leaderboard: where it holds
 
 from __future__ import annotations
 
+import importlib
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -169,48 +171,13 @@ def _fmt(value: Any) -> str:
     return f"{float(value):.3f}"
 
 
-def left_out_finding(summary: pd.DataFrame) -> Finding:
-    """missing_type: per model and mode, the oracle's misses among left-out defects beside the deployable's."""
-    columns = ("model", "mode", "calibration", "left_out_missed", "left_out_count", "left_out_recall")
-    headers = ("model", "left out", "calibration", "left-out missed", "left-out defects", "left-out recall")
-    keep = [c for c in columns if c in summary.columns]
-    rows = tuple(tuple(row[c] for c in keep) for _, row in summary.iterrows())
-    oracle = summary[summary["oracle"].astype(bool)]
-    deployable = summary[~summary["oracle"].astype(bool)]
-    worst = oracle.loc[oracle["left_out_recall"].astype(float).idxmin()] if not oracle.empty else None
-    if worst is None:
-        return Finding("No oracle calibration in this run: nothing was calibrated with a type left out.", tuple(keep))
-    headline = (
-        f"Calibrated on the test set with one defect {worst['mode']} left out, the oracle ({worst['calibration']}) "
-        f"misses {int(worst['left_out_missed'])} of {int(worst['left_out_count'])} left-out defects "
-        f"(recall {float(worst['left_out_recall']):.3f}, {worst['model']})"
-    )
-    if not deployable.empty:
-        best = deployable.loc[deployable["left_out_recall"].astype(float).idxmax()]
-        headline += f"; {best['calibration']} misses {int(best['left_out_missed'])} of them"
-    numbers = {"oracle_left_out_missed": int(worst["left_out_missed"]), "left_out": int(worst["left_out_count"])}
-    return Finding(headline + ".", tuple(keep), tuple(headers[columns.index(c)] for c in keep), rows, "", numbers)
+_MOVED = {"fraction_finding": "harness_paradigms.partial_anomaly", "left_out_finding": "harness_paradigms.missing_type"}
+"""Findings of one protocol kind each, moved into that kind's module (plugins/harness_paradigms)."""
 
 
-def fraction_finding(summary: pd.DataFrame) -> Finding:
-    """partial_anomaly: per model, how the oracle threshold's recall varies with the share of anomalies it saw."""
-    columns = ("model", "calibration", "fraction", "recall_mean", "recall_min", "false_negatives_max", "threshold_cv")
-    keep = [c for c in columns if c in summary.columns]
-    ordered = summary.sort_values([c for c in ("model", "oracle", "fraction") if c in summary.columns])
-    rows = tuple(tuple(row[c] for c in keep) for _, row in ordered.iterrows())
-    oracle = summary[summary["oracle"].astype(bool)]
-    if oracle.empty:
-        return Finding("No oracle calibration in this run: the share of anomalies seen changes nothing.", tuple(keep))
-    fewest = oracle[oracle["fraction"] == oracle["fraction"].min()]
-    worst = fewest.loc[fewest["recall_min"].astype(float).idxmin()]
-    headline = (
-        f"Tuned on the test set with {float(worst['fraction']):.0%} of its anomalies, the oracle threshold's recall "
-        f"drops to {float(worst['recall_min']):.3f} in the worst draw (mean {float(worst['recall_mean']):.3f}, "
-        f"threshold cv {float(worst['threshold_cv']):.3f}; {worst['model']})"
-    )
-    deployable = summary[~summary["oracle"].astype(bool)]
-    if not deployable.empty:
-        row = deployable.iloc[0]
-        headline += f"; {row['calibration']}, which sees no anomaly, has recall {float(row['recall_mean']):.3f}"
-    numbers = {"fraction": float(worst["fraction"]), "oracle_recall_min": float(worst["recall_min"])}
-    return Finding(headline + ".", tuple(keep), tuple(c.replace("_", " ") for c in keep), rows, "", numbers)
+def __getattr__(name: str) -> Any:
+    """A finding that moved into its protocol kind's module, with a :class:`DeprecationWarning`."""
+    if name not in _MOVED:
+        raise AttributeError(f"module 'harness.report.finding' has no attribute {name!r}")
+    warnings.warn(f"{name} moved to {_MOVED[name]}; import it from there", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(_MOVED[name]), name)

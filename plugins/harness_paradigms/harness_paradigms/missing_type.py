@@ -25,7 +25,6 @@ from harness.analysis import (
     FigureRecord,
     HarnessError,
     JobData,
-    left_out_finding,
     render_once,
     save,
     slug,
@@ -207,7 +206,7 @@ class MissingType(AnalysisSpec):
         save(fig, path)
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
-        """The report's opening numbers (see :func:`harness.report.finding.left_out_finding`)."""
+        """The report's opening numbers (see :func:`left_out_finding`)."""
         return left_out_finding(summary)
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
@@ -225,6 +224,31 @@ class MissingType(AnalysisSpec):
         )
         summary["left_out_recall"] = 1 - summary["left_out_missed"] / summary["left_out_count"]
         return summary.reset_index()
+
+
+def left_out_finding(summary: pd.DataFrame) -> Finding:
+    """missing_type: per model and mode, the oracle's misses among left-out defects beside the deployable's."""
+    from harness.analysis import Finding
+
+    columns = ("model", "mode", "calibration", "left_out_missed", "left_out_count", "left_out_recall")
+    headers = ("model", "left out", "calibration", "left-out missed", "left-out defects", "left-out recall")
+    keep = [c for c in columns if c in summary.columns]
+    rows = tuple(tuple(row[c] for c in keep) for _, row in summary.iterrows())
+    oracle = summary[summary["oracle"].astype(bool)]
+    deployable = summary[~summary["oracle"].astype(bool)]
+    worst = oracle.loc[oracle["left_out_recall"].astype(float).idxmin()] if not oracle.empty else None
+    if worst is None:
+        return Finding("No oracle calibration in this run: nothing was calibrated with a type left out.", tuple(keep))
+    headline = (
+        f"Calibrated on the test set with one defect {worst['mode']} left out, the oracle ({worst['calibration']}) "
+        f"misses {int(worst['left_out_missed'])} of {int(worst['left_out_count'])} left-out defects "
+        f"(recall {float(worst['left_out_recall']):.3f}, {worst['model']})"
+    )
+    if not deployable.empty:
+        best = deployable.loc[deployable["left_out_recall"].astype(float).idxmax()]
+        headline += f"; {best['calibration']} misses {int(best['left_out_missed'])} of them"
+    numbers = {"oracle_left_out_missed": int(worst["left_out_missed"]), "left_out": int(worst["left_out_count"])}
+    return Finding(headline + ".", tuple(keep), tuple(headers[columns.index(c)] for c in keep), rows, "", numbers)
 
 
 @hookimpl

@@ -24,7 +24,6 @@ from harness.analysis import (
     FigureRecord,
     HarnessError,
     JobData,
-    fraction_finding,
     job_rng,
     render_once,
     save,
@@ -209,7 +208,7 @@ class PartialAnomaly(AnalysisSpec):
         save(fig, path)
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
-        """The report's opening numbers (see :func:`harness.report.finding.fraction_finding`)."""
+        """The report's opening numbers (see :func:`fraction_finding`)."""
         return fraction_finding(summary)
 
     def summarise(self, rows: pd.DataFrame) -> pd.DataFrame:
@@ -252,6 +251,32 @@ def _spread(table: pd.DataFrame, n_anomalous: int) -> dict[str, float]:
         "recall_min": recall.min(),
         "recall_max": recall.max(),
     }
+
+
+def fraction_finding(summary: pd.DataFrame) -> Finding:
+    """partial_anomaly: per model, how the oracle threshold's recall varies with the share of anomalies it saw."""
+    from harness.analysis import Finding
+
+    columns = ("model", "calibration", "fraction", "recall_mean", "recall_min", "false_negatives_max", "threshold_cv")
+    keep = [c for c in columns if c in summary.columns]
+    ordered = summary.sort_values([c for c in ("model", "oracle", "fraction") if c in summary.columns])
+    rows = tuple(tuple(row[c] for c in keep) for _, row in ordered.iterrows())
+    oracle = summary[summary["oracle"].astype(bool)]
+    if oracle.empty:
+        return Finding("No oracle calibration in this run: the share of anomalies seen changes nothing.", tuple(keep))
+    fewest = oracle[oracle["fraction"] == oracle["fraction"].min()]
+    worst = fewest.loc[fewest["recall_min"].astype(float).idxmin()]
+    headline = (
+        f"Tuned on the test set with {float(worst['fraction']):.0%} of its anomalies, the oracle threshold's recall "
+        f"drops to {float(worst['recall_min']):.3f} in the worst draw (mean {float(worst['recall_mean']):.3f}, "
+        f"threshold cv {float(worst['threshold_cv']):.3f}; {worst['model']})"
+    )
+    deployable = summary[~summary["oracle"].astype(bool)]
+    if not deployable.empty:
+        row = deployable.iloc[0]
+        headline += f"; {row['calibration']}, which sees no anomaly, has recall {float(row['recall_mean']):.3f}"
+    numbers = {"fraction": float(worst["fraction"]), "oracle_recall_min": float(worst["recall_min"])}
+    return Finding(headline + ".", tuple(keep), tuple(c.replace("_", " ") for c in keep), rows, "", numbers)
 
 
 @hookimpl
