@@ -143,7 +143,6 @@ Examples:
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    default=None,
     help="Output folder (default: results/<protocol file name>).",
 )
 @click.option(
@@ -156,13 +155,10 @@ Examples:
 @click.option(
     "--cache",
     type=click.Path(path_type=Path),
-    default=None,
     help="Score cache folder (default: $HARNESS_CACHE_DIR, else $HARNESS_HOME/scores).",
 )
 @click.option(
     "--executor",
-    "executor",
-    default=None,
     metavar="NAME",
     help="Where jobs run: local (default), ray, submitit; options via --set executor.KEY=VALUE.",
 )
@@ -231,7 +227,6 @@ def run(
     "audit_csv",
     is_flag=False,
     flag_value="-",
-    default=None,
     metavar="[CSV]",
     help="Also audit the dataset (duplicates, label conflicts, masks, unreadable files); CSV: write findings.",
 )

@@ -26,13 +26,6 @@ def build_calibrations(protocol: ProtocolConfig, plugins: Plugins) -> list[Calib
     return specs
 
 
-def resolve_models(protocol: ProtocolConfig, plugins: Plugins) -> dict[str, ModelSpec]:
-    """Each model of the protocol (by name) looked up once; an unknown name raises with its key."""
-    return {
-        model.name: plugins.model(model.name, key=f"models.{index}.name") for index, model in enumerate(protocol.models)
-    }
-
-
 def check_model_options(protocol: ProtocolConfig, plugins: Plugins, labels: set[str] | None = None) -> None:
     """Check each model's options against its spec (may import the model's library); ``labels`` limits which.
 
@@ -51,7 +44,7 @@ class JobMaker:
     protocol: ProtocolConfig
     plugins: Plugins
     models: Mapping[str, ModelSpec] = field(default_factory=dict)
-    """The protocol's models as :func:`resolve_models` found them (looked up here when absent)."""
+    """The protocol's models as :func:`resolve` found them (looked up here when absent)."""
 
     def __call__(
         self, model: ModelConfig, category: Category, seed: int, test_categories: tuple[Category, ...] = ()
@@ -106,7 +99,8 @@ def resolve(protocol: ProtocolConfig, plugins: Plugins | None = None, check_opti
     """
     plugins = plugins or get_plugins()
     analysis = config_check.check_protocol(protocol, plugins, models=check_options)
-    models = resolve_models(protocol, plugins)
+    # each model looked up once; an unknown name raises with its key
+    models = {m.name: plugins.model(m.name, key=f"models.{i}.name") for i, m in enumerate(protocol.models)}
     calibrations = build_calibrations(protocol, plugins)
     categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset, protocol.supervision)
     jobs = analysis.plan_jobs(protocol, categories, JobMaker(protocol, plugins, models))

@@ -9,11 +9,11 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import harness
+from harness.metrics import distribution_version
 
 LIBRARIES = (
     "numpy",
@@ -33,13 +33,9 @@ JOB_META_KEYS = ("weights", "fit_seconds", "score_seconds", "n_fit", "n_holdout"
 
 def library_versions() -> dict[str, str]:
     """Python, the harness and the installed libraries that can change a number."""
-    versions = {"python": platform.python_version(), "harness": harness.__version__}
-    for name in LIBRARIES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return versions
+    installed = {name: distribution_version(name) for name in LIBRARIES}
+    versions = {name: found for name, found in installed.items() if found != "absent"}
+    return {"python": platform.python_version(), "harness": harness.__version__, **versions}
 
 
 def hardware() -> dict[str, Any]:
