@@ -94,8 +94,7 @@ class Scores:
             if maps.ndim == 4 and maps.shape[1] == 1:
                 maps = maps[:, 0]
             if maps.ndim != 3 or maps.shape[0] != image.shape[0]:
-                msg = f"Expected maps of shape (N, H, W) with N={image.shape[0]}, but got {maps.shape}"
-                raise ValueError(msg)
+                raise ValueError(f"Expected maps of shape (N, H, W) with N={image.shape[0]}, but got {maps.shape}")
             object.__setattr__(self, "maps", maps)
 
 
