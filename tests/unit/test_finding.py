@@ -52,3 +52,20 @@ def test_ranking_finding_orders_by_the_first_metric_and_respects_direction():
     assert finding.numbers["metric"] == "mean_rank" and [r[0] for r in finding.rows] == ["b", "a", "c"]
     assert finding.headline.startswith("Best mean rank: b (1.000)") and "spread of 2.000" in finding.headline
     assert ranking_finding(summary.drop(columns="mean_rank")).rows[0][0] == "b"
+
+
+def test_the_findings_that_moved_into_their_kinds_still_import_with_a_deprecation_warning():
+    from harness_paradigms.missing_type import left_out_finding
+    from harness_paradigms.partial_anomaly import fraction_finding
+
+    import harness.analysis
+    import harness.report.finding as finding
+
+    for name, moved in (("fraction_finding", fraction_finding), ("left_out_finding", left_out_finding)):
+        with pytest.warns(DeprecationWarning, match=f"{name} moved to harness_paradigms"):
+            assert getattr(finding, name) is moved
+    summary = pd.DataFrame({"model": ["a"], "calibration": ["kde"], "oracle": [False], "fraction": [0.0]})
+    with pytest.warns(DeprecationWarning):
+        assert harness.analysis.fraction_finding(summary).headline.startswith("No oracle calibration")
+    with pytest.raises(AttributeError):
+        finding.no_such_finding  # noqa: B018
