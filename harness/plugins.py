@@ -45,10 +45,12 @@ logger = logging.getLogger("harness")
 DEFAULT_PLUGINS = (
     "harness.data.layouts",
     "harness.calibration",
-    "harness.analyses.kde_vs_test",
     "harness.builtin_metrics",
 )
-"""Built-in plugins, registered like any other so that they show in ``harness plugins``."""
+"""Built-in plugins, registered like any other so that they show in ``harness plugins``.
+
+No protocol kind is built in: every kind (kde_vs_test too) comes from a plugin, the shipped ones from
+``plugins/harness_paradigms``."""
 
 _KINDS = ("models", "datasets", "calibrations", "protocols", "metrics", "trackers", "executors")
 REGISTRATION_HOOKS = {kind: f"harness_{kind}" for kind in _KINDS}

@@ -16,27 +16,41 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import hookimpl
-from harness.analyses.base import AnalysisContext, AnalysisResult, AnalysisSpec, FigureRecord, JobData, successful
-from harness.analyses.common import (
+from harness.analysis import (
     SLOW_PIXEL_METRICS,
+    AnalysisContext,
+    AnalysisResult,
+    AnalysisSpec,
     Background,
+    FigureRecord,
+    JobData,
+    analysis_extras,
+    analysis_prepare,
+    array_digest,
+    bootstrap_intervals_many,
     cached_pixel_metrics,
     job_rng,
+    oracle_gap_finding,
+    pending_pixel_metrics,
     pixel_metric_values,
     pixel_metrics_beside,
+    render_once,
     slug,
+    successful,
+    threshold_metrics,
     thresholds_of,
+    tie_note,
 )
-from harness.analyses.options import KdeVsTestOptions
+from harness_paradigms.kde_figures import draw_job_figure, grouped_metric_bars
+from harness_paradigms.options import KdeVsTestOptions
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.report.finding import Finding
+    from harness.analysis import Finding
 
 SUMMARY_MEANS = [
     "accuracy",
@@ -64,9 +78,6 @@ def calibrate_rows(
 
     ``pixel_metrics``: the values to show instead of :attr:`JobData.pixel_metrics` (NaN while pending).
     """
-    from harness.calibration import tie_note
-    from harness.metrics import bootstrap_intervals_many, threshold_metrics
-
     scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
     resamples = int(context.options.get("bootstrap", 1000))
     oracle = {spec.label: spec.oracle for spec in context.calibrations}
@@ -198,8 +209,6 @@ class KdeVsTest(AnalysisSpec):
         finally:
             background.close()
             beside.close()
-        from harness.analyses.extras import analysis_extras
-
         table, extra_figures = analysis_extras(context, pd.DataFrame(rows))  # e.g. SegF1 (plugins/harness_pixel)
         figures.extend(extra_figures)
         if not table.empty:
@@ -211,8 +220,6 @@ class KdeVsTest(AnalysisSpec):
         summary = self.summarise(table)
         shown = summary[["model", "calibration", *metrics]].astype(str).to_numpy().tolist()
         store = next((job.derived for job in context.jobs), None)
-        from harness.figures import grouped_metric_bars, render_once
-
         draw = lambda path: grouped_metric_bars(summary, metrics, path, title)  # noqa: E731
         render_once(context.figure_dir / name, draw, store, "grouped_metric_bars", shown, title)
         caption = (
@@ -221,8 +228,6 @@ class KdeVsTest(AnalysisSpec):
         return FigureRecord(name, caption)
 
     def _job_figure(self, job: JobData, rows: pd.DataFrame, context: AnalysisContext) -> FigureRecord:
-        from harness.figures import array_digest, render_once
-
         test = job.test
         name = f"scores_{slug(job.model)}_{slug(job.category)}_seed{job.seed}.png"
         scores, labels = test["score"].to_numpy(float), test["label"].to_numpy(int)
@@ -230,7 +235,7 @@ class KdeVsTest(AnalysisSpec):
         counts = rows[["false_negatives", "false_positives", "true_positives", "true_negatives"]].to_numpy(int)
         key = ("kde_vs_test.scores", job.model, job.category, job.seed, list(thresholds.items()))
         data = array_digest(job.holdout, scores, labels, counts)
-        render_once(context.figure_dir / name, lambda path: _draw_job_figure(job, rows, path), job.derived, *key, data)
+        render_once(context.figure_dir / name, lambda path: draw_job_figure(job, rows, path), job.derived, *key, data)
         caption = (
             f"{job.model} on {job.category}: held-out train normals vs test normals vs anomalies, "
             "every threshold marked (paper 000, Figs 9-10); right: confusion counts per calibration."
@@ -257,8 +262,6 @@ class KdeVsTest(AnalysisSpec):
 
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
         """Per model: the deployable calibration's recall and F1 beside the oracle's, the gap, the misses."""
-        from harness.report.finding import oracle_gap_finding
-
         return oracle_gap_finding(summary)
 
 
@@ -266,40 +269,16 @@ def _prepare_extras(context: AnalysisContext, thresholds: list[dict[str, float]]
     """``harness_analysis_prepare`` with the rows so far: pixel metrics not computed yet are NaN."""
     import pandas as pd
 
-    from harness.analyses.base import _metrics
-    from harness.analyses.extras import analysis_prepare
-
-    pending = dict.fromkeys(_metrics("pixel"), float("nan"))
+    pending = pending_pixel_metrics()
     rows = []
     for job, job_thresholds in zip(context.jobs, thresholds, strict=True):  # pixel metrics known, else pending
         rows.extend(calibrate_rows(job, context, job_thresholds, vars(job).get("pixel_metrics", pending)))
     analysis_prepare(context, pd.DataFrame(rows))
 
 
-def _draw_job_figure(job: JobData, rows: pd.DataFrame, path: Path) -> None:
-    """Score distributions with every threshold (left) and confusion counts per calibration (right)."""
-    from harness.figures import confusion_bars, pyplot, save, score_distributions
-
-    test = job.test
-    fig, (left, right) = pyplot().subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
-    score_distributions(
-        left,
-        job.holdout,
-        test.loc[test["label"] == 0, "score"].to_numpy(float),
-        test.loc[test["label"] == 1, "score"].to_numpy(float),
-        dict(zip(rows["calibration"], rows["threshold"], strict=True)),
-    )
-    left.set_title(f"{job.model} / {job.category} (seed {job.seed}): score distributions", fontsize=9)
-    confusion_bars(right, rows)
-    right.set_title("errors on the whole test set per calibration", fontsize=9)
-    save(fig, path)
-
-
 def _counts(job: JobData, thresholds: dict[str, float]) -> pd.DataFrame:
     """Each calibration's threshold and confusion counts on the job's test set (what its score figure shows)."""
     import pandas as pd
-
-    from harness.metrics import threshold_metrics
 
     scores, labels = job.test["score"].to_numpy(float), job.test["label"].to_numpy(int)
     return pd.DataFrame(
