@@ -238,6 +238,8 @@ class Plugins:
         if resolved is not None:
             return registry[resolved]
         message = unknown_message(kind[:-1], str(name), registry)
+        if kind == "protocols" and not registry:  # e.g. kde_vs_test with the in-house kinds not installed
+            message += "; protocol kinds come from plugins (the shipped ones: pip install -e plugins/harness_paradigms)"
         failed = [info for info in self.infos if info.error]
         if failed:
             message += "; plugins that failed to load: " + ", ".join(f"{i.name} ({i.error})" for i in failed)

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
+from harness_paradigms.kde_vs_test import KdeVsTest, oracle_gap
 
-from harness.analyses.kde_vs_test import KdeVsTest, oracle_gap
 from harness.report.finding import Finding, default_finding, finding_of, oracle_gap_finding, ranking_finding
 
 
