@@ -52,3 +52,9 @@ def test_ranking_finding_orders_by_the_first_metric_and_respects_direction():
     assert finding.numbers["metric"] == "mean_rank" and [r[0] for r in finding.rows] == ["b", "a", "c"]
     assert finding.headline.startswith("Best mean rank: b (1.000)") and "spread of 2.000" in finding.headline
     assert ranking_finding(summary.drop(columns="mean_rank")).rows[0][0] == "b"
+
+
+def test_the_former_module_path_forwards_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="harness_paradigms.kde_vs_test.KdeVsTest"):
+        from harness.analyses.kde_vs_test import KdeVsTest as former
+    assert former is KdeVsTest
