@@ -16,21 +16,24 @@ _NAMES = {
         "AnalysisContext AnalysisResult AnalysisSpec CalibrationSpec FigureRecord JobData restrict successful "
         "without_supervision_images"
     ),
-    "harness.analyses.common": "job_rng reference_calibration slug thresholds_of",
-    "harness.analyses.extras": "analysis_extras",
+    "harness.analyses.common": (
+        "Background SLOW_PIXEL_METRICS cached_pixel_metrics job_rng pending_pixel_metrics pixel_metric_values "
+        "pixel_metrics_beside reference_calibration slug thresholds_of"
+    ),
+    "harness.analyses.extras": "analysis_extras analysis_prepare",
     "harness.calibration": "CalibrationData best_f1_threshold tie_note youden_threshold",
     "harness.config.types": "Bool Float Fraction NonNegativeInt OptionsModel PositiveInt Str",
     "harness.data.base": "Category Record",
     "harness.derived_cache": "digest",
     "harness.errors": "HarnessError ProtocolError unknown_name_message",
-    "harness.figures": "pyplot render_once save",
-    "harness.metrics": "distribution_version ranking_metrics threshold_metrics",
-    "harness.report.finding": "Finding fraction_finding left_out_finding",
+    "harness.figures": "array_digest pyplot render_once save",
+    "harness.metrics": "bootstrap_intervals_many distribution_version ranking_metrics threshold_metrics",
+    "harness.report.finding": "Finding fraction_finding left_out_finding oracle_gap_finding",
     "harness.scoring": "TrainingSubset",
 }
 _ON_CALL = {
-    *("pyplot", "render_once", "save"),
-    *("distribution_version", "ranking_metrics", "threshold_metrics", "fraction_finding", "left_out_finding"),
+    *("array_digest", "pyplot", "render_once", "save", "bootstrap_intervals_many", "distribution_version"),
+    *("ranking_metrics", "threshold_metrics", "fraction_finding", "left_out_finding", "oracle_gap_finding"),
 }
 """Functions whose modules (matplotlib, scikit-learn) load on their first call, not on import."""
 

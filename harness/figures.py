@@ -1,4 +1,4 @@
-"""Matplotlib figures shared by analyses (headless, PNG and PDF).
+"""Figure helpers shared by protocol kinds: headless pyplot, PNG and PDF output, figures drawn once.
 
 matplotlib is imported when a figure is drawn, not when this module is: a rerun whose figures all
 come from the derived cache (:func:`render_once`) never imports it.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +16,12 @@ import numpy as np
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
-    import pandas as pd
 
 if "matplotlib" in sys.modules:
     sys.modules["matplotlib"].use("Agg")
 else:
     os.environ.setdefault("MPLBACKEND", "Agg")  # headless, whoever imports pyplot first
 
-COLOURS = {"holdout": "#4c72b0", "test_normal": "#55a868", "anomalous": "#c44e52"}
-LINE_STYLES = ("--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)))
 RENDERER_VERSION = 1
 """Bumped when a built-in figure's drawing changes: part of the key of every cached figure."""
 
@@ -82,67 +79,3 @@ def array_digest(*arrays: Any) -> str:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
-
-
-def score_distributions(
-    ax: plt.Axes,
-    holdout: np.ndarray,
-    test_normal: np.ndarray,
-    anomalous: np.ndarray,
-    thresholds: Mapping[str, float],
-) -> None:
-    """Histograms of held-out train normals, test normals and anomalies, thresholds marked (paper 000 Figs 9-10)."""
-    groups = [
-        ("held-out train normals", holdout, COLOURS["holdout"]),
-        ("test normals", test_normal, COLOURS["test_normal"]),
-        ("test anomalies", anomalous, COLOURS["anomalous"]),
-    ]
-    from scipy.stats import gaussian_kde
-
-    thresholds = {label: value for label, value in thresholds.items() if np.isfinite(value)}
-    values = np.concatenate([g[1] for g in groups if len(g[1])] + [np.array(list(thresholds.values()))])
-    bins = np.linspace(values.min(), values.max(), 30) if np.ptp(values) > 0 else 10
-    for label, data, colour in groups:
-        if len(data):
-            ax.hist(data, bins=bins, density=True, alpha=0.45, color=colour, label=f"{label} (n={len(data)})")
-    if len(holdout) > 1 and np.ptp(holdout) > 0:
-        grid = np.linspace(values.min(), values.max(), 300)
-        ax.plot(grid, gaussian_kde(holdout)(grid), color=COLOURS["holdout"], lw=1.5, label="KDE of held-out normals")
-    for index, (label, value) in enumerate(thresholds.items()):
-        style = LINE_STYLES[index % len(LINE_STYLES)]
-        ax.axvline(value, color="black", lw=1.2, ls=style, label=f"{label} = {value:.4g}")
-    ax.set_xlabel("anomaly score")
-    ax.set_ylabel("density")
-    ax.legend(fontsize=7, loc="upper right")
-
-
-def confusion_bars(ax: plt.Axes, rows: pd.DataFrame) -> None:
-    """False negatives and false positives per calibration, with TP/TN in the labels."""
-    labels = rows["calibration"].tolist()
-    x = np.arange(len(labels))
-    fn, fp = rows["false_negatives"].to_numpy(), rows["false_positives"].to_numpy()
-    ax.bar(x - 0.2, fn, width=0.4, color=COLOURS["anomalous"], label="false negatives (missed defects)")
-    ax.bar(x + 0.2, fp, width=0.4, color=COLOURS["test_normal"], label="false positives (good parts rejected)")
-    for i, (n_fn, n_fp) in enumerate(zip(fn, fp, strict=True)):
-        ax.text(i - 0.2, n_fn, str(n_fn), ha="center", va="bottom", fontsize=8)
-        ax.text(i + 0.2, n_fp, str(n_fp), ha="center", va="bottom", fontsize=8)
-    counts = zip(labels, rows["true_positives"], rows["true_negatives"], strict=True)
-    ax.set_xticks(x, [f"{c}\nTP={tp} TN={tn}" for c, tp, tn in counts], fontsize=7, rotation=12)
-    ax.set_ylabel("images")
-    ax.legend(fontsize=7, loc="best")
-    ax.margins(y=0.15)
-
-
-def grouped_metric_bars(summary: pd.DataFrame, metrics: Sequence[str], path: Path, title: str) -> None:
-    """One bar group per (model, calibration) with a bar per metric (paper 000, Table 1 as a chart)."""
-    names = [f"{m}\n{c}" for m, c in zip(summary["model"], summary["calibration"], strict=True)]
-    x = np.arange(len(names))
-    width = 0.8 / len(metrics)
-    fig, ax = pyplot().subplots(figsize=(max(6.0, 1.1 * len(names)), 3.6))
-    for index, metric in enumerate(metrics):
-        ax.bar(x + (index - (len(metrics) - 1) / 2) * width, summary[metric], width=width, label=metric)
-    ax.set_xticks(x, names, fontsize=7, rotation=20, ha="right")
-    ax.set_ylim(0, 1.05)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, ncols=len(metrics))
-    save(fig, path)

@@ -98,6 +98,13 @@ SLOW_PIXEL_METRICS = ("pl",)
 """Pixel metrics computed in a child process (:class:`Background`) while this one computes the others."""
 
 
+def pending_pixel_metrics() -> dict[str, float]:
+    """Every registered pixel metric as NaN: a job's pixel columns while their values are still computed."""
+    from harness.analyses.base import _metrics
+
+    return dict.fromkeys(_metrics("pixel"), float("nan"))
+
+
 def pixel_metric_values(job: JobData, names: object) -> dict[str, float]:
     """The registered pixel metrics among ``names``, computed as :attr:`JobData.pixel_metrics` computes them."""
     from harness.analyses.base import _metric_value, _metrics

@@ -2,9 +2,9 @@
 
 A kind calls :func:`analysis_extras` with its context and rows; every plugin's implementation of the
 hook is called through pluggy and the results collected in plugin order: their per-job columns are
-joined to the rows on ``cache_key``, their figures appended. kde_vs_test calls it; the thresholded
-segmentation of plugins/harness_pixel (SegF1, recall by defect type and size) and the label-review
-sheets and anomaly-map panels of plugins/harness_review answer it.
+joined to the rows on ``cache_key``, their figures appended. kde_vs_test (plugins/harness_paradigms)
+calls it; the thresholded segmentation of plugins/harness_pixel (SegF1, recall by defect type and
+size) and the label-review sheets and anomaly-map panels of plugins/harness_review answer it.
 """
 
 from __future__ import annotations

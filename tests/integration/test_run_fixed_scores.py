@@ -7,10 +7,10 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FixedScores
+from harness_paradigms.kde_vs_test import calibrate_rows
 
+from conftest import FixedScores
 from harness.analyses.base import AnalysisContext, CalibrationSpec, JobData
-from harness.analyses.kde_vs_test import calibrate_rows
 from harness.planning import build_calibrations
 from harness.plugins import get_plugins
 from harness.protocol import load_protocol

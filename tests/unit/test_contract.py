@@ -172,8 +172,10 @@ def test_a_protocol_kind_without_analyse_rejects_its_plugin():
     assert "needs analyse" in info.error
 
 
-def test_builtin_kinds_are_analysis_specs():
+def test_in_house_kinds_are_analysis_specs():
+    harness_paradigms = pytest.importorskip("harness_paradigms")
     plugins = Plugins(autoload=False)
+    plugins.register(harness_paradigms, "paradigms")
     assert all(isinstance(a, harness.AnalysisSpec) for a in plugins.registry("protocols").values())
     assert type(plugins.analysis("kde_vs_test")).__name__ == "KdeVsTest"  # subclasses, not wrapped
 
@@ -237,6 +239,7 @@ def test_files_a_model_reads_enter_the_cache_key_by_content(tmp_path, small_prot
             return {"constant": spec}
 
     plugins = Plugins(autoload=False)
+    plugins.register(pytest.importorskip("harness_paradigms"), "paradigms")  # kde_vs_test, the protocol's kind
     plugins.register(Plugin(), "constant-plugin")
     protocol = load_protocol(small_protocol, ("models=[{name: constant}]",))
     before = [job.key for job in resolve(protocol, plugins).jobs]

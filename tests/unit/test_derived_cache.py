@@ -185,7 +185,7 @@ def test_analysis_and_report_modules_import_no_plotting_or_model_library():
     import sys
 
     code = (
-        "import sys, harness.report, harness.analyses.kde_vs_test, harness_review.review, harness.builtin_metrics, "
+        "import sys, harness.report, harness_paradigms.kde_vs_test, harness_review.review, harness.builtin_metrics, "
         "harness.calibration, harness.figures, harness.metrics, harness.derived_cache\n"
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     )

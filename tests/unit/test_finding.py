@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
+from harness_paradigms.kde_vs_test import KdeVsTest, oracle_gap
 
-from harness.analyses.kde_vs_test import KdeVsTest, oracle_gap
 from harness.report.finding import Finding, default_finding, finding_of, oracle_gap_finding, ranking_finding
 
 
@@ -69,3 +69,9 @@ def test_the_findings_that_moved_into_their_kinds_still_import_with_a_deprecatio
         assert harness.analysis.fraction_finding(summary).headline.startswith("No oracle calibration")
     with pytest.raises(AttributeError):
         finding.no_such_finding  # noqa: B018
+
+
+def test_the_former_module_path_forwards_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="harness_paradigms.kde_vs_test.KdeVsTest"):
+        from harness.analyses.kde_vs_test import KdeVsTest as former
+    assert former is KdeVsTest

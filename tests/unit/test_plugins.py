@@ -23,7 +23,18 @@ def test_builtins_register_without_autoload():
     plugins = Plugins(autoload=False)
     assert {"mvtec", "folder", "synthetic"} <= set(plugins.registry("datasets"))
     assert {"kde", "test_f1_oracle", "test_youden_oracle", "quantile"} <= set(plugins.registry("calibrations"))
-    assert "kde_vs_test" in plugins.registry("protocols")
+    assert plugins.registry("protocols") == {}  # no privileged kind: kde_vs_test is harness_paradigms's
+
+
+def test_kde_vs_test_comes_from_harness_paradigms():
+    pytest.importorskip("harness_paradigms")
+    plugins = Plugins()
+    assert plugins.owner("protocols", "kde_vs_test").name == "paradigms"
+
+
+def test_a_kind_without_its_plugin_names_where_kinds_come_from():
+    with pytest.raises(HarnessError, match=r"unknown protocol 'kde_vs_test'.*plugins/harness_paradigms"):
+        Plugins(autoload=False).analysis("kde_vs_test")
 
 
 def test_a_failing_plugin_is_reported_and_the_rest_work():

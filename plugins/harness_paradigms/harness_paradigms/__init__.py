@@ -1,10 +1,11 @@
-"""harness plugin: the evaluation paradigms beyond paper 000's kde_vs_test, as protocol kinds.
+"""harness plugin: the evaluation paradigms, as protocol kinds.
 
-Kinds: ``partial_anomaly`` and ``missing_type`` (paper 000's stress experiments), ``per_type``
-(paper 003), ``multiclass_unified``, ``few_shot``, ``noisy_training``, ``continual`` (paper
-004) and ``benchmark`` (papers 001, 004). Each module registers its kind; this package gathers
-them under one entry point. They use only ``harness`` and :mod:`harness.analysis`, as a third
-party's kind would, and import pandas, matplotlib and scipy on first use.
+Kinds: ``kde_vs_test`` (paper 000: test-calibrated vs KDE-calibrated thresholds),
+``partial_anomaly`` and ``missing_type`` (paper 000's stress experiments), ``per_type`` (paper
+003), ``multiclass_unified``, ``few_shot``, ``noisy_training``, ``continual`` (paper 004) and
+``benchmark`` (papers 001, 004). Each module registers its kind; this package gathers them under
+one entry point. They use only ``harness`` and :mod:`harness.analysis`, as a third party's kind
+would, and import pandas, matplotlib and scipy on first use.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import harness
 __version__ = "0.1.0"
 
 KINDS = (
+    "kde_vs_test",
     "partial_anomaly",
     "missing_type",
     "multiclass",
@@ -25,7 +27,7 @@ KINDS = (
     "noisy_training",
     "continual",
 )
-"""The modules that register a protocol kind (``sweep``, ``stress``, ``subsets`` are their helpers)."""
+"""The modules that register a protocol kind (``sweep``, ``stress``, ``subsets``, ``kde_figures`` are helpers)."""
 
 
 @harness.hookimpl

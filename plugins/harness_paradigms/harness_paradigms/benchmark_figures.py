@@ -8,9 +8,9 @@ The critical difference diagrams follow Demšar (JMLR 2006): a Friedman test ove
 from __future__ import annotations
 
 import numpy as np
-from harness_paradigms._lazy import lazy_module
 
 from harness.analysis import FigureRecord, save
+from harness_paradigms._lazy import lazy_module
 
 pd = lazy_module("pandas")
 plt = lazy_module("matplotlib.pyplot")

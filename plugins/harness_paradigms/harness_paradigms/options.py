@@ -1,4 +1,11 @@
-"""The ``analysis:`` options of the paradigm kinds, as typed models (see harness.analyses.options)."""
+"""The ``analysis:`` options of the paradigm kinds, as typed models.
+
+A protocol kind declares its options with ``options_model = SomeOptions`` (a pydantic model,
+best derived from :class:`harness.analysis.OptionsModel`); the harness validates the protocol's
+``analysis:`` mapping against it before anything is fitted, and ``harness schema`` and the README
+list its keys. The validation context carries ``calibrations`` (the protocol's calibration
+labels) for checks that need them.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,16 @@ def _none_as_empty(value: Any) -> Any:
 
 
 Groups = Annotated[dict[Str, tuple[Str, ...]], BeforeValidator(_none_as_empty)]
+
+
+class KdeVsTestOptions(OptionsModel):
+    """Options of ``kde_vs_test`` (paper 000)."""
+
+    bootstrap: NonNegativeInt = Field(1000, description="bootstrap resamples for recall/F1 intervals; 0 = off")
+    review: NonNegativeInt = Field(
+        6, description="images per label-review list; 0 = off (drawn by `plugins/harness_review`)"
+    )
+    map_panels: Bool = Field(True, description="draw anomaly-map panels per category (`plugins/harness_review`)")
 
 
 class BenchmarkOptions(OptionsModel):
