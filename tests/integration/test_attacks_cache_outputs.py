@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from conftest import SMALL_SYNTHETIC, FixedScores, copy_run, run_once
 
 TESTS = Path(__file__).resolve().parents[1]

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_protocol
 from PIL import Image
 from public_datasets import WRITERS
+
+from conftest import write_protocol
 
 METRICS = ["auroc", "ap", "f1", "threshold", "recall", "precision"]
 

@@ -8,8 +8,9 @@ import shlex
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, write_protocol
 from public_datasets import WRITERS
+
+from conftest import REPO, write_protocol
 
 # layout -> (categories, the counts ``harness validate`` prints for the first category:
 # train, held-out, test normal, defect, masks, defect types)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import copy_run, run_once, write_protocol
 from PIL import Image
 from public_datasets import WRITERS
+
+from conftest import copy_run, run_once, write_protocol
 
 METRICS = ["calibration", "category", "threshold", "accuracy", "precision", "recall", "f1", "auroc", "ap"]
 PIXEL = ["pixel_auroc", "aupro", "pl", "seg_f1", "seg_f1_oracle"]

@@ -39,7 +39,6 @@ PROTOCOLS = {
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory) -> dict[str, Path]:
     from conftest import SMALL_SYNTHETIC, FixedScores, FixedScoresPlugin
-
     from harness.cli import main
     from harness.plugins import get_plugins
 

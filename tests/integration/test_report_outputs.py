@@ -6,8 +6,8 @@ import subprocess
 
 import pandas as pd
 import pytest
-from conftest import SMALL_SYNTHETIC, copy_run, run_once
 
+from conftest import SMALL_SYNTHETIC, copy_run, run_once
 from harness.ownership import record
 from harness.plugins import get_plugins
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_protocol
 from PIL import Image
 from public_datasets import WRITERS
 
 import harness
+from conftest import write_protocol
 from harness.data.extra_inputs import XYZSample, load_xyz, opaque_array_name
 from harness.data.handover import FIXED_MTIME
 from harness.store import ScoreCache
@@ -171,9 +171,8 @@ def test_a_model_asking_for_xyz_gets_the_point_clouds_as_depth_maps(cli, tmp_pat
 
 
 def test_xyz_hand_over_names_reveal_nothing(cli, tmp_path):
-    from sklearn.metrics import roc_auc_score
-
     from harness_datasets.layouts import MVTec3DLayout
+    from sklearn.metrics import roc_auc_score
 
     out = tmp_path / "out"
     protocol = _protocol(tmp_path, "mvtec_3d", "xyz_cheat")

@@ -12,6 +12,7 @@ import shutil
 import sys
 
 import pytest
+
 from conftest import REPO
 
 TIME = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?\s?(?:ms|s|sec|min|minutes|seconds|hours?)\b")
