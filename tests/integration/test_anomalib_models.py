@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from conftest import MAGNETIC_TILE, SMALL_SYNTHETIC
 
 pytestmark = pytest.mark.slow

@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+
 from conftest import MAGNETIC_TILE
 
 pytestmark = [
