@@ -71,6 +71,15 @@ def test_the_findings_that_moved_into_their_kinds_still_import_with_a_deprecatio
         finding.no_such_finding  # noqa: B018
 
 
+def test_a_moved_finding_warns_at_the_plugin_line_that_imports_it():
+    """The warning names the plugin's own line (a filter on its module matches), not harness internals."""
+    for name, module in (("fraction_finding", "partial_anomaly"), ("left_out_finding", "missing_type")):
+        moved = f"harness.analysis.{name} moved to harness_paradigms.{module}"
+        with pytest.warns(DeprecationWarning, match=moved) as w:
+            exec(f"from harness.analysis import {name}", {})
+        assert [warning.filename for warning in w] == ["<string>"]
+
+
 def test_the_former_module_path_forwards_with_a_deprecation_warning():
     with pytest.warns(DeprecationWarning, match="harness_paradigms.kde_vs_test.KdeVsTest"):
         from harness.analyses.kde_vs_test import KdeVsTest as former
