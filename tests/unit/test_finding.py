@@ -1,3 +1,5 @@
+import sys
+
 import pandas as pd
 import pytest
 from harness_paradigms.kde_vs_test import KdeVsTest, oracle_gap
@@ -84,3 +86,13 @@ def test_the_former_module_path_forwards_with_a_deprecation_warning():
     with pytest.warns(DeprecationWarning, match="harness_paradigms.kde_vs_test.KdeVsTest"):
         from harness.analyses.kde_vs_test import KdeVsTest as former
     assert former is KdeVsTest
+
+
+def test_the_former_module_path_answers_other_names_as_absent_without_the_plugin(monkeypatch):
+    """``hasattr``, ``from ... import *``, inspect and doctest ask for dunders: absent, not an ImportError."""
+    import harness.analyses.kde_vs_test as former
+
+    monkeypatch.setitem(sys.modules, "harness_paradigms.kde_vs_test", None)  # as if not installed
+    assert not hasattr(former, "__all__") and not hasattr(former, "harness_protocols")
+    with pytest.raises(ImportError):
+        former.KdeVsTest  # noqa: B018
