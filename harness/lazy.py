@@ -10,7 +10,13 @@ from typing import Any
 
 def _on_call(module: str, name: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+        function = getattr(importlib.import_module(module), name)
+        if function is call:  # ``module`` imports the name from here: it predates the name's move into it
+            from harness.errors import HarnessError
+
+            package = module.partition(".")[0]
+            raise HarnessError(f"{module} does not define {name}: {package} is older than this harness; upgrade it")
+        return function(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = f"``{module}.{name}``, imported on the first call."

@@ -96,3 +96,16 @@ def test_the_former_module_path_answers_other_names_as_absent_without_the_plugin
     assert not hasattr(former, "__all__") and not hasattr(former, "harness_protocols")
     with pytest.raises(ImportError):
         former.KdeVsTest  # noqa: B018
+
+
+def test_a_moved_finding_with_a_plugin_older_than_the_move_is_an_error_not_a_recursion(monkeypatch):
+    """harness_paradigms from before the move imports fraction_finding from harness.analysis, which points back."""
+    from harness_paradigms import partial_anomaly
+
+    import harness.analysis
+    from harness.errors import HarnessError
+
+    with pytest.warns(DeprecationWarning):
+        monkeypatch.setattr(partial_anomaly, "fraction_finding", harness.analysis.fraction_finding)  # as it was
+    with pytest.raises(HarnessError, match="harness_paradigms is older than this harness; upgrade it"):
+        harness.analysis.fraction_finding(None)
