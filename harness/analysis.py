@@ -28,8 +28,10 @@ _NAMES = {
     "harness.errors": "HarnessError ProtocolError unknown_name_message",
     "harness.figures": "array_digest pyplot render_once save",
     "harness.metrics": "bootstrap_intervals_many distribution_version ranking_metrics threshold_metrics",
-    "harness.report.finding": "Finding fraction_finding left_out_finding oracle_gap_finding",
+    "harness.report.finding": "Finding oracle_gap_finding",
     "harness.scoring": "TrainingSubset",
+    "harness_paradigms.missing_type": "left_out_finding",  # moved: the only kinds that use them
+    "harness_paradigms.partial_anomaly": "fraction_finding",
 }
 _ON_CALL = {
     *("array_digest", "pyplot", "render_once", "save", "bootstrap_intervals_many", "distribution_version"),
@@ -37,4 +39,7 @@ _ON_CALL = {
 }
 """Functions whose modules (matplotlib, scikit-learn) load on their first call, not on import."""
 
-__all__, __getattr__, __dir__ = lazy_names("harness.analysis", _NAMES, on_call=_ON_CALL)
+_MOVED = ("fraction_finding", "left_out_finding")
+"""Findings moved into their kinds' modules (plugins/harness_paradigms): still here, with a ``DeprecationWarning``."""
+
+__all__, __getattr__, __dir__ = lazy_names("harness.analysis", _NAMES, on_call=_ON_CALL, moved=_MOVED)

@@ -92,8 +92,8 @@ class Plugins:
         self._registries: dict[str, dict[str, Any]] = {kind: {} for kind in REGISTRATION_HOOKS}
         for module_name in DEFAULT_PLUGINS:
             self._register(importlib.import_module(module_name), module_name, "built-in", __version__)
-        autoload, self.disabled = _choice(autoload, disabled)
-        for name, source, version, load in _loaders(autoload, self.disabled):
+        self.autoload, self.disabled = _choice(autoload, disabled)
+        for name, source, version, load in _loaders(self.autoload, self.disabled):
             try:
                 plugin = load()
             except Exception as exc:  # a broken plugin is reported, never fatal
@@ -238,8 +238,12 @@ class Plugins:
         if resolved is not None:
             return registry[resolved]
         message = unknown_message(kind[:-1], str(name), registry)
-        if kind == "protocols" and not registry:  # e.g. kde_vs_test with the in-house kinds not installed
-            message += "; protocol kinds come from plugins (the shipped ones: pip install -e plugins/harness_paradigms)"
+        left_out = ", ".join(sorted(self.disabled)) if self.autoload else "every installed plugin (autoload is off)"
+        if kind == "protocols" and not registry:  # e.g. kde_vs_test with the in-house kinds not installed, or left out
+            install = "" if left_out else "pip install -e "
+            message += f"; protocol kinds come from plugins (the shipped ones: {install}plugins/harness_paradigms)"
+        if left_out:  # installed, perhaps, but not loaded: installing them again would not help
+            message += f"; not loaded: {left_out}"
         failed = [info for info in self.infos if info.error]
         if failed:
             message += "; plugins that failed to load: " + ", ".join(f"{i.name} ({i.error})" for i in failed)

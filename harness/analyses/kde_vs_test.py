@@ -2,22 +2,15 @@
 
 Its names (``KdeVsTest``, ``calibrate_rows``, ``oracle_gap``, ...) live in
 ``harness_paradigms.kde_vs_test``; importing them from here still works, with a
-``DeprecationWarning``, while that plugin is installed. This module registers nothing.
+``DeprecationWarning``, while that plugin is installed. This module registers nothing, and any
+other name is absent (``hasattr`` answers ``False`` with or without the plugin).
 """
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
+from harness.lazy import lazy_names
 
+_FORMER = "KdeVsTest KdeVsTestOptions SUMMARY_MEANS SUMMARY_SUMS calibrate_rows oracle_gap"
+"""The names the module had (its options model imported)."""
 
-def __getattr__(name: str) -> Any:
-    import harness_paradigms.kde_vs_test as moved
-
-    value = getattr(moved, name)
-    warnings.warn(
-        f"harness.analyses.kde_vs_test.{name} moved to harness_paradigms.kde_vs_test.{name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return value
+_, __getattr__, _ = lazy_names(__name__, {"harness_paradigms.kde_vs_test": _FORMER}, moved=_FORMER.split())

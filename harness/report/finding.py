@@ -8,13 +8,12 @@ report uses :func:`default_finding`, which reads the leaderboard: where it holds
 
 from __future__ import annotations
 
-import importlib
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.lazy import lazy_names
 from harness.metrics import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -171,13 +170,8 @@ def _fmt(value: Any) -> str:
     return f"{float(value):.3f}"
 
 
-_MOVED = {"fraction_finding": "harness_paradigms.partial_anomaly", "left_out_finding": "harness_paradigms.missing_type"}
-"""Findings of one protocol kind each, moved into that kind's module (plugins/harness_paradigms)."""
+_MOVED = {"harness_paradigms.partial_anomaly": "fraction_finding", "harness_paradigms.missing_type": "left_out_finding"}
+"""Findings of one protocol kind each, moved into that kind's module (plugins/harness_paradigms): still
+readable here, with a :class:`DeprecationWarning`."""
 
-
-def __getattr__(name: str) -> Any:
-    """A finding that moved into its protocol kind's module, with a :class:`DeprecationWarning`."""
-    if name not in _MOVED:
-        raise AttributeError(f"module 'harness.report.finding' has no attribute {name!r}")
-    warnings.warn(f"{name} moved to {_MOVED[name]}; import it from there", DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(_MOVED[name]), name)
+_, __getattr__, _ = lazy_names(__name__, _MOVED, moved=tuple(_MOVED.values()))

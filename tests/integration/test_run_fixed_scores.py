@@ -69,6 +69,22 @@ def test_second_run_fits_nothing_and_gives_identical_results(cli, small_protocol
     assert (fresh / "results.csv").read_text() == first
 
 
+def test_kde_figures_are_copied_on_a_rerun_and_drawn_anew_with_new_code(cli, small_protocol, tmp_path, monkeypatch):
+    """kde_vs_test's figures are a plugin's: keyed by its drawing code, not only by the core's RENDERER_VERSION."""
+    from harness_paradigms import kde_vs_test
+
+    cache, calls, original = tmp_path / "cache", [], kde_vs_test.draw_job_figure
+    assert cli("run", str(small_protocol), "--out", str(tmp_path / "first"), "--cache", str(cache))[0] == 0
+    monkeypatch.setattr(kde_vs_test, "draw_job_figure", lambda *a: calls.append("drawn") or original(*a))
+    assert cli("run", str(small_protocol), "--out", str(tmp_path / "again"), "--cache", str(cache))[0] == 0
+    assert calls == []  # the same figures: copied from the derived cache
+    monkeypatch.setattr(kde_vs_test, "figure_code", lambda: "new drawing code")
+    assert cli("run", str(small_protocol), "--out", str(tmp_path / "new-code"), "--cache", str(cache))[0] == 0
+    assert calls == ["drawn"] * 2  # one score figure per category, drawn anew
+    for figure in (tmp_path / "first" / "figures").glob("*.png"):  # the same drawing: the same bytes
+        assert figure.read_bytes() == (tmp_path / "new-code" / "figures" / figure.name).read_bytes()
+
+
 def test_report_rerenders_from_stored_results(cli, small_run):
     out = small_run
     (out / "report.html").unlink()

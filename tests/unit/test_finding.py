@@ -1,3 +1,5 @@
+import sys
+
 import pandas as pd
 import pytest
 from harness_paradigms.kde_vs_test import KdeVsTest, oracle_gap
@@ -71,7 +73,39 @@ def test_the_findings_that_moved_into_their_kinds_still_import_with_a_deprecatio
         finding.no_such_finding  # noqa: B018
 
 
+def test_a_moved_finding_warns_at_the_plugin_line_that_imports_it():
+    """The warning names the plugin's own line (a filter on its module matches), not harness internals."""
+    for name, module in (("fraction_finding", "partial_anomaly"), ("left_out_finding", "missing_type")):
+        moved = f"harness.analysis.{name} moved to harness_paradigms.{module}"
+        with pytest.warns(DeprecationWarning, match=moved) as w:
+            exec(f"from harness.analysis import {name}", {})
+        assert [warning.filename for warning in w] == ["<string>"]
+
+
 def test_the_former_module_path_forwards_with_a_deprecation_warning():
     with pytest.warns(DeprecationWarning, match="harness_paradigms.kde_vs_test.KdeVsTest"):
         from harness.analyses.kde_vs_test import KdeVsTest as former
     assert former is KdeVsTest
+
+
+def test_the_former_module_path_answers_other_names_as_absent_without_the_plugin(monkeypatch):
+    """``hasattr``, ``from ... import *``, inspect and doctest ask for dunders: absent, not an ImportError."""
+    import harness.analyses.kde_vs_test as former
+
+    monkeypatch.setitem(sys.modules, "harness_paradigms.kde_vs_test", None)  # as if not installed
+    assert not hasattr(former, "__all__") and not hasattr(former, "harness_protocols")
+    with pytest.raises(ImportError):
+        former.KdeVsTest  # noqa: B018
+
+
+def test_a_moved_finding_with_a_plugin_older_than_the_move_is_an_error_not_a_recursion(monkeypatch):
+    """harness_paradigms from before the move imports fraction_finding from harness.analysis, which points back."""
+    from harness_paradigms import partial_anomaly
+
+    import harness.analysis
+    from harness.errors import HarnessError
+
+    with pytest.warns(DeprecationWarning):
+        monkeypatch.setattr(partial_anomaly, "fraction_finding", harness.analysis.fraction_finding)  # as it was
+    with pytest.raises(HarnessError, match="harness_paradigms is older than this harness; upgrade it"):
+        harness.analysis.fraction_finding(None)

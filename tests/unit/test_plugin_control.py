@@ -30,6 +30,15 @@ def test_disabling_an_unknown_plugin_suggests_the_closest():
         Plugins(disabled={"exmaple"})
 
 
+def test_an_unknown_name_says_which_plugins_were_left_out_not_to_install_them():
+    """kde_vs_test comes from plugins/harness_paradigms: left out, it is not missing."""
+    left_out = {"autoload is off": Plugins(autoload=False), "paradigms": Plugins(disabled={"paradigms"})}
+    for why, plugins in left_out.items():
+        with pytest.raises(HarnessError, match=f"unknown protocol 'kde_vs_test'.*not loaded: .*{why}") as error:
+            plugins.analysis("kde_vs_test")
+        assert "pip install" not in str(error.value)
+
+
 def test_command_line_options(cli, restore_plugins):
     code, stdout, _ = cli("--disable-plugin", "example", "plugins", "--json")
     assert code == 0 and "example" not in {p["name"] for p in json.loads(stdout)}

@@ -44,6 +44,7 @@ from harness.analysis import (
     thresholds_of,
     tie_note,
 )
+from harness_paradigms.cached import source_digest
 from harness_paradigms.kde_figures import draw_job_figure, grouped_metric_bars
 from harness_paradigms.options import KdeVsTestOptions
 
@@ -221,7 +222,7 @@ class KdeVsTest(AnalysisSpec):
         shown = summary[["model", "calibration", *metrics]].astype(str).to_numpy().tolist()
         store = next((job.derived for job in context.jobs), None)
         draw = lambda path: grouped_metric_bars(summary, metrics, path, title)  # noqa: E731
-        render_once(context.figure_dir / name, draw, store, "grouped_metric_bars", shown, title)
+        render_once(context.figure_dir / name, draw, store, "grouped_metric_bars", figure_code(), shown, title)
         caption = (
             "Accuracy, recall and F1 per model and calibration (mean over categories and seeds; paper 000, Table 1)."
         )
@@ -233,7 +234,7 @@ class KdeVsTest(AnalysisSpec):
         scores, labels = test["score"].to_numpy(float), test["label"].to_numpy(int)
         thresholds = dict(zip(rows["calibration"], rows["threshold"].astype(float), strict=True))
         counts = rows[["false_negatives", "false_positives", "true_positives", "true_negatives"]].to_numpy(int)
-        key = ("kde_vs_test.scores", job.model, job.category, job.seed, list(thresholds.items()))
+        key = ("kde_vs_test.scores", figure_code(), job.model, job.category, job.seed, list(thresholds.items()))
         data = array_digest(job.holdout, scores, labels, counts)
         render_once(context.figure_dir / name, lambda path: draw_job_figure(job, rows, path), job.derived, *key, data)
         caption = (
@@ -263,6 +264,15 @@ class KdeVsTest(AnalysisSpec):
     def finding(self, rows: pd.DataFrame, summary: pd.DataFrame) -> Finding:
         """Per model: the deployable calibration's recall and F1 beside the oracle's, the gap, the misses."""
         return oracle_gap_finding(summary)
+
+
+def figure_code() -> str:
+    """A sha256 of :mod:`harness_paradigms.kde_figures`' source, in every figure's key: new drawing code draws anew.
+
+    The core's ``RENDERER_VERSION`` covers the core's figures only; this kind's are a plugin's, keyed
+    like the other paradigm kinds' (:func:`harness_paradigms.cached.source_digest`).
+    """
+    return source_digest("harness_paradigms.kde_figures")
 
 
 def _prepare_extras(context: AnalysisContext, thresholds: list[dict[str, float]]) -> None:
