@@ -10,11 +10,19 @@ from typing import Any
 
 def _on_call(module: str, name: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
-        function = getattr(importlib.import_module(module), name)
-        if function is call:  # ``module`` imports the name from here: it predates the name's move into it
-            from harness.errors import HarnessError
+        from harness.errors import HarnessError
 
-            package = module.partition(".")[0]
+        package = module.partition(".")[0]
+        try:
+            function = getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError as exc:
+            if exc.name != package:
+                raise
+            raise HarnessError(
+                f"{name} now lives in {module}, and {package} is not installed: pip install it "
+                f"(in this repository: pip install -e plugins/{package})"
+            ) from None
+        if function is call:  # ``module`` imports the name from here: it predates the name's move into it
             raise HarnessError(f"{module} does not define {name}: {package} is older than this harness; upgrade it")
         return function(*args, **kwargs)
 

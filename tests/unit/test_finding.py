@@ -109,3 +109,24 @@ def test_a_moved_finding_with_a_plugin_older_than_the_move_is_an_error_not_a_rec
         monkeypatch.setattr(partial_anomaly, "fraction_finding", harness.analysis.fraction_finding)  # as it was
     with pytest.raises(HarnessError, match="harness_paradigms is older than this harness; upgrade it"):
         harness.analysis.fraction_finding(None)
+
+
+def test_a_moved_finding_without_its_plugin_installed_is_one_clear_error(monkeypatch):
+    """A third party's kind calling harness.analysis.left_out_finding where harness_paradigms is absent."""
+    import sys
+
+    import harness.analysis
+    from harness.errors import HarnessError
+
+    class NotInstalled:
+        def find_spec(self, name, path=None, target=None):
+            if name == "harness_paradigms":
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    for name in [m for m in sys.modules if m == "harness_paradigms" or m.startswith("harness_paradigms.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
+    with pytest.warns(DeprecationWarning):
+        moved = harness.analysis.left_out_finding
+    with pytest.raises(HarnessError, match=r"harness_paradigms is not installed: pip install it"):
+        moved(None)
