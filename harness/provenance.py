@@ -88,6 +88,8 @@ class RunRecord:
     report_formats: list[str]
     versions: dict[str, str] = field(default_factory=library_versions)
     plugins: list[dict[str, Any]] = field(default_factory=list)
+    protocol_plugin: dict[str, Any] = field(default_factory=dict)
+    """The plugin whose code the protocol kind's analysis is (its ``plugins`` entry): e.g. harness_paradigms."""
     harness_git_revision: str | None = field(default_factory=git_revision)
     hardware: dict[str, Any] = field(default_factory=hardware)
     started: str = ""
@@ -96,6 +98,10 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         """The record as the JSON object written to ``run.json``."""
         return asdict(self)
+
+
+def _plugin_record(info: Any) -> dict[str, Any]:
+    return {"name": info.name, "version": info.version, "source": info.source, "error": info.error}
 
 
 def dataset_record(config: Any, categories: dict[str, Any]) -> dict[str, Any]:
@@ -154,9 +160,8 @@ def build_run_record(run: Any, cache: Any, argv: list[str] | None, timings: dict
         counts={status: sum(o.status == status for o in outcomes) for status in ("fitted", "cached", "failed")},
         cache=str(cache.root.resolve()),
         report_formats=list(protocol.report_formats),
-        plugins=[
-            {"name": i.name, "version": i.version, "source": i.source, "error": i.error} for i in run.plugins.infos
-        ],
+        plugins=[_plugin_record(info) for info in run.plugins.infos],
+        protocol_plugin=_plugin_record(run.plugins.owner("protocols", protocol.protocol)),
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started)),  # local ISO time
         timings=timings,
     )

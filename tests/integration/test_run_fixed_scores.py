@@ -48,6 +48,7 @@ def test_run_writes_every_output(cli, small_protocol, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["counts"] == {"fitted": 2, "cached": 0, "failed": 0}
     assert {"versions", "hardware", "config", "seeds", "dataset", "jobs"} <= set(run)
+    assert run["protocol_plugin"]["name"] == "paradigms" and run["protocol_plugin"]["version"]  # whose analysis code
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<script>" in html and "http" not in html.split("<body>")[1][:200]
     assert html.count('class="oracle"') >= 2
