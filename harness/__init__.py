@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 hookimpl = pluggy.HookimplMarker("harness")
 """Marker for hook implementations in plugins (``@harness.hookimpl``)."""

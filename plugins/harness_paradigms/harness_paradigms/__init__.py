@@ -14,7 +14,7 @@ import importlib
 
 import harness
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 KINDS = (
     "kde_vs_test",
