@@ -149,6 +149,7 @@ class KDEPercentile:
     """
 
     oracle = False
+    needs_holdout = True
     options_model = KDEOptions
 
     def __init__(self, percentile: float = 97.5, bandwidth: str | float = "scott") -> None:
@@ -181,6 +182,7 @@ class EmpiricalQuantile:
     """The ``percentile`` of the held-out normal scores themselves (linear interpolation)."""
 
     oracle = False
+    needs_holdout = True
     options_model = QuantileOptions
 
     def __init__(self, percentile: float = 97.5) -> None:
@@ -204,6 +206,7 @@ class SplitConformal:
     """
 
     oracle = False
+    needs_holdout = True
     options_model = ConformalOptions
 
     def __init__(self, alpha: float = 0.05) -> None:

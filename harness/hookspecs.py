@@ -106,7 +106,8 @@ def harness_calibrations() -> Mapping[str, Callable[..., Calibrator]]:
         A mapping from calibration name to a factory ``factory(**options) -> Calibrator``.
         A calibrator has ``oracle`` (bool: it reads test labels, and reports label it as an
         oracle) and ``threshold(data: CalibrationData) -> float``; non-oracle calibrators
-        receive no test data at all.
+        receive no test data at all. One that thresholds on held-out normal scores sets
+        ``needs_holdout = True``: a protocol that would hold none out is then an error before any fit.
 
     .. versionadded:: 0.1
 

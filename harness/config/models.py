@@ -152,7 +152,7 @@ class EfficiencyOptions(OptionsModel):
     energy: Bool = Field(True, description="track energy with codecarbon (offline)")
     latency_repeats: PositiveInt = Field(5, description="warm scoring repeats; latency is their median")
     grid_intensity: Annotated[Float, Field(ge=0)] = Field(0.475, description="kg CO2 per kWh (paper 001)")
-    country: Annotated[Str, Field(min_length=3, max_length=3)] = Field(
+    country: Annotated[Str, Field(pattern="^[A-Z]{3}$")] = Field(
         "BEL", description="ISO 3166 alpha-3 country for codecarbon"
     )
     sample_seconds: Annotated[Float, Field(gt=0)] = Field(0.05, description="memory and GPU sampling period")

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
-Float = Annotated[float, Strict()]
-"""A number (integers accepted); ``true`` and ``"0.5"`` are rejected."""
-Fraction = Annotated[float, Strict(), Field(gt=0, lt=1)]
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+"""A finite number (integers accepted); ``true``, ``"0.5"``, ``.inf`` and ``.nan`` are rejected."""
+Fraction = Annotated[float, Strict(), Field(gt=0, lt=1, allow_inf_nan=False)]
 """A number in the open interval (0, 1)."""
 Str = StrictStr
 Bool = StrictBool

@@ -47,6 +47,16 @@ CASES = {
     "holdout true": (body(extra="holdout_fraction: true"), [], "key 'holdout_fraction'"),
     "holdout 1": (body(), ["holdout_fraction=1"], "key 'holdout_fraction'"),
     "version text": (body(extra="version: one"), [], "key 'version'"),
+    "holdout 0 with kde": (
+        body(),
+        ["holdout_fraction=0"],
+        "key 'holdout_fraction': calibration 'kde' needs held-out normal images, but category 'weave'",
+    ),
+    "holdout rounds to none": (body(), ["holdout_fraction=0.01"], "would hold out none of its 16 training images"),
+    "holdout nan": (body(), ["holdout_fraction=.nan"], "key 'holdout_fraction': input should be a finite number"),
+    "grid intensity inf": (body(), ["efficiency.grid_intensity=.inf"], "key 'efficiency.grid_intensity'"),
+    "timeout inf": (body(), ["executor.timeout=.inf"], "key 'executor.timeout': input should be a finite number"),
+    "country not alpha-3": (body(), ["efficiency.country=1e9"], "key 'efficiency.country'"),
     "efficiency repeats 0": (body(extra="efficiency: {latency_repeats: 0}"), [], "key 'efficiency.latency_repeats'"),
     "efficiency energy text": (body(), ["efficiency.energy=maybe"], "key 'efficiency.energy'"),
     "supervision fraction": (
@@ -137,3 +147,10 @@ def test_alias_bomb_is_small_and_refused_before_it_grows(tmp_path):
     path.write_text(BOMB)
     with pytest.raises(ProtocolError, match="aliases expand"):
         load_protocol(path)
+
+
+def test_no_held_out_normals_is_fine_when_no_calibration_needs_them(cli, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(body().replace("  - {name: kde, options: {percentile: 97.5, bandwidth: scott}}\n", ""))
+    code, _, stderr = cli("validate", str(path), "--set", "holdout_fraction=0")
+    assert code == 0, stderr
