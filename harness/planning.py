@@ -105,23 +105,24 @@ def resolve(protocol: ProtocolConfig, plugins: Plugins | None = None, check_opti
     categories = load_categories(open_dataset(protocol.dataset, plugins), protocol.dataset, protocol.supervision)
     jobs = analysis.plan_jobs(protocol, categories, JobMaker(protocol, plugins, models))
     check_inputs(jobs, protocol.dataset.effective_layout)  # a model needing xyz on a layout without: one line
-    check_held_out(protocol, jobs, calibrations)
+    check_held_out(protocol, jobs, calibrations if analysis.calibrates else [])
     return RunPlan(protocol, jobs, calibrations, analysis, categories, models)
 
 
 def check_held_out(protocol: ProtocolConfig, jobs: list[Job], calibrations: list[CalibrationSpec]) -> None:
     """A calibration that thresholds on held-out normals (``needs_holdout``), and a job that would hold none out.
 
-    Found here, before any fit, rather than when the first job is calibrated.
+    Found here, before any fit, rather than when the first job is calibrated; ``calibrations`` are the
+    ones the protocol kind applies (none for a threshold-free kind, ``AnalysisSpec.calibrates``).
     """
     needing = [c.label for c in calibrations if getattr(c.calibrator, "needs_holdout", False)]
     for job in jobs if needing else ():
-        fit, held_out = job.subset.split(job.category)
-        if not held_out:
+        if not job.subset.split(job.category)[1]:
+            train = sum(len(part.split("train")) for part in job.category.members or (job.category,))
             raise protocol.error(
                 ("holdout_fraction",),
                 f"calibration '{needing[0]}' needs held-out normal images, but category '{job.category.name}' "
-                f"would hold out none of its {len(fit)} training images; raise holdout_fraction (now "
+                f"would hold out none of its {train} training images; raise holdout_fraction (now "
                 f"{protocol.holdout_fraction:g}) or drop the calibrations that need them ({', '.join(needing)})",
             )
 

@@ -314,6 +314,8 @@ class AnalysisSpec:
         latex_columns: the LaTeX summary table (default :data:`LATEX_COLUMNS`).
         preload: modules its analysis imports (e.g. ``("scipy.stats", "matplotlib.pyplot")``),
             imported while the run waits for its jobs, so the analysis does not wait for them after.
+        calibrates: whether it applies the protocol's calibrations to its jobs (default True). A
+            threshold-free kind sets False: its jobs then need no held-out normals for them.
 
     """
 
@@ -326,6 +328,7 @@ class AnalysisSpec:
     detail_columns: Columns = DETAIL_COLUMNS
     latex_columns: Columns = LATEX_COLUMNS
     preload: tuple[str, ...] = ()
+    calibrates: bool = True
 
     def analyse(self, context: AnalysisContext) -> AnalysisResult:
         """Compute rows and figures from cached scores (required)."""

@@ -154,3 +154,10 @@ def test_no_held_out_normals_is_fine_when_no_calibration_needs_them(cli, tmp_pat
     path.write_text(body().replace("  - {name: kde, options: {percentile: 97.5, bandwidth: scott}}\n", ""))
     code, _, stderr = cli("validate", str(path), "--set", "holdout_fraction=0")
     assert code == 0, stderr
+
+
+def test_no_held_out_normals_is_fine_for_a_threshold_free_kind(cli, tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(body(kind="per_type"))  # AUROC and AP per defect type: AnalysisSpec.calibrates is False
+    code, _, stderr = cli("validate", str(path), "--set", "holdout_fraction=0")
+    assert code == 0, stderr

@@ -51,6 +51,7 @@ class PerType(AnalysisSpec):
         "so no calibration is involved."
     )
     options_model = PerTypeOptions
+    calibrates = False  # threshold-free: AUROC and AP only
     options = ("group_by",)
     leaderboard_note = "Mean over categories and seeds."
     detail_columns = ("model", "seed", "group", "auroc", "ap", "n_normal", "n_anomalous")
