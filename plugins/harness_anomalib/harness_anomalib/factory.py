@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from harness import ProtocolError, unknown_name_message
 from harness_anomalib import catalogue, signatures
@@ -14,6 +17,15 @@ ADAPTER_OPTIONS = {
     "max_epochs": "training epochs (default: the model's own trainer argument, else 1)",
     "batch_size": "training and scoring batch size (default 8)",
     "accelerator": "Lightning accelerator: auto (default), cpu, gpu",
+}
+
+
+ADAPTER_TYPES: dict[str, tuple[Any, str]] = {
+    "weights": (StrictStr, "a path"),
+    "pretrained": (StrictBool, "true or false"),
+    "max_epochs": (Annotated[StrictInt, Field(gt=0)], "a positive integer"),
+    "batch_size": (Annotated[StrictInt, Field(gt=0)], "a positive integer"),
+    "accelerator": (Literal["auto", "cpu", "gpu", "cuda", "mps"], "one of auto, cpu, gpu, cuda, mps"),
 }
 
 
@@ -71,3 +83,21 @@ class AnomalibFactory:
                 raise ProtocolError(
                     unknown_name_message(f"option of {self.name}", option, allowed), key=f"{key}.{option}"
                 )
+        self._check_values(options, key)
+
+    def _check_values(self, options: dict[str, Any], key: str) -> None:
+        """Values of the wrong type (from the class's annotations) or outside the adapter's ranges: one error each."""
+        from pydantic import TypeAdapter, ValidationError
+
+        types = {**signatures.source_option_types(self.name), **ADAPTER_TYPES}
+        for option, value in options.items():
+            expected, text = types.get(option, (Any, ""))
+            try:
+                TypeAdapter(expected).validate_python(value)
+            except ValidationError:
+                raise ProtocolError(
+                    f"{self.name} option '{option}' should be {text}, got {value!r}", key=f"{key}.{option}"
+                ) from None
+        weights = options.get("weights")
+        if weights is not None and not Path(weights).expanduser().exists():
+            raise ProtocolError(f"{self.name} weights: no file or folder {weights}", key=f"{key}.weights")

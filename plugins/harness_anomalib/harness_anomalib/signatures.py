@@ -12,7 +12,11 @@ from __future__ import annotations
 import ast
 from functools import cache
 from pathlib import Path
+from typing import Any, Union
 
+from pydantic import StrictBool, StrictInt, StrictStr
+
+from harness.analysis import Float
 from harness_anomalib import catalogue
 
 SET_BY_ADAPTER = ("self", "pre_processor", "post_processor", "evaluator", "visualizer")
@@ -46,21 +50,17 @@ def _base_names(node: ast.ClassDef) -> set[str]:
     return names
 
 
-def _init_parameters(node: ast.ClassDef) -> set[str] | None:
-    """The parameter names of the class's own ``__init__``; None when it has none or takes ``**kwargs``."""
+def _init_of(node: ast.ClassDef) -> ast.FunctionDef | None:
+    """The class's own ``__init__``; None when it has none or takes ``**kwargs``."""
     for item in node.body:
         if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-            arguments = item.args
-            if arguments.kwarg is not None:
-                return None
-            every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
-            return {a.arg for a in every if a.arg not in SET_BY_ADAPTER}
+            return item if item.args.kwarg is None else None
     return None
 
 
 @cache
-def source_options(name: str) -> frozenset[str] | None:
-    """Keyword arguments of anomalib's ``name`` model class (as ``detector.constructor_options``), or None."""
+def _constructor(name: str) -> ast.FunctionDef | None:
+    """The ``__init__`` of anomalib's ``name`` model class, read from its source; None when the source does not say."""
     root = catalogue.anomalib_root()
     if root is None:
         return None
@@ -72,6 +72,51 @@ def source_options(name: str) -> frozenset[str] | None:
         tree = _parse(folder / f"{module.replace('.', '/')}.py")
         for node in tree.body if tree is not None else ():
             if isinstance(node, ast.ClassDef) and node.name == class_name and "AnomalibModule" in _base_names(node):
-                parameters = _init_parameters(node)
-                return frozenset(parameters) if parameters is not None else None
+                return _init_of(node)
     return None
+
+
+def _arguments(constructor: ast.FunctionDef) -> list[ast.arg]:
+    every = [*constructor.args.posonlyargs, *constructor.args.args, *constructor.args.kwonlyargs]
+    return [a for a in every if a.arg not in SET_BY_ADAPTER]
+
+
+def source_options(name: str) -> frozenset[str] | None:
+    """Keyword arguments of anomalib's ``name`` model class (as ``detector.constructor_options``), or None."""
+    constructor = _constructor(name)
+    return None if constructor is None else frozenset(a.arg for a in _arguments(constructor))
+
+
+_SCALARS = {"int": StrictInt, "float": Float, "bool": StrictBool, "str": StrictStr, "Path": StrictStr, "None": None}
+_SEQUENCES = {"list", "tuple", "Sequence"}
+
+
+def _type_of(node: ast.expr | None) -> Any:
+    """The type an annotation written with builtins names (``int | None``, ``Sequence[str]``); KeyError otherwise."""
+    if isinstance(node, ast.Name):
+        return tuple if node.id == "tuple" else _SCALARS[node.id]
+    if isinstance(node, ast.Constant) and node.value is None:
+        return None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return Union[_type_of(node.left), _type_of(node.right)]  # noqa: UP007  (built from parts at run time)
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in _SEQUENCES:
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        items = tuple(_type_of(part) for part in parts)
+        return tuple[items] if node.value.id == "tuple" else list[items[0]]
+    raise KeyError(ast.unparse(node) if node is not None else "unannotated")
+
+
+@cache
+def source_option_types(name: str) -> dict[str, tuple[Any, str]]:
+    """``{option: (type, annotation text)}`` for the options whose annotation names only builtins.
+
+    An option annotated with anything else (an anomalib enum, a torch type) is left out: unchecked.
+    """
+    constructor = _constructor(name)
+    found = {}
+    for argument in _arguments(constructor) if constructor is not None else ():
+        try:
+            found[argument.arg] = (_type_of(argument.annotation), ast.unparse(argument.annotation))
+        except KeyError:
+            continue
+    return found

@@ -1,5 +1,7 @@
 """The anomalib adapter: local weights, offline errors, option checks, raw scores."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -73,3 +75,48 @@ def test_option_names_read_from_source_match_the_imported_signatures():
     for name, names in read.items():
         if names is not None:
             assert set(names) == constructor_options(name), name
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("n_features", "abc", "'n_features' should be int | None, got 'abc'"),
+        ("pre_trained", "yes", "'pre_trained' should be bool"),
+        ("layers", "layer1", "'layers' should be list[str]"),
+        ("batch_size", 0, "'batch_size' should be a positive integer"),
+        ("accelerator", "tpu", "'accelerator' should be one of auto"),
+        ("weights", "/no/such/backbone.pth", "weights: no file or folder"),
+    ],
+)
+def test_option_values_of_the_wrong_type_are_refused_before_any_fit(option, value, expected):
+    with pytest.raises(ProtocolError, match=re.escape(expected)) as raised:
+        AnomalibFactory("padim").check_options({option: value}, key="models.0.options")
+    assert raised.value.key == f"models.0.options.{option}"
+
+
+def test_every_models_own_defaults_pass_the_value_check():
+    """The types read from anomalib's annotations never refuse anomalib's own default values."""
+    import ast
+
+    from harness_anomalib import signatures
+
+    checked = 0
+    for name in image_model_names():
+        constructor = signatures._constructor(name)
+        if constructor is None:
+            continue
+        positional, defaults = [*constructor.args.posonlyargs, *constructor.args.args], constructor.args.defaults
+        pairs = [
+            *zip(positional[len(positional) - len(defaults) :], defaults, strict=True),
+            *zip(constructor.args.kwonlyargs, constructor.args.kw_defaults, strict=True),
+        ]
+        for argument, default in pairs:
+            if default is None or argument.arg in signatures.SET_BY_ADAPTER:
+                continue
+            try:
+                value = ast.literal_eval(default)
+            except (ValueError, TypeError, SyntaxError):
+                continue
+            AnomalibFactory(name).check_options({argument.arg: value}, key="models.0.options")
+            checked += 1
+    assert checked > 100
