@@ -125,11 +125,32 @@ def check_model_options(config: ProtocolConfig, factory: Any, index: int) -> Non
     """A model's options against the factory's ``options_model`` and its ``check_options``."""
     entry = config.models[index]
     path = ("models", index, "options")
-    _validate(config, factory, dict(entry.options), path)
+    declared = _validate(config, factory, dict(entry.options), path)
     check = getattr(factory, "check_options", None)
+    if not declared and check is None:
+        _check_names_by_signature(config, getattr(factory, "factory", factory), index)
     if check is not None:
         try:
             check(dict(entry.options), key=".".join(map(str, path)))
         except ProtocolError as exc:
             key = exc.key or ".".join(map(str, path))
             raise config.error(tuple(int(p) if p.isdigit() else p for p in key.split(".")), exc.message) from None
+
+
+def _check_names_by_signature(config: ProtocolConfig, factory: Any, index: int) -> None:
+    """A factory that declares no options: its keyword parameters are the names (none checked with ``**kwargs``)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: nothing to read
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    accepted = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    entry = config.models[index]
+    for option in entry.options:
+        if option not in accepted:
+            message = unknown_name_message(f"option of {entry.name}", option, accepted)
+            raise config.error(("models", index, "options", option), message)
+

@@ -47,6 +47,11 @@ CASES = {
     "holdout true": (body(extra="holdout_fraction: true"), [], "key 'holdout_fraction'"),
     "holdout 1": (body(), ["holdout_fraction=1"], "key 'holdout_fraction'"),
     "version text": (body(extra="version: one"), [], "key 'version'"),
+    "option a plain factory does not take": (
+        body().replace("{name: fixed_scores}", "{name: fixed_scores, options: {fial: x}}"),
+        [],
+        "key 'models.0.options.fial': unknown option of fixed_scores 'fial'. Did you mean 'fail'?",
+    ),
     "holdout 0 with kde": (
         body(),
         ["holdout_fraction=0"],
