@@ -153,4 +153,3 @@ def _check_names_by_signature(config: ProtocolConfig, factory: Any, index: int) 
         if option not in accepted:
             message = unknown_name_message(f"option of {entry.name}", option, accepted)
             raise config.error(("models", index, "options", option), message)
-
