@@ -47,6 +47,16 @@ CASES = {
     "holdout true": (body(extra="holdout_fraction: true"), [], "key 'holdout_fraction'"),
     "holdout 1": (body(), ["holdout_fraction=1"], "key 'holdout_fraction'"),
     "version text": (body(extra="version: one"), [], "key 'version'"),
+    "seed twice": (body(seeds="[0, 1, 0]"), [], "key 'seeds': 0 appears twice"),
+    "category twice": (
+        body(),
+        ["dataset.categories=[weave, weave]"],
+        "key 'dataset.categories': 'weave' appears twice",
+    ),
+    "report format twice": (body(extra="report: {formats: [html, html]}"), [], "'html' appears twice"),
+    "fraction twice": (body(kind="partial_anomaly"), ["analysis.fractions=[0.5, 0.5]"], "0.5 appears twice"),
+    "shots twice": (body(kind="few_shot"), ["analysis.shots=[2, 2]"], "key 'analysis.shots': 2 appears twice"),
+    "rate twice": (body(kind="noisy_training"), ["analysis.rates=[0.1, 0.1]"], "key 'analysis.rates'"),
     "option a plain factory does not take": (
         body().replace("{name: fixed_scores}", "{name: fixed_scores, options: {fial: x}}"),
         [],

@@ -31,6 +31,7 @@ from harness.analysis import (
     ProtocolError,
 )
 from harness_paradigms._lazy import lazy_module
+from harness_paradigms.options import Distinct
 from harness_paradigms.sweep import job_rows, numeric_order, spread, sweep_figures
 
 pd = lazy_module("pandas")
@@ -42,7 +43,7 @@ ALL = "all"
 class FewShotOptions(OptionsModel):
     """Options of ``few_shot`` (paper 004, section 3.6)."""
 
-    shots: Annotated[tuple[PositiveInt | Literal["all"], ...], Field(min_length=1)] = Field(
+    shots: Annotated[tuple[PositiveInt | Literal["all"], ...], Field(min_length=1), Distinct] = Field(
         DEFAULT_SHOTS, description="numbers of normal training images (k), and/or all"
     )
     draws: PositiveInt = Field(5, description="seeded draws of the k training images per k")

@@ -37,6 +37,7 @@ from harness.analysis import (
     Record,
 )
 from harness_paradigms._lazy import lazy_module
+from harness_paradigms.options import Distinct
 from harness_paradigms.sweep import job_rows, numeric_order, spread, sweep_figures
 
 pd = lazy_module("pandas")
@@ -49,7 +50,7 @@ CONTAMINANT = "contaminant"
 class NoisyTrainingOptions(OptionsModel):
     """Options of ``noisy_training`` (paper 004, section 3.8)."""
 
-    rates: Annotated[tuple[Annotated[Float, Field(ge=0, lt=1)], ...], Field(min_length=1)] = Field(
+    rates: Annotated[tuple[Annotated[Float, Field(ge=0, lt=1)], ...], Field(min_length=1), Distinct] = Field(
         DEFAULT_RATES, description="defective shares of the training set, each in [0, 1)"
     )
     contamination_seed: NonNegativeInt = Field(0, description="seed of the draw of candidate contaminants")

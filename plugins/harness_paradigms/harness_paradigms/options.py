@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
 from harness.analysis import Bool, Float, NonNegativeInt, OptionsModel, PositiveInt, Str
+
+
+def _each_once(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    twice = [v for i, v in enumerate(values) if v in values[:i]]
+    if twice:
+        raise ValueError(f"{twice[0]!r} appears twice; list each once (its rows would be counted twice)")
+    return values
+
+
+Distinct = AfterValidator(_each_once)
+"""A list setting whose entries each appear once (fractions, shots, rates, modes, metrics)."""
 
 BENCHMARK_METRICS = ("auroc", "recall", "f1", "ap")
 PARTIAL_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
@@ -42,7 +53,7 @@ class BenchmarkOptions(OptionsModel):
     calibration: Str | None = Field(
         None, description="label of the calibration for recall, precision, F1; default: the first non-oracle"
     )
-    metrics: Annotated[tuple[Literal[BENCHMARK_METRICS], ...], Field(min_length=1)] = Field(
+    metrics: Annotated[tuple[Literal[BENCHMARK_METRICS], ...], Field(min_length=1), Distinct] = Field(
         BENCHMARK_METRICS, description="metrics to rank by"
     )
     rank_by: Literal["metric_mean", "mean_rank"] = Field(
@@ -65,7 +76,7 @@ class BenchmarkOptions(OptionsModel):
 class MissingTypeOptions(OptionsModel):
     """Options of ``missing_type`` (paper 000, experiment 2)."""
 
-    modes: Annotated[tuple[Literal["type", "family"], ...], Field(min_length=1)] = Field(
+    modes: Annotated[tuple[Literal["type", "family"], ...], Field(min_length=1), Distinct] = Field(
         ("type", "family"), description="leave out one defect type, one family of types, or both"
     )
     families: Annotated[dict[Str, tuple[Str, ...]] | None, BeforeValidator(lambda v: v or None)] = Field(
@@ -76,7 +87,7 @@ class MissingTypeOptions(OptionsModel):
 class PartialAnomalyOptions(OptionsModel):
     """Options of ``partial_anomaly`` (paper 000, experiment 1)."""
 
-    fractions: Annotated[tuple[Annotated[Float, Field(gt=0, le=1)], ...], Field(min_length=1)] = Field(
+    fractions: Annotated[tuple[Annotated[Float, Field(gt=0, le=1)], ...], Field(min_length=1), Distinct] = Field(
         PARTIAL_FRACTIONS, description="shares of the test anomalies the oracle sees, each in (0, 1]"
     )
     draws: PositiveInt = Field(10, description="seeded draws per fraction")
