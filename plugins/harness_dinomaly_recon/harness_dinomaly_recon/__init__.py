@@ -1,8 +1,9 @@
 """harness plugin: the paper 000 hybrid (Dinomaly + reconstruction head) and plain Dinomaly beside it.
 
-Models: ``dinomaly_recon`` and ``dinomaly_plain`` (the same training without the head). Options
-are listed in :mod:`harness_dinomaly_recon.detector`; anomalib's own ``dinomaly`` (through
-harness-anomalib) stays available as a third, untouched reference.
+Models: ``dinomaly_recon`` and ``dinomaly_plain`` (the same training without the head). Their
+options (:class:`harness_dinomaly_recon.options.DinomalyOptions`) are checked when the protocol
+is loaded; anomalib's own ``dinomaly`` (through harness-anomalib) stays available as a third,
+untouched reference.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import warnings
 from typing import Any
 
 import harness
+from harness_dinomaly_recon.options import DinomalyOptions
 
 __version__ = "0.1.0"
 
@@ -44,6 +46,8 @@ def why_unavailable() -> str | None:
 
 dinomaly_recon.why_unavailable = why_unavailable  # type: ignore[attr-defined]
 dinomaly_plain.why_unavailable = why_unavailable  # type: ignore[attr-defined]
+dinomaly_recon.options_model = DinomalyOptions  # type: ignore[attr-defined]
+dinomaly_plain.options_model = DinomalyOptions  # type: ignore[attr-defined]
 
 
 @harness.hookimpl

@@ -3,7 +3,7 @@
 Models: ``puad`` (z-normalised EfficientAD score + z-normalised Mahalanobis distance),
 ``puad_efficientad`` (EfficientAD-S alone) and ``puad_mahalanobis`` (the Mahalanobis distance
 on globally pooled student features alone). All three share one fit per training set and seed
-(see :mod:`harness_puad.detector` for the options).
+(options: :class:`harness_puad.options.PUADOptions`, checked when the protocol is loaded).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from functools import cache, partial
 from typing import Any
 
 import harness
+from harness_puad.options import PUADOptions
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ def why_unavailable() -> str | None:
 def _factory(mode: str) -> Any:
     factory = partial(_puad, mode)
     factory.why_unavailable = why_unavailable  # type: ignore[attr-defined]
+    factory.options_model = PUADOptions  # type: ignore[attr-defined]
     return factory
 
 

@@ -59,7 +59,7 @@ class PUAD:
     Options: ``mode`` (puad | efficientad | mahalanobis), ``max_steps`` (EfficientAD's 70,000),
     ``validation_fraction`` (0.1 of the fit images, at least 2), ``features`` (student: the
     student's first half, the paper's best; teacher), ``teacher_weights`` / ``pretrained``,
-    ``imagenet_dir`` / ``penalty``, ``model_size`` (s | m), ``lr``, ``weight_decay``,
+    ``imagenet_dir`` / ``penalty``, ``model_size`` (small | medium), ``lr``, ``weight_decay``,
     ``batch_size`` (scoring), ``accelerator``, ``fit_cache`` (true).
     """
 
