@@ -4,11 +4,24 @@
 deviation; its anomaly map is the largest per-channel z-score, its image score the map's maximum.
 It can continue fitting (``continual = True``, ``fit_more``, for the continual protocol): the
 statistics are pooled exactly, so after several categories it equals a fit on their union.
+
+Its options are declared by :class:`MeanColourOptions`, a pydantic model registered with the
+factory in a :class:`harness.ModelSpec`: ``harness validate`` then refuses an unknown option or a
+wrong-typed value (one ``Error:`` line naming ``models.N.options.<key>``) before anything is fitted.
+The model only checks; the factory still receives the options as the protocol gives them.
 """
 
 import numpy as np
+from pydantic import Field
 
 import harness
+from harness.analysis import Float, OptionsModel
+
+
+class MeanColourOptions(OptionsModel):
+    """The options of ``mean_colour``: one field per constructor argument, same default, one-line description."""
+
+    epsilon: Float = Field(1.0, gt=0, description="added to each pixel's std so that z-scores stay finite")
 
 
 class MeanColour:
@@ -46,4 +59,12 @@ class MeanColour:
 
 @harness.hookimpl
 def harness_models():
-    return {"mean_colour": MeanColour}
+    """Register the detector under its protocol name, with its options model."""
+    return {
+        "mean_colour": harness.ModelSpec(
+            MeanColour,
+            options=MeanColourOptions,
+            continual=True,
+            description="Per-pixel colour statistics of normal images; ``epsilon`` keeps z-scores finite.",
+        )
+    }

@@ -36,16 +36,26 @@ MODULE = '''"""harness plugin: the ``{name}`` detector.
 Replace the statistics below with your method; keep the contract: ``fit(samples)`` sees
 defect-free images only (``sample.image`` is H x W x 3 uint8, ``sample.path`` its file), and
 ``score(samples)`` returns ``harness.Scores(image=[N], maps=[N, H, W] or None)``, higher meaning
-more anomalous. Run ``pytest`` to check it against the harness conformance suite.
+more anomalous. Declare every constructor argument in the options model: ``harness validate``
+then refuses an unknown option or a wrong-typed value before anything is fitted. Run ``pytest`` to
+check it against the harness conformance suite.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
 import harness
+from harness.analysis import Float, OptionsModel
 
 __version__ = "0.1.0"
+
+
+class {cls}Options(OptionsModel):
+    """The options a protocol may give ``{name}``: the constructor's arguments and defaults."""
+
+    epsilon: Float = Field(2.0, gt=0, description="added to each pixel's spread so that z-scores stay finite")
 
 
 class {cls}:
@@ -70,8 +80,14 @@ class {cls}:
 
 @harness.hookimpl
 def harness_models():
-    """Register the detector under its protocol name."""
-    return {{"{name}": {cls}}}
+    """Register the detector under its protocol name, with its options model."""
+    return {{
+        "{name}": harness.ModelSpec(
+            {cls},
+            options={cls}Options,
+            description="per-pixel median and spread of normal images; the map is the largest robust z-score",
+        )
+    }}
 '''
 
 TEST = """from harness.testing import parametrize_checks
