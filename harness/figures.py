@@ -45,6 +45,7 @@ def save(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()  # one layout pass; bbox_inches="tight" would render every figure twice
     fig.savefig(path, dpi=100)
     fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None})  # same figure, same bytes
+    fig.clear()  # its artists freed now: a closed figure's cycles otherwise wait for a full collection
     pyplot().close(fig)
 
 
