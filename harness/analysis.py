@@ -22,7 +22,7 @@ _NAMES = {
     ),
     "harness.analyses.extras": "analysis_extras analysis_prepare",
     "harness.calibration": "CalibrationData best_f1_threshold tie_note youden_threshold",
-    "harness.config.types": "Bool Float Fraction NonNegativeInt OptionsModel PositiveInt Str",
+    "harness.config.types": "Bool Distinct Float Fraction NonNegativeInt OptionsModel PositiveInt Str",
     "harness.data.base": "Category Record",
     "harness.derived_cache": "digest",
     "harness.errors": "HarnessError ProtocolError unknown_name_message",

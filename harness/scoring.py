@@ -335,7 +335,7 @@ def _hand_over(
         prepared = pool.submit(
             get_plugins().call_each, "harness_prepare_jobs", efficiency=job.efficiency, forking=False
         )
-        if meanwhile is not None and adopt is not None:
+        if adopt is not None:  # set with ``meanwhile``
             meanwhile()
             adopt()
         handed = folder.hand_over(fit, "fit", job.inputs), folder.hand_over(scored, "score", job.inputs)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
-from harness.config.types import Bool, Float, Fraction, NonNegativeInt, OptionsModel, PositiveInt, Str
+from harness.config.types import Bool, Distinct, Float, Fraction, NonNegativeInt, OptionsModel, PositiveInt, Str
 
 DEFAULT_CALIBRATIONS = ("test_f1_oracle", "test_youden_oracle", "kde")
 
@@ -30,14 +30,6 @@ def _set_fields(model: OptionsModel) -> dict[str, Any]:
 
 def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, (str, int)) and not isinstance(value, bool) else value
-
-
-def _distinct(values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
-    """A list whose entries each appear once (a repeated seed or category would count its rows twice)."""
-    twice = [v for i, v in enumerate(values or ()) if v in (values or ())[:i]]
-    if twice:
-        raise ValueError(f"{twice[0]!r} appears twice; list each once")
-    return values
 
 
 def _image_pair(value: Any) -> Any:
@@ -88,9 +80,9 @@ class DatasetConfig(OptionsModel):
         description="dataset folder, relative to the protocol file (to the working directory with --set); "
         "null = the embedded dataset",
     )
-    categories: Annotated[
-        tuple[Annotated[Str, Field(min_length=1)], ...] | None, Field(min_length=1), AfterValidator(_distinct)
-    ] = Field(None, description="categories to run, e.g. [bottle, screw]; null = every category found")
+    categories: Annotated[tuple[Annotated[Str, Field(min_length=1)], ...] | None, Field(min_length=1), Distinct] = (
+        Field(None, description="categories to run, e.g. [bottle, screw]; null = every category found")
+    )
     image_size: ImageSize = Field(128, validate_default=True, description="side, or [height, width], images resize to")
     options: Mapping_ = Field(default_factory=dict, description="the layout's own options (see Datasets)")
     synthetic: Annotated[SyntheticOptions, BeforeValidator(_none_as_empty), AfterValidator(_set_fields)] = Field(
@@ -143,7 +135,7 @@ Entries = Annotated[tuple[Annotated[EntrySpec, BeforeValidator(_entry)], ...], F
 class ReportSection(OptionsModel):
     """What ``harness run`` renders."""
 
-    formats: Annotated[tuple[Literal["html", "latex"], ...], AfterValidator(_distinct)] = Field(
+    formats: Annotated[tuple[Literal["html", "latex"], ...], Distinct] = Field(
         ("html", "latex"), description="report formats"
     )
     title: Str | None = Field(None, description="report title (default: the top-level title)")
@@ -227,9 +219,9 @@ class ProtocolFile(OptionsModel):
     calibrations: Entries = Field(
         DEFAULT_CALIBRATIONS, validate_default=True, description="threshold sources: names or entries"
     )
-    seeds: Annotated[
-        tuple[NonNegativeInt, ...], BeforeValidator(_one_or_many), Field(min_length=1), AfterValidator(_distinct)
-    ] = Field((0,), description="one fit per model, category and seed")
+    seeds: Annotated[tuple[NonNegativeInt, ...], BeforeValidator(_one_or_many), Field(min_length=1), Distinct] = Field(
+        (0,), description="one fit per model, category and seed"
+    )
     holdout_fraction: Annotated[Float, Field(ge=0, lt=1)] = Field(
         0.25, description="share of training normals held out from fitting for calibration"
     )

@@ -7,9 +7,9 @@ never to coerce. Sequences stay lax so that YAML lists fill tuple fields.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr
 
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
@@ -19,6 +19,17 @@ Fraction = Annotated[float, Strict(), Field(gt=0, lt=1, allow_inf_nan=False)]
 """A number in the open interval (0, 1)."""
 Str = StrictStr
 Bool = StrictBool
+
+
+def _each_once(values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    twice = [value for index, value in enumerate(values or ()) if value in values[:index]]
+    if twice:
+        raise ValueError(f"{twice[0]!r} appears twice; list each once (its rows would be counted twice)")
+    return values
+
+
+Distinct = AfterValidator(_each_once)
+"""For a list setting, ``Annotated[tuple[...], Distinct]``: each entry once (seeds, categories, sweep values)."""
 
 
 class OptionsModel(BaseModel):

@@ -7,7 +7,7 @@ import harness
 
 CORE = Path(harness.__file__).parent
 LONGEST = 60
-CODE_LINE_BUDGET = 6_505
+CODE_LINE_BUDGET = 6_506
 """Code lines (no blank, comment or docstring lines) the core may hold; extensions go to plugins/."""
 
 

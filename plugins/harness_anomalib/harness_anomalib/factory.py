@@ -91,7 +91,9 @@ class AnomalibFactory:
 
         types = {**signatures.source_option_types(self.name), **ADAPTER_TYPES}
         for option, value in options.items():
-            expected, text = types.get(option, (Any, ""))
+            if option not in types:  # annotated with an anomalib or torch type: anomalib checks it
+                continue
+            expected, text = types[option]
             try:
                 TypeAdapter(expected).validate_python(value)
             except ValidationError:

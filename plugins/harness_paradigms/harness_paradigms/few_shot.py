@@ -26,12 +26,12 @@ from harness.analysis import (
     AnalysisResult,
     AnalysisSpec,
     Category,
+    Distinct,
     OptionsModel,
     PositiveInt,
     ProtocolError,
 )
 from harness_paradigms._lazy import lazy_module
-from harness_paradigms.options import Distinct
 from harness_paradigms.sweep import job_rows, numeric_order, spread, sweep_figures
 
 pd = lazy_module("pandas")

@@ -29,6 +29,7 @@ from harness.analysis import (
     AnalysisResult,
     AnalysisSpec,
     Category,
+    Distinct,
     Float,
     Fraction,
     NonNegativeInt,
@@ -37,7 +38,6 @@ from harness.analysis import (
     Record,
 )
 from harness_paradigms._lazy import lazy_module
-from harness_paradigms.options import Distinct
 from harness_paradigms.sweep import job_rows, numeric_order, spread, sweep_figures
 
 pd = lazy_module("pandas")

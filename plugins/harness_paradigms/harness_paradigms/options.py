@@ -11,20 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
-from harness.analysis import Bool, Float, NonNegativeInt, OptionsModel, PositiveInt, Str
-
-
-def _each_once(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    twice = [v for i, v in enumerate(values) if v in values[:i]]
-    if twice:
-        raise ValueError(f"{twice[0]!r} appears twice; list each once (its rows would be counted twice)")
-    return values
-
-
-Distinct = AfterValidator(_each_once)
-"""A list setting whose entries each appear once (fractions, shots, rates, modes, metrics)."""
+from harness.analysis import Bool, Distinct, Float, NonNegativeInt, OptionsModel, PositiveInt, Str
 
 BENCHMARK_METRICS = ("auroc", "recall", "f1", "ap")
 PARTIAL_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
