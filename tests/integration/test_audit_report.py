@@ -135,3 +135,18 @@ def test_audit_paths_are_escaped_in_both_reports(cli, tmp_path):
     html = (out / "report.html").read_text()
     assert "&lt;script&gt;x&lt;/script&gt;_%.png" in html and "<script>x" not in html
     assert r"\_\%.png" in (out / "report.tex").read_text()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "P", "I;16"])
+def test_the_perceptual_hash_is_that_of_the_rgb_image_in_every_mode(tmp_path, mode):
+    """A grey image is hashed without an RGB copy: the same bits as hashing the RGB copy."""
+    import imagehash
+    from harness_datasets.audit import _phash
+
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 96), dtype=np.uint8)
+    image = Image.fromarray(pixels).convert(mode)
+    path = tmp_path / f"image_{mode.replace(';', '')}.png"
+    image.save(path)
+    with Image.open(path) as reopened:
+        expected = np.asarray(imagehash.phash(reopened.convert("RGB")).hash, dtype=bool).reshape(-1)
+    assert np.array_equal(_phash(path), expected)

@@ -46,8 +46,9 @@ def _phash(path: Path) -> np.ndarray | None:
     import imagehash
 
     try:
-        with Image.open(path) as image:
-            return np.asarray(imagehash.phash(image.convert("RGB")).hash, dtype=bool).reshape(-1)
+        with Image.open(path) as image:  # phash reads luminance: a grey image needs no RGB copy (same hash)
+            grey = image if image.mode == "L" else image.convert("RGB")
+            return np.asarray(imagehash.phash(grey).hash, dtype=bool).reshape(-1)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
         return None
 
