@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.lazy import lazy_names
+
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
 
@@ -80,3 +82,8 @@ def array_digest(*arrays: Any) -> str:
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+_MOVED = "COLOURS LINE_STYLES score_distributions confusion_bars grouped_metric_bars"
+"""kde_vs_test's drawing, moved with it to ``harness_paradigms.kde_figures``: read from here with a warning."""
+_, __getattr__, _ = lazy_names(__name__, {"harness_paradigms.kde_figures": _MOVED}, moved=_MOVED.split())

@@ -138,15 +138,6 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def lowest_priority() -> None:
-    """Run this process from now on only on CPU time nothing else wants: ``SCHED_IDLE`` on Linux, else nice 19."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        return
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(19)
-
-
 def _child(sender: Connection, job: Job, cache_root: str, device: int | None, one_thread: bool, parent: int) -> None:
     """Body of a job's process: run the job and send back its result (or the harness error that stopped it).
 

@@ -155,7 +155,7 @@ def run_protocol(
     executor = build_executor(protocol.executor)
     with output_lock(out):
         cache = ScoreCache(cache_dir or default_cache_dir())
-        beside = Background(idle=True)  # the dataset audit: in a child of its own, on cycles the jobs leave idle
+        beside = Background()  # the dataset audit runs in a child of its own while the jobs run
         try:
             beside.submit("audit", lambda: _audit(run, cache))
             if hasattr(executor, "while_waiting"):  # the analysis' imports, while the parent waits for the jobs

@@ -10,7 +10,6 @@ import sys
 import warnings
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -141,14 +140,11 @@ class Background:
     are computed beside its figures. A value comes back through a pipe; a child that fails or
     dies leaves the value to be computed here, so errors and numbers are those of the inline path.
     Warnings raised in the child are raised again here, and its harness log lines logged again here.
-    ``idle``: the children run at the lowest CPU priority (Linux ``SCHED_IDLE``, else nice 19), on
-    cycles nothing else wants, e.g. the dataset audit beside the jobs' fits: a fit keeps its cores.
     """
 
-    def __init__(self, workers: int | None = None, idle: bool = False) -> None:
+    def __init__(self, workers: int | None = None) -> None:
         cores = os.cpu_count() or 1
         self.workers = min(4, cores - 1) if workers is None else workers
-        self.idle = idle
         self.queued: dict[str, Callable[[], Any]] = {}
         self.running: dict[str, tuple[Any, Any]] = {}
         self.done: dict[str, Any] = {}
@@ -183,9 +179,7 @@ class Background:
         while self.queued and len(self.running) < self.workers:
             key, function = next(iter(self.queued.items()))
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_background_child, args=(sender, function, os.getpid(), self.idle), daemon=True
-            )
+            process = context.Process(target=_background_child, args=(sender, function, os.getpid()), daemon=True)
             try:
                 process.start()
             except OSError:  # no process to be had (limits, memory): the value is computed here when asked
@@ -198,17 +192,8 @@ class Background:
             self.running[key] = (process, receiver)
 
     def result(self, key: str, function: Callable[[], Any]) -> Any:
-        """The value of ``key`` from its child, or ``function()`` computed here (not submitted, queued or failed).
-
-        An ``idle`` child that gets no CPU while this process waits for it (a machine busy with other
-        work) is stopped, and the value computed here: waiting never costs more than computing it.
-        """
+        """The value of ``key`` from its child, or ``function()`` computed here (not submitted, queued or failed)."""
         self.queued.pop(key, None)
-        if self.idle and key in self.running and not _progressing(*self.running[key]):
-            process, receiver = self.running.pop(key)
-            process.kill()
-            process.join()
-            receiver.close()
         message = self.done.pop(key) if key in self.done else self._receive(key) if key in self.running else None
         self._start()
         if not (isinstance(message, tuple) and message[0] == "value"):
@@ -230,30 +215,6 @@ class Background:
         self.running.clear()
 
 
-def _progressing(process: Any, receiver: Any, interval: float = 0.5) -> bool:
-    """Whether ``process`` sends its value, or runs at least a quarter of the time, while this one waits.
-
-    Read from ``/proc`` (Linux, where idle children run at ``SCHED_IDLE``); elsewhere it is waited for.
-    """
-    stat = Path(f"/proc/{process.pid}/stat")
-
-    def cpu_seconds() -> float | None:
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    while not receiver.poll(0):
-        before = cpu_seconds()
-        if before is None or receiver.poll(interval):
-            return True
-        after = cpu_seconds()
-        if after is not None and after - before < interval / 4:
-            return False
-    return True
-
-
 class _Collected(logging.Handler):
     """The harness's log lines of a child, kept to be logged again by the parent (its streams and run.log)."""
 
@@ -265,12 +226,10 @@ class _Collected(logging.Handler):
         self.lines.append((record.levelno, record.getMessage()))
 
 
-def _background_child(sender: Any, function: Callable[[], Any], parent: int, idle: bool = False) -> None:
-    from harness.isolation import die_with_parent, lowest_priority
+def _background_child(sender: Any, function: Callable[[], Any], parent: int) -> None:
+    from harness.isolation import die_with_parent
 
     die_with_parent(parent)
-    if idle:
-        lowest_priority()
     logger, collected = logging.getLogger("harness"), _Collected()
     logger.handlers, logger.propagate = [collected], False
     try:

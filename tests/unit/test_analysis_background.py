@@ -108,37 +108,3 @@ def test_pixel_metrics_split_across_processes_equal_the_inline_ones():
     assert split == pytest.approx(inline, nan_ok=True)
     assert all((a == b) or (a != a and b != b) for a, b in zip(split.values(), inline.values(), strict=True))
 
-
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policy")
-def test_idle_children_run_at_the_lowest_priority():
-    background = Background(workers=1, idle=True)
-    background.submit("policy", lambda: os.sched_getscheduler(0))
-    assert background.result("policy", lambda: pytest.fail("computed here")) == os.SCHED_IDLE
-    plain = Background(workers=1)
-    plain.submit("policy", lambda: os.sched_getscheduler(0))
-    assert plain.result("policy", lambda: pytest.fail("computed here")) == os.SCHED_OTHER
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="progress read from /proc")
-def test_an_idle_child_that_gets_no_cpu_is_stopped_and_the_value_computed_here():
-    background = Background(workers=1, idle=True)
-    background.submit("starved", lambda: (time.sleep(60), "child")[1])  # sleeping: uses no CPU, like a starved one
-    started = time.monotonic()
-    assert background.result("starved", lambda: "here") == "here"
-    assert time.monotonic() - started < 10 and not background.running
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="progress read from /proc")
-def test_a_child_that_runs_counts_as_progressing():
-    from harness.analyses.common import _progressing
-
-    def busy() -> str:
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            pass
-        return "child"
-
-    background = Background(workers=1)  # normal priority: it runs even on a machine busy with other tests
-    background.submit("busy", busy)
-    assert _progressing(*background.running["busy"])
-    assert background.result("busy", lambda: "here") == "child"

@@ -88,6 +88,25 @@ def test_the_former_module_path_forwards_with_a_deprecation_warning():
     assert former is KdeVsTest
 
 
+@pytest.mark.parametrize(
+    ("former", "name", "now"),
+    [
+        ("harness.analyses.options", "KdeVsTestOptions", "harness_paradigms.options"),
+        ("harness.figures", "score_distributions", "harness_paradigms.kde_figures"),
+        ("harness.figures", "confusion_bars", "harness_paradigms.kde_figures"),
+        ("harness.figures", "grouped_metric_bars", "harness_paradigms.kde_figures"),
+        ("harness.figures", "COLOURS", "harness_paradigms.kde_figures"),
+        ("harness.figures", "LINE_STYLES", "harness_paradigms.kde_figures"),
+    ],
+)
+def test_kde_vs_test_helpers_read_from_their_former_modules_warn_and_forward(former, name, now):
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=f"{former}.{name} moved to {now}.{name}"):
+        value = getattr(importlib.import_module(former), name)
+    assert value is getattr(importlib.import_module(now), name)
+
+
 def test_the_former_module_path_answers_other_names_as_absent_without_the_plugin(monkeypatch):
     """``hasattr``, ``from ... import *``, inspect and doctest ask for dunders: absent, not an ImportError."""
     import harness.analyses.kde_vs_test as former
