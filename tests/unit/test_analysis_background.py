@@ -107,4 +107,3 @@ def test_pixel_metrics_split_across_processes_equal_the_inline_ones():
     assert list(split) == list(inline)
     assert split == pytest.approx(inline, nan_ok=True)
     assert all((a == b) or (a != a and b != b) for a, b in zip(split.values(), inline.values(), strict=True))
-
