@@ -111,17 +111,15 @@ def harness(args: list[str], env: dict[str, str]) -> Process:
 def environment(home: Path) -> dict[str, str]:
     """A fresh HARNESS_HOME, offline settings, the zero-cost plugin importable, and Python's bytecode cache on.
 
-    Python keeps compiled modules (``__pycache__``) by default; an environment that turns this off
-    (``PYTHONDONTWRITEBYTECODE``, as this project's sandbox does) makes every process compile the
-    harness' and its plugins' sources again, about 0.1-0.2 s a start that no installed user pays.
-    The cache goes beside the case's HARNESS_HOME (``PYTHONPYCACHEPREFIX``), never into the repository;
-    :func:`startup` warms it before it measures.
+    Python keeps compiled modules (``__pycache__``) by default, and pip compiles installed packages; an
+    environment that turns this off (``PYTHONDONTWRITEBYTECODE``, as this project's sandbox does)
+    makes every process compile the harness' and its plugins' sources again, 0.1-0.2 s a start that
+    no installed user pays. :func:`compile_sources` compiles them once before any case is measured.
     """
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     path = [str(REPO / "benchmarks"), env.get("PYTHONPATH", "")]
     env.update(
-        PYTHONPYCACHEPREFIX=str(home.parent / "pycache"),
         HARNESS_HOME=str(home),
         HARNESS_PLUGINS="zero_cost_plugin",
         PYTHONPATH=os.pathsep.join(p for p in path if p),
@@ -405,8 +403,16 @@ def write_readme(text: str, readme: Path = REPO / "README.md") -> None:
     readme.write_text(content[: start + len(MARKERS[0])] + "\n" + text + "\n" + content[end:])
 
 
+def compile_sources() -> None:
+    """Compile the harness' and plugins' sources to ``__pycache__`` (git-ignored), as pip does for installed ones."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "harness"), str(REPO / "plugins")], env=env)
+
+
 def measure(names: list[str], settings: Settings) -> list[Measure]:
-    """Run the named cases one after another; a case that fails is a row saying so."""
+    """Run the named cases one after another, sources compiled first; a case that fails is a row saying so."""
+    compile_sources()
     measures = []
     with tempfile.TemporaryDirectory(prefix="harness-speed-") as folder:
         for name in names:
