@@ -76,11 +76,9 @@ def _grams(value: float, _position: Any = None) -> str:
 
 
 def _untangle_ticks(fig: plt.Figure) -> None:
-    """Rotate x tick labels that overlap their neighbours (after a layout pass, when their extents are known).
+    """Rotate x tick labels that overlap their neighbours (after a draw, when their extents are known).
 
-    The pass places every artist without rasterising any (``draw_without_rendering``): the extents of a
-    full draw at a fraction of its cost. A figure whose axes are all hidden (image panels) shows no
-    tick label: it is not laid out for them.
+    A figure whose axes are all hidden (image panels) shows no tick label: it is not drawn for them.
     """
     if not any(ax.axison for ax in fig.axes):
         return
@@ -88,7 +86,7 @@ def _untangle_ticks(fig: plt.Figure) -> None:
         renderer = fig.canvas.get_renderer()
     except AttributeError:  # a canvas without a renderer: nothing to measure
         return
-    fig.draw_without_rendering()
+    fig.canvas.draw()
     for ax in fig.axes:
         labels = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
         boxes = [t.get_window_extent(renderer) for t in labels]
