@@ -30,6 +30,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from harness.data.handover import remove_left_by
 from harness.errors import HarnessError
 from harness.scoring import Job
 from harness.store import ScoreCache
@@ -227,6 +228,7 @@ class IsolatedJobs:
         finally:
             for item in running:
                 item.process.kill()
+                remove_left_by(item.process.pid)
                 item.process.join()
             progress.close()
 
@@ -261,8 +263,9 @@ class IsolatedJobs:
                 message = item.receiver.recv()
             except (EOFError, OSError):
                 message = None
-        if message is None and item.process.is_alive():
+        if message is None:  # killed, crashed or out of time: its hand-over folder is removed here
             item.process.kill()
+            remove_left_by(item.process.pid)
         item.process.join()
         item.receiver.close()
         if message is None:

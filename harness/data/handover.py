@@ -42,6 +42,8 @@ from harness.errors import HarnessError
 from harness.types import LabelledSample, Sample
 
 FIXED_MTIME = 946684800  # 2000-01-01: every handed-over file has the same times
+FOLDER_PREFIX = "harness-samples-"
+"""A hand-over folder is ``<temp>/harness-samples-<pid>-<random>``, named for the process that made it."""
 STREAMS = {"fit": 0, "score": 1, "supervised": 2}
 DECODE_THREADS = 4
 DECODE_CHUNK = 64
@@ -117,7 +119,7 @@ class SampleFolder:
         self.size = (int(size[0]), int(size[1]))
         self.seed = int(seed)
         try:
-            self.root = Path(tempfile.mkdtemp(prefix="harness-samples-"))
+            self.root = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))
         except OSError as exc:
             raise _no_room(tempfile.gettempdir(), exc) from None
         self._written: set[str] = set()
@@ -262,6 +264,24 @@ def _prepare_child(folder: SampleFolder, paths: list[Path], sender: Any, parent:
         sender.send((folder._names, folder._written))
         sender.close()
         os._exit(0)
+
+
+def remove_left_by(pid: int) -> None:
+    """Remove the hand-over folders of job process ``pid`` (a child of this one) that ended without removing them.
+
+    Waits for ``pid`` to end (a killed or crashed job), without reaping it: its pid cannot name a new
+    process meanwhile. Only files with the hand-over's marks go (read-only, times 2000-01-01), and a
+    folder only when that empties it: anything else put there stays, with its folder.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    for root in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}{int(pid)}-*"):
+        with contextlib.suppress(OSError):
+            _remove(root, {f.name for f in root.iterdir() if _handed_over(f.stat())})
+
+
+def _handed_over(info: os.stat_result) -> bool:
+    return info.st_mtime == FIXED_MTIME and not info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _no_room(folder: Path | str, exc: OSError) -> HarnessError:

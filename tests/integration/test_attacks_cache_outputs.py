@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -453,8 +454,11 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_plugin_fault_fails_its_own_rows(cli, ran, tmp_path, fault):
+def test_plugin_fault_fails_its_own_rows(cli, ran, tmp_path, monkeypatch, fault):
     _, out, cache, first = ran
+    temp = tmp_path / "temp"  # where the jobs' hand-over folders go (tempfile's directory, inherited by the jobs)
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     models = f"[{{name: fixed_scores}}, {{name: faulty, options: {{fault: {fault}}}}}]"
     extra = "executor: {timeout: 2}" if fault == "hang" else ""
     path = protocol(tmp_path, models, extra=extra, name="faults")
@@ -468,6 +472,7 @@ def test_plugin_fault_fails_its_own_rows(cli, ran, tmp_path, fault):
     assert FAULTS[fault] in failed["error"].iloc[0]
     assert (rows.loc[rows["status"] == "ok", "model"] == "fixed_scores").sum() >= 2
     assert (out / "results.csv").read_text() == first
+    assert not list(temp.iterdir()), "a killed or crashed job's hand-over folder was left behind"
 
 
 # -- found before fitting ------------------------------------------------------------------------------

@@ -142,3 +142,31 @@ def test_an_image_that_fails_elsewhere_fails_here_with_the_same_error(tmp_path):
             folder.hand_over(records, "fit")
     assert str(adopted.value) == str(direct.value)
     assert not folder.root.exists()  # what the other process wrote was removed too
+
+
+def test_a_dead_jobs_hand_over_folder_is_removed_but_what_others_put_there_stays(tmp_path, monkeypatch):
+    """``remove_left_by``: the files with the hand-over's marks go; a foreign file keeps itself and its folder."""
+    import tempfile
+
+    from harness.data.handover import remove_left_by
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = SampleFolder((8, 8), seed=0)
+    folder._finalizer.detach()  # as in a job's process killed before it closed the folder
+    folder.prepare([_image_file(tmp_path, "a.png"), _image_file(tmp_path, "b.png")])
+    clean = SampleFolder((8, 8), seed=0)
+    clean._finalizer.detach()
+    clean.prepare([_image_file(tmp_path, "c.png")])
+    clean.root.chmod(0o700)
+    (clean.root / "notes.txt").write_text("a plugin's file")
+    remove_left_by(os.getpid() + 1)  # another process's folders: untouched
+    assert len(list(folder.root.iterdir())) == 2
+    remove_left_by(os.getpid())
+    assert not folder.root.exists()
+    assert [f.name for f in clean.root.iterdir()] == ["notes.txt"]
+
+
+def _image_file(folder, name):
+    path = folder / name
+    Image.fromarray(np.full((8, 8, 3), ord(name[0]), dtype=np.uint8)).save(path)
+    return path
