@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-# generated datasets go to a temporary home, never to the user's cache
-os.environ.setdefault("HARNESS_HOME", tempfile.mkdtemp(prefix="harness-test-home-"))
+# generated datasets go to a temporary home, never to the user's cache; removed when the session ends
+CREATED_HOME = None if "HARNESS_HOME" in os.environ else tempfile.mkdtemp(prefix="harness-test-home-")
+os.environ.setdefault("HARNESS_HOME", CREATED_HOME or "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +30,21 @@ def pytest_configure(config):
         config.option.dist = "loadgroup"
     if getattr(config, "workerinput", {}).get("harness_loadgroup"):
         config.option.loadgroup = True  # a worker reads the command line again: name grouped tests by group
+
+
+def pytest_unconfigure(config):
+    """Remove the temporary home this process made (xdist's workers share the controller's, which removes it)."""
+    if CREATED_HOME and not hasattr(config, "workerinput"):
+        shutil.rmtree(CREATED_HOME, onerror=_writable_then_retry)
+
+
+def _writable_then_retry(function, path, _):
+    """The cache keeps its files and folders read-only: make the folder writable and try once more."""
+    for target in {os.path.dirname(path), path}:
+        with contextlib.suppress(OSError):
+            os.chmod(target, 0o700)
+    with contextlib.suppress(OSError):
+        function(path)
 
 
 @pytest.hookimpl(optionalhook=True)
