@@ -35,4 +35,4 @@ Distinct = AfterValidator(_each_once)
 class OptionsModel(BaseModel):
     """Base of every options model: unknown keys are errors, values are not coerced, instances frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
