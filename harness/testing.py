@@ -46,7 +46,7 @@ from harness.data.synthetic import ensure_generated
 from harness.scoring import seed_everything
 from harness.types import LabelledSample, Sample, Scores, detector_info
 
-__all__ = ["CHECKS", "ConformanceError", "check_detector", "parametrize_checks", "suite"]
+__all__ = ["CHECKS", "ConformanceError", "check_detector", "parametrize_checks", "suite", "validate_options"]
 
 EMBEDDED = {"n_train": 12, "n_test_good": 4, "n_per_defect": 2, "size": 48, "seed": 0}
 
@@ -297,6 +297,30 @@ CHECKS: dict[str, Callable[[Subject], None]] = {
     "embedded_dataset": check_embedded_dataset,
 }
 """Every check by name, in the order they run."""
+
+
+OPTIONS_PROTOCOL = """include: kde_vs_test
+dataset: {{layout: synthetic, image_size: 32, categories: [disc]}}
+models: [{{name: {model}, options: {options}}}]
+"""
+
+
+def validate_options(model: str, options: str, folder: Path) -> tuple[int, list[str]]:
+    """``harness validate`` of a small protocol that gives ``model`` these ``options`` (YAML flow text, e.g. "{k: 3}").
+
+    Returns the exit status and the ``Error:`` lines: an options model that refuses a value gives
+    status 2 and one line naming ``models.0.options.<key>``, before anything is fitted. The protocol
+    file is written into ``folder``; the embedded dataset goes where ``HARNESS_HOME`` says.
+    """
+    import io
+
+    from harness.cli import main
+
+    path = Path(folder) / "options.yaml"
+    path.write_text(OPTIONS_PROTOCOL.format(model=model, options=options))
+    with contextlib.redirect_stderr(io.StringIO()) as stderr:
+        code = main(["validate", str(path)])
+    return code, [line for line in stderr.getvalue().splitlines() if line.startswith("Error:")]
 
 
 @contextlib.contextmanager

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 # generated datasets go to a temporary home, never to the user's cache; removed when the session ends
-CREATED_HOME = None if "HARNESS_HOME" in os.environ else tempfile.mkdtemp(prefix="harness-test-home-")
-os.environ.setdefault("HARNESS_HOME", CREATED_HOME or "")
+CREATED_HOME = None
+if "HARNESS_HOME" not in os.environ:
+    CREATED_HOME = os.environ["HARNESS_HOME"] = tempfile.mkdtemp(prefix="harness-test-home-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent

@@ -275,7 +275,7 @@ def remove_left_by(pid: int) -> None:
     """
     with contextlib.suppress(OSError, ValueError, AttributeError):
         os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-    for root in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}{int(pid)}-*"):
+    for root in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}{pid}-*"):
         with contextlib.suppress(OSError):
             _remove(root, {f.name for f in root.iterdir() if _handed_over(f.stat())})
 

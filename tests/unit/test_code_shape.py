@@ -7,7 +7,7 @@ import harness
 
 CORE = Path(harness.__file__).parent
 LONGEST = 60
-CODE_LINE_BUDGET = 6_524  # +18: forwarders for the module paths kde_vs_test left; a dead job's hand-over folder removed
+CODE_LINE_BUDGET = 6_536  # +30 since 6,506: module forwarders, a dead job's hand-over folder, validate_options
 """Code lines (no blank, comment or docstring lines) the core may hold; extensions go to plugins/."""
 
 

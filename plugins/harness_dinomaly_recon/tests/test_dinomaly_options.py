@@ -7,19 +7,7 @@ from harness_dinomaly_recon import harness_models
 from harness_dinomaly_recon.detector import DinomalyDetector
 from harness_dinomaly_recon.options import DinomalyOptions
 
-from harness.cli import main
-
-PROTOCOL = """include: kde_vs_test
-dataset: {{layout: synthetic, image_size: 32, categories: [disc]}}
-models: [{{name: {model}, options: {options}}}]
-"""
-
-
-def validate(tmp_path, capsys, model: str, options: str) -> tuple[int, list[str]]:
-    path = tmp_path / "p.yaml"
-    path.write_text(PROTOCOL.format(model=model, options=options))
-    code = main(["validate", str(path)])
-    return code, [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error:")]
+from harness.testing import validate_options
 
 
 @pytest.mark.parametrize("model", ["dinomaly_recon", "dinomaly_plain"])
@@ -27,16 +15,16 @@ def validate(tmp_path, capsys, model: str, options: str) -> tuple[int, list[str]
     ("options", "key"),
     [("{nope: 1}", "nope"), ("{iterations: '3'}", "iterations"), ("{pretrained: 1}", "pretrained"), ("{lr: x}", "lr")],
 )
-def test_validate_refuses_an_unknown_or_wrong_typed_option(tmp_path, capsys, model, options, key):
-    code, errors = validate(tmp_path, capsys, model, options)
+def test_validate_refuses_an_unknown_or_wrong_typed_option(tmp_path, model, options, key):
+    code, errors = validate_options(model, options, tmp_path)
     assert code == 2 and len(errors) == 1 and f"models.0.options.{key}" in errors[0]
 
 
-def test_the_defaults_and_the_smoke_options_validate(tmp_path, capsys):
+def test_the_defaults_and_the_smoke_options_validate(tmp_path):
     assert DinomalyOptions.model_validate(DinomalyOptions().model_dump()) == DinomalyOptions()
-    assert validate(tmp_path, capsys, "dinomaly_recon", "{}") == (0, [])
+    assert validate_options("dinomaly_recon", "{}", tmp_path) == (0, [])
     small = "{encoder: vit_small_patch14_reg4_dinov2, pretrained: false, iterations: 3, batch_size: 4}"
-    assert validate(tmp_path, capsys, "dinomaly_plain", small) == (0, [])
+    assert validate_options("dinomaly_plain", small, tmp_path) == (0, [])
 
 
 def test_one_field_per_constructor_option_with_its_default():

@@ -2,29 +2,22 @@
 
 import pytest
 
-from harness.cli import main
-
-PROTOCOL = """include: kde_vs_test
-dataset: {{layout: synthetic, image_size: 32, categories: [disc]}}
-models: [{{name: mean_colour, options: {options}}}]
-"""
+from harness.testing import validate_options
 
 
 def _validate(tmp_path, monkeypatch, options):
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
-    path = tmp_path / "p.yaml"
-    path.write_text(PROTOCOL.format(options=options))
-    return main(["validate", str(path)])
+    return validate_options("mean_colour", options, tmp_path)
 
 
 @pytest.mark.parametrize("options", ["{nope: 1}", "{epsilon: '2'}", "{epsilon: 0}"])
-def test_bad_options_are_one_error_line(tmp_path, monkeypatch, capsys, options):
+def test_bad_options_are_one_error_line(tmp_path, monkeypatch, options):
     key = options[1:].split(":")[0]
-    assert _validate(tmp_path, monkeypatch, options) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error:")]
+    code, errors = _validate(tmp_path, monkeypatch, options)
+    assert code == 2
     assert len(errors) == 1 and f"models.0.options.{key}'" in errors[0]
 
 
 @pytest.mark.parametrize("options", ["{}", "{epsilon: 2.0}", "{epsilon: 2}"])
 def test_defaults_and_good_values_validate(tmp_path, monkeypatch, options):
-    assert _validate(tmp_path, monkeypatch, options) == 0
+    assert _validate(tmp_path, monkeypatch, options)[0] == 0

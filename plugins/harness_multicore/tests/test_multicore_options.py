@@ -2,19 +2,12 @@
 
 import pytest
 
-from harness.cli import main
-
-PROTOCOL = """include: kde_vs_test
-dataset: {{layout: synthetic, image_size: 32, categories: [disc]}}
-models: [{{name: {name}, options: {options}}}]
-"""
+from harness.testing import validate_options
 
 
 def _validate(tmp_path, monkeypatch, name, options):
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "home"))
-    path = tmp_path / "p.yaml"
-    path.write_text(PROTOCOL.format(name=name, options=options))
-    return main(["validate", str(path)])
+    return validate_options(name, options, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -30,9 +23,9 @@ def _validate(tmp_path, monkeypatch, name, options):
         ("patchcore_plus", "{stride: 0}", "stride"),
     ],
 )
-def test_bad_options_are_one_error_line(tmp_path, monkeypatch, capsys, name, options, key):
-    assert _validate(tmp_path, monkeypatch, name, options) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error:")]
+def test_bad_options_are_one_error_line(tmp_path, monkeypatch, name, options, key):
+    code, errors = _validate(tmp_path, monkeypatch, name, options)
+    assert code == 2
     assert len(errors) == 1 and f"models.0.options.{key}'" in errors[0]
 
 
@@ -41,5 +34,5 @@ def test_defaults_and_the_smoke_scale_validate(tmp_path, monkeypatch, name):
     from test_multicore import SMALL, SMALL_PATCHCORE
 
     small = SMALL_PATCHCORE if name == "patchcore_plus" else SMALL
-    assert _validate(tmp_path, monkeypatch, name, "{}") == 0
-    assert _validate(tmp_path, monkeypatch, name, str(small)) == 0
+    assert _validate(tmp_path, monkeypatch, name, "{}")[0] == 0
+    assert _validate(tmp_path, monkeypatch, name, str(small))[0] == 0

@@ -7,19 +7,7 @@ from harness_puad import harness_models
 from harness_puad.detector import PUAD, TRAINER_OPTIONS
 from harness_puad.options import PUADOptions
 
-from harness.cli import main
-
-PROTOCOL = """include: kde_vs_test
-dataset: {{layout: synthetic, image_size: 32, categories: [disc]}}
-models: [{{name: {model}, options: {options}}}]
-"""
-
-
-def validate(tmp_path, capsys, model: str, options: str) -> tuple[int, list[str]]:
-    path = tmp_path / "p.yaml"
-    path.write_text(PROTOCOL.format(model=model, options=options))
-    code = main(["validate", str(path)])
-    return code, [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error:")]
+from harness.testing import validate_options
 
 
 @pytest.mark.parametrize("model", ["puad", "puad_efficientad", "puad_mahalanobis"])
@@ -32,15 +20,15 @@ def validate(tmp_path, capsys, model: str, options: str) -> tuple[int, list[str]
         ("{features: x}", "features"),
     ],
 )
-def test_validate_refuses_an_unknown_or_wrong_typed_option(tmp_path, capsys, model, options, key):
-    code, errors = validate(tmp_path, capsys, model, options)
+def test_validate_refuses_an_unknown_or_wrong_typed_option(tmp_path, model, options, key):
+    code, errors = validate_options(model, options, tmp_path)
     assert code == 2 and len(errors) == 1 and f"models.0.options.{key}" in errors[0]
 
 
-def test_the_defaults_and_the_smoke_options_validate(tmp_path, capsys):
+def test_the_defaults_and_the_smoke_options_validate(tmp_path):
     assert PUADOptions.model_validate(PUADOptions().model_dump()) == PUADOptions()
-    assert validate(tmp_path, capsys, "puad", "{}") == (0, [])
-    assert validate(tmp_path, capsys, "puad", "{pretrained: false, penalty: false, max_steps: 3}") == (0, [])
+    assert validate_options("puad", "{}", tmp_path) == (0, [])
+    assert validate_options("puad", "{pretrained: false, penalty: false, max_steps: 3}", tmp_path) == (0, [])
 
 
 def test_one_field_per_constructor_option_with_its_default():
